@@ -1,0 +1,258 @@
+"""Command line: ``napari-bioimg train | predict | evaluate | info | demo``.
+
+The same engine as the napari widgets. Progress goes to stderr (tqdm), results to
+files or stdout (JSON); an error is one line on stderr and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from pathlib import Path
+
+EXIT_USER_ERROR = 2
+EXIT_INTERNAL = 1
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--axes", help="image axes, e.g. YX, ZYX, TYX, YXC (guessed when omitted)")
+    p.add_argument("--device", default="auto", help="auto, cuda, mps or cpu (default: auto)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="napari-bioimg", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model on an image and its annotations")
+    t.add_argument("--task", default="instance", help="instance, semantic, ... (see 'napari-bioimg info')")
+    t.add_argument("--image", required=True, help="image file (.tif, .png, .npy)")
+    t.add_argument("--labels", help="annotations: instance masks or class scribbles (0 = not annotated)")
+    t.add_argument("--out", required=True, help="model file to write (.pt)")
+    t.add_argument("--model", default=None, help="model family (default: the task's)")
+    budget = t.add_mutually_exclusive_group()
+    budget.add_argument("--time-limit", type=float, default=None, help="seconds of training (default 120)")
+    budget.add_argument("--epochs", type=int, default=None, help="number of epochs of --steps-per-epoch batches")
+    t.add_argument("--steps-per-epoch", type=int, default=50)
+    t.add_argument("--dims", type=int, choices=(2, 3), help="2 = slice by slice, 3 = volumetric (default: 3 if Z)")
+    t.add_argument("--batch-size", type=int, default=8)
+    t.add_argument("--patch-size", type=int, nargs="+", help="patch size (one value, or one per spatial dim)")
+    t.add_argument("--lr", type=float, default=2e-3, help="learning rate")
+    t.add_argument("--optimizer", default="adam", choices=("adam", "adamw", "sgd"))
+    t.add_argument("--grad-clip", type=float, default=1.0, help="gradient norm clip (0 = off)")
+    t.add_argument("--val-fraction", type=float, default=0.15)
+    t.add_argument("--depth", type=int, help="U-Net depth")
+    t.add_argument("--base-channels", type=int, help="U-Net width at the first level")
+    t.add_argument("--norm", choices=("batch", "group", "instance", "none"))
+    t.add_argument("--no-augment", action="store_true")
+    t.add_argument("--seed", type=int, default=0)
+    _add_common(t)
+
+    p = sub.add_parser("predict", help="predict an image with a trained model")
+    p.add_argument("--model", required=True, help="model file (.pt)")
+    p.add_argument("--image", required=True)
+    p.add_argument("--out", required=True, help="output file (.tif, .png, .npy)")
+    p.add_argument("--tile", type=int, nargs="+", help="tile size (default 256 in 2D, 32x128x128 in 3D)")
+    p.add_argument("--overlap", type=float, default=0.25, help="tile overlap as a fraction (default 0.25)")
+    p.add_argument("--batch-size", type=int, default=4)
+    _add_common(p)
+
+    e = sub.add_parser("evaluate", help="score a prediction against ground truth (JSON on stdout)")
+    e.add_argument("--task", default="instance")
+    e.add_argument("--pred", required=True)
+    e.add_argument("--truth", required=True)
+    e.add_argument("--axes", help="with a T or S axis, frames are matched separately and pooled")
+    e.add_argument("--include-zero", action="store_true", help="semantic: score label 0 as a class too")
+    e.add_argument("--debug", action="store_true")
+
+    i = sub.add_parser("info", help="describe a model file, or list tasks and models")
+    i.add_argument("--model", help="model file (.pt)")
+    i.add_argument("--debug", action="store_true")
+
+    d = sub.add_parser("demo", help="train and predict on the bundled sample data, save outputs and a screenshot")
+    d.add_argument("--out", default="demo_output", help="output folder (default: demo_output)")
+    d.add_argument("--time-limit", type=float, default=120.0)
+    d.add_argument("--no-gui", action="store_true", help="skip the napari screenshot")
+    d.add_argument("--device", default="auto")
+    d.add_argument("--debug", action="store_true")
+    return parser
+
+
+class _Progress:
+    """tqdm on stderr driven by engine events."""
+
+    def __init__(self, quiet: bool, desc: str):
+        from tqdm import tqdm
+
+        self.bar = None if quiet else tqdm(total=100, desc=desc, file=sys.stderr, unit="%",
+                                           bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}")
+        self.val = ""
+
+    def __call__(self, ev) -> None:
+        from .core import events as E
+
+        if isinstance(ev, E.Notice):
+            self.write(f"{ev.level}: {ev.message}")
+        elif self.bar is None:
+            return
+        elif isinstance(ev, E.TrainingStarted):
+            self.write(f"training {ev.model} for {ev.task} on {ev.device}: {ev.n_parameters:,} parameters, "
+                       f"patch {ev.patch_size}, {ev.n_train_pixels:,} training / {ev.n_val_pixels:,} validation pixels")
+        elif isinstance(ev, E.StepDone):
+            self.bar.n = round(100 * ev.fraction, 1)
+            self.bar.set_postfix_str(f"step {ev.step} loss {ev.loss:.4f} {ev.steps_per_second:.1f} it/s{self.val}", refresh=False)
+            self.bar.refresh()
+        elif isinstance(ev, E.ValidationDone):
+            self.val = " " + " ".join(f"{k} {v:.3f}" for k, v in ev.metrics.items())
+        elif isinstance(ev, E.PredictProgress):
+            self.bar.n = round(100 * ev.done / max(ev.total, 1), 1)
+            self.bar.set_postfix_str(f"{ev.done}/{ev.total} {ev.stage}", refresh=False)
+            self.bar.refresh()
+
+    def write(self, msg: str) -> None:
+        if self.bar is not None:
+            self.bar.write(msg, file=sys.stderr)
+        else:
+            print(msg, file=sys.stderr)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def cmd_train(args) -> int:
+    from .core import TrainConfig, get_task
+    from .core.checkpoint import save_checkpoint
+    from .core.io import read_image
+    from .core.predict import drain
+    from .core.train import train
+
+    task = get_task(args.task)
+    image, hint = read_image(args.image)
+    labels = read_image(args.labels)[0] if args.labels else None
+    model_config = {k: v for k, v in {"depth": args.depth, "base_channels": args.base_channels,
+                                      "norm": args.norm}.items() if v is not None}
+    time_limit = args.time_limit if (args.time_limit or not args.epochs) else None
+    config = TrainConfig(
+        task=task.name, model=args.model or task.default_model, model_config=model_config, spatial_dims=args.dims,
+        time_limit=time_limit if time_limit is not None else (None if args.epochs else 120.0), epochs=args.epochs,
+        steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size,
+        patch_size=tuple(args.patch_size) if args.patch_size else None, learning_rate=args.lr,
+        optimizer=args.optimizer, grad_clip=args.grad_clip or None, val_fraction=args.val_fraction,
+        augment=not args.no_augment, seed=args.seed, device=args.device, preview_every=0,
+    )
+    progress = _Progress(args.quiet, f"train {task.name}")
+    try:
+        result = drain(train(image, labels, config, axes=args.axes, axes_hint=hint, preview_index=None), progress)
+    finally:
+        progress.close()
+    path = save_checkpoint(result.checkpoint, args.out)
+    summary = {"model": str(path), "steps": result.steps, "seconds": round(result.seconds, 1),
+               "validation": result.metrics}
+    print(json.dumps(summary), file=sys.stderr)
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .core.checkpoint import load_model
+    from .core.io import read_image, write_image
+    from .core.predict import drain, predict
+
+    loaded = load_model(args.model, args.device)
+    image, hint = read_image(args.image)
+    tile = None if not args.tile else (args.tile[0] if len(args.tile) == 1 else tuple(args.tile))
+    progress = _Progress(args.quiet, "predict")
+    try:
+        out = drain(predict(loaded, image, args.axes, tile=tile, overlap=args.overlap, batch_size=args.batch_size,
+                            axes_hint=hint), progress)
+    finally:
+        progress.close()
+    write_image(args.out, out)
+    print(f"wrote {args.out}: shape {out.shape}, {out.dtype}", file=sys.stderr)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    import numpy as np
+
+    from .core.errors import InputError
+    from .core.io import read_image
+    from .core.metrics import matching, matching_stack, semantic_scores
+
+    pred, _ = read_image(args.pred)
+    truth, _ = read_image(args.truth)
+    if pred.shape != truth.shape:
+        raise InputError(f"prediction shape {pred.shape} differs from ground truth {truth.shape}")
+    if args.task == "instance":
+        axes = (args.axes or "").upper()
+        if axes and axes[0] in "TS" and pred.ndim >= 3:
+            m = matching_stack(list(truth), list(pred))
+        else:
+            m = matching(truth, pred)
+        at = m["thresholds"]["0.5"]
+        report = {"task": "instance", "n_true": m["n_true"], "n_pred": m["n_pred"], "f1": at["f1"],
+                  "precision": at["precision"], "recall": at["recall"],
+                  "mean_ap": float(np.mean([v["ap"] for v in m["thresholds"].values()])),
+                  "thresholds": m["thresholds"]}
+    elif args.task == "semantic":
+        report = {"task": "semantic", **semantic_scores(truth, pred, ignore_zero=not args.include_zero)}
+    else:
+        raise InputError(f"evaluate does not know task {args.task!r}; use instance or semantic")
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def cmd_info(args) -> int:
+    from .core import list_models, list_tasks
+    from .core.checkpoint import load_checkpoint
+
+    if args.model:
+        ck = load_checkpoint(args.model)
+        info = {k: ck.get(k) for k in ("version", "created", "model", "task", "data", "normalizer", "metrics",
+                                      "training")}
+        print(json.dumps(info, indent=2, default=str))
+    else:
+        print(json.dumps({"tasks": list_tasks(), "models": list_models()}, indent=2))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    return run_demo(Path(args.out), args.time_limit, gui=not args.no_gui, device=args.device)
+
+
+COMMANDS = {"train": cmd_train, "predict": cmd_predict, "evaluate": cmd_evaluate, "info": cmd_info,
+            "demo": cmd_demo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .core.errors import BioimgError
+
+    try:
+        return COMMANDS[args.command](args)
+    except BioimgError as err:
+        if args.debug:
+            traceback.print_exc()
+        print(f"napari-bioimg: error: {err}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("napari-bioimg: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("napari-bioimg: error: out of memory; use a smaller --tile/--batch-size or a GPU", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except Exception as err:  # one clear line, never a wall of traceback by default
+        if args.debug:
+            traceback.print_exc()
+        print(f"napari-bioimg: internal error: {type(err).__name__}: {err} (rerun with --debug for details)",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

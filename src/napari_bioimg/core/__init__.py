@@ -1,0 +1,30 @@
+"""GUI-free engine: models, data, training, prediction, metrics and checkpoints.
+
+Nothing in this package imports Qt, napari or magicgui (a test enforces it), so it
+runs the same in a notebook, on the command line, or on a dask worker.
+"""
+
+from .config import TrainConfig
+from .control import Control
+from .errors import BioimgError, CheckpointError, ConfigError, InputError
+from .models import get_model, list_models
+from .predict import predict, predict_sync
+from .tasks import get_task, list_tasks
+from .train import train, train_sync
+
+__all__ = [
+    "BioimgError",
+    "CheckpointError",
+    "ConfigError",
+    "Control",
+    "InputError",
+    "TrainConfig",
+    "get_model",
+    "get_task",
+    "list_models",
+    "list_tasks",
+    "predict",
+    "predict_sync",
+    "train",
+    "train_sync",
+]

@@ -1,0 +1,96 @@
+"""Training configuration: one validated dataclass shared by the CLI, widgets and scripts."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from .device import DEVICE_CHOICES
+from .errors import ConfigError
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides how a model is trained.
+
+    The budget is either ``time_limit`` (seconds of training, the default: a
+    biologist thinks in minutes, not epochs) or ``epochs`` of ``steps_per_epoch``
+    random patch batches each. When both are given, whichever ends first wins.
+    """
+
+    task: str = "instance"
+    model: str = "unet"
+    model_config: dict[str, Any] = field(default_factory=dict)
+    spatial_dims: int | None = None
+    time_limit: float | None = 120.0
+    epochs: int | None = None
+    steps_per_epoch: int = 50
+    batch_size: int = 8
+    patch_size: tuple[int, ...] | int | None = None
+    learning_rate: float = 2e-3
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    grad_clip: float | None = 1.0
+    val_fraction: float = 0.15
+    augment: bool = True
+    seed: int | None = 0
+    device: str = "auto"
+    amp: bool = True
+    preview_every: float = 5.0
+    percentiles: tuple[float, float] = (1.0, 99.8)
+    task_config: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> TrainConfig:
+        """Check ranges; raise :class:`ConfigError` saying how to fix a bad value."""
+        if self.time_limit is None and self.epochs is None:
+            raise ConfigError("give a time limit (seconds) or a number of epochs, so training knows when to stop")
+        if self.time_limit is not None and not 0 < self.time_limit <= 7 * 24 * 3600:
+            raise ConfigError(f"time_limit must be between 0 and one week in seconds, got {self.time_limit}")
+        if self.epochs is not None and not 1 <= self.epochs <= 100_000:
+            raise ConfigError(f"epochs must be between 1 and 100000, got {self.epochs}")
+        if not 1 <= self.steps_per_epoch <= 100_000:
+            raise ConfigError(f"steps_per_epoch must be between 1 and 100000, got {self.steps_per_epoch}")
+        if not 1 <= self.batch_size <= 1024:
+            raise ConfigError(f"batch_size must be between 1 and 1024, got {self.batch_size}")
+        if not 0 < self.learning_rate <= 1:
+            raise ConfigError(f"learning_rate must be in (0, 1], got {self.learning_rate}; try 1e-3")
+        if self.optimizer.lower() not in OPTIMIZERS:
+            raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if not 0 <= self.val_fraction < 0.9:
+            raise ConfigError(f"val_fraction must be in [0, 0.9), got {self.val_fraction}")
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            raise ConfigError(f"grad_clip must be positive or None, got {self.grad_clip}")
+        if self.device.split(":")[0].lower() not in DEVICE_CHOICES:
+            raise ConfigError(f"device must be one of {', '.join(DEVICE_CHOICES)}, got {self.device!r}")
+        if self.spatial_dims not in (None, 2, 3):
+            raise ConfigError(f"spatial_dims must be 2, 3 or None (from the axes), got {self.spatial_dims}")
+        if self.patch_size is not None:
+            sizes = (self.patch_size,) if isinstance(self.patch_size, int) else tuple(self.patch_size)
+            if not sizes or any(int(s) < 8 or int(s) > 4096 for s in sizes):
+                raise ConfigError(f"patch_size values must be between 8 and 4096, got {self.patch_size}")
+        lo, hi = self.percentiles
+        if not 0 <= lo < hi <= 100:
+            raise ConfigError(f"percentiles must satisfy 0 <= low < high <= 100, got {self.percentiles}")
+        if self.preview_every < 0:
+            raise ConfigError("preview_every must be >= 0 seconds (0 turns the live preview off)")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        if isinstance(d["patch_size"], tuple):
+            d["patch_size"] = list(d["patch_size"])
+        d["percentiles"] = list(d["percentiles"])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in d.items() if k in known}
+        if isinstance(kwargs.get("patch_size"), list):
+            kwargs["patch_size"] = tuple(kwargs["patch_size"])
+        if "percentiles" in kwargs:
+            kwargs["percentiles"] = tuple(kwargs["percentiles"])
+        return cls(**kwargs)

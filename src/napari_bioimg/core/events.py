@@ -1,0 +1,82 @@
+"""Typed progress events yielded by the training and prediction generators.
+
+A GUI connects them to progress bars and plots; the CLI prints them; tests assert
+on them. They are plain frozen dataclasses, safe to hand from a worker thread to
+the main thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class TrainingStarted:
+    task: str
+    model: str
+    device: str
+    n_parameters: int
+    n_train_pixels: int
+    n_val_pixels: int
+    time_limit: float | None
+    total_steps: int | None
+    patch_size: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class StepDone:
+    step: int
+    epoch: int
+    loss: float
+    learning_rate: float
+    elapsed: float
+    fraction: float
+    """Fraction of the budget (time or epochs) used, 0..1."""
+    eta: float | None
+    steps_per_second: float
+
+
+@dataclass(frozen=True)
+class ValidationDone:
+    step: int
+    epoch: int
+    metrics: dict[str, float]
+    score: float
+    """The task's main validation number (higher is better)."""
+    is_best: bool
+
+
+@dataclass(frozen=True)
+class PreviewReady:
+    step: int
+    index: tuple[int, ...]
+    """Index of the previewed sample along the image's non-spatial leading axes."""
+    data: np.ndarray
+    kind: str
+    """``"labels"`` or ``"image"``."""
+
+
+@dataclass(frozen=True)
+class Notice:
+    message: str
+    level: str = "warning"
+
+
+@dataclass(frozen=True)
+class PredictProgress:
+    done: int
+    total: int
+    stage: str = "tiles"
+
+
+@dataclass
+class TrainResult:
+    checkpoint: dict[str, Any]
+    history: list[dict[str, float]] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+    stopped_early: bool = False
+    steps: int = 0
+    seconds: float = 0.0

@@ -1,0 +1,135 @@
+"""Quality metrics: instance matching (StarDist definitions) and semantic overlap."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from .errors import InputError
+
+THRESHOLDS = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
+
+
+def _relabel(x: np.ndarray) -> tuple[np.ndarray, int]:
+    ids, inverse = np.unique(x, return_inverse=True)
+    if ids[0] != 0:  # no background present: shift so 0 stays background
+        inverse = inverse + 1
+        return inverse.reshape(x.shape), len(ids)
+    return inverse.reshape(x.shape), len(ids) - 1
+
+
+def iou_matrix(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """IoU between every true object (rows) and predicted object (columns), ids relabelled 1..n."""
+    if truth.shape != pred.shape:
+        raise InputError(f"prediction shape {pred.shape} differs from ground truth {truth.shape}")
+    t, nt = _relabel(np.asarray(truth))
+    p, np_ = _relabel(np.asarray(pred))
+    pairs = t.ravel().astype(np.int64) * (np_ + 1) + p.ravel()
+    ids, counts = np.unique(pairs, return_counts=True)
+    overlap = np.zeros((nt + 1, np_ + 1), dtype=np.int64)
+    overlap[ids // (np_ + 1), ids % (np_ + 1)] = counts
+    area_t = overlap.sum(axis=1, keepdims=True)
+    area_p = overlap.sum(axis=0, keepdims=True)
+    union = area_t + area_p - overlap
+    iou = np.divide(overlap, union, out=np.zeros(overlap.shape, dtype=np.float64), where=union > 0)
+    return iou[1:, 1:]
+
+
+def match_counts(iou: np.ndarray, threshold: float) -> tuple[int, int, int, float]:
+    """One-to-one matching at IoU > threshold: (tp, fp, fn, sum of matched IoU)."""
+    nt, np_ = iou.shape
+    if nt == 0 or np_ == 0:
+        return 0, np_, nt, 0.0
+    ok = iou > threshold
+    if threshold >= 0.5:  # matches are unique above 0.5: no assignment needed
+        tp = int(ok.sum())
+        return tp, np_ - tp, nt - tp, float(iou[ok].sum())
+    cost = -(iou * ok)
+    rows, cols = linear_sum_assignment(cost)
+    good = ok[rows, cols]
+    tp = int(good.sum())
+    return tp, np_ - tp, nt - tp, float(iou[rows, cols][good].sum())
+
+
+def instance_scores(tp: int, fp: int, fn: int, iou_sum: float) -> dict[str, float]:
+    def ratio(a, b):
+        return float(a / b) if b else 0.0
+
+    return {
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "precision": ratio(tp, tp + fp),
+        "recall": ratio(tp, tp + fn),
+        "f1": ratio(2 * tp, 2 * tp + fp + fn),
+        "ap": ratio(tp, tp + fp + fn),
+        "mean_matched_iou": ratio(iou_sum, tp),
+    }
+
+
+def matching(truth: np.ndarray, pred: np.ndarray, thresholds=THRESHOLDS) -> dict:
+    """Instance segmentation quality at several IoU thresholds.
+
+    Returns ``{"n_true", "n_pred", "thresholds": {"0.5": {...}, ...}}`` where each
+    entry has tp, fp, fn, precision, recall, f1, ap (= TP/(TP+FP+FN), the "AP" of the
+    StarDist and cellpose papers) and mean_matched_iou.
+    """
+    iou = iou_matrix(truth, pred)
+    return {
+        "n_true": int(iou.shape[0]),
+        "n_pred": int(iou.shape[1]),
+        "thresholds": {f"{t:g}": instance_scores(*match_counts(iou, t)) for t in thresholds},
+    }
+
+
+def matching_stack(truths, preds, thresholds=THRESHOLDS) -> dict:
+    """Matching pooled over several images (counts summed, then ratios)."""
+    totals = {f"{t:g}": [0, 0, 0, 0.0] for t in thresholds}
+    n_true = n_pred = 0
+    for truth, pred in zip(truths, preds):
+        iou = iou_matrix(truth, pred)
+        n_true += iou.shape[0]
+        n_pred += iou.shape[1]
+        for t in thresholds:
+            c = match_counts(iou, t)
+            acc = totals[f"{t:g}"]
+            for i in range(4):
+                acc[i] += c[i]
+    return {"n_true": n_true, "n_pred": n_pred,
+            "thresholds": {k: instance_scores(*v) for k, v in totals.items()}}
+
+
+def semantic_scores(truth: np.ndarray, pred: np.ndarray, ignore_zero: bool = True) -> dict:
+    """Per-class IoU and Dice, overall accuracy, mean IoU.
+
+    With ``ignore_zero`` (the default, matching scribble annotations) pixels whose
+    truth is 0 are not scored.
+    """
+    truth = np.asarray(truth)
+    pred = np.asarray(pred)
+    if truth.shape != pred.shape:
+        raise InputError(f"prediction shape {pred.shape} differs from ground truth {truth.shape}")
+    mask = truth != 0 if ignore_zero else np.ones(truth.shape, dtype=bool)
+    t = truth[mask].astype(np.int64)
+    p = pred[mask].astype(np.int64)
+    if t.size == 0:
+        raise InputError("the ground truth has no annotated pixels to score (all 0)")
+    classes = np.union1d(np.unique(t), np.unique(p))
+    per_class = {}
+    for c in classes:
+        tc, pc = t == c, p == c
+        inter = int(np.count_nonzero(tc & pc))
+        union = int(np.count_nonzero(tc | pc))
+        denom = int(tc.sum() + pc.sum())
+        per_class[str(int(c))] = {
+            "iou": inter / union if union else 0.0,
+            "dice": 2 * inter / denom if denom else 0.0,
+            "n_true": int(tc.sum()),
+        }
+    present = [v["iou"] for v in per_class.values() if v["n_true"] > 0]
+    return {
+        "accuracy": float(np.mean(t == p)),
+        "mean_iou": float(np.mean(present)) if present else 0.0,
+        "n_pixels": int(t.size),
+        "per_class": per_class,
+    }

@@ -1,0 +1,118 @@
+"""U-Net for 2D and 3D images.
+
+Shape contract: input ``(N, in_channels, *spatial)`` with any spatial size (padded
+internally to a multiple of ``2**depth`` and cropped back); output
+``(N, out_channels, *spatial)`` logits.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .layers import BlurPool, ConvBlock, conv, pad_to_multiple
+from .registry import register_model
+
+
+class Down(nn.Module):
+    def __init__(self, spatial_dims: int, cin: int, cout: int, norm_kind: str, pool: str, dropout: float):
+        super().__init__()
+        if pool == "blur":
+            self.pool: nn.Module = BlurPool(spatial_dims, cin)
+        else:
+            self.pool = (nn.MaxPool2d if spatial_dims == 2 else nn.MaxPool3d)(2)
+        self.block = ConvBlock(spatial_dims, cin, cout, norm_kind, dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.block(self.pool(x))
+
+
+class Up(nn.Module):
+    def __init__(self, spatial_dims: int, cin: int, cskip: int, cout: int, norm_kind: str):
+        super().__init__()
+        deconv = nn.ConvTranspose2d if spatial_dims == 2 else nn.ConvTranspose3d
+        self.up = deconv(cin, cout, kernel_size=2, stride=2)
+        self.block = ConvBlock(spatial_dims, cout + cskip, cout, norm_kind)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor | None) -> torch.Tensor:
+        x = self.up(x)
+        if skip is not None:
+            x = torch.cat([x, skip], dim=1)
+        return self.block(x)
+
+
+@register_model("unet", kind="dense", description="U-Net (2D/3D) for segmentation and denoising")
+class UNet(nn.Module):
+    """U-Net with configurable depth, width and normalisation.
+
+    Parameters
+    ----------
+    spatial_dims
+        2 or 3.
+    in_channels, out_channels
+        Input channels and output channels (classes, or image channels).
+    depth
+        Number of down-sampling steps; inputs are padded to a multiple of ``2**depth``.
+    base_channels
+        Features at the first level, doubled at each level.
+    norm
+        ``"batch"``, ``"group"``, ``"instance"`` or ``"none"``.
+    pool
+        ``"max"`` or ``"blur"`` (anti-aliased, used by N2V2 denoising).
+    top_skip
+        Keep the skip connection at full resolution (N2V2 removes it).
+    residual
+        Add the input to the output (for image-to-image tasks with
+        ``in_channels == out_channels``).
+    """
+
+    def __init__(
+        self,
+        spatial_dims: int = 2,
+        in_channels: int = 1,
+        out_channels: int = 1,
+        depth: int = 3,
+        base_channels: int = 32,
+        norm: str = "batch",
+        pool: str = "max",
+        top_skip: bool = True,
+        residual: bool = False,
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        if spatial_dims not in (2, 3):
+            raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
+        if not 1 <= depth <= 6:
+            raise ValueError(f"depth must be between 1 and 6, got {depth}")
+        if residual and in_channels != out_channels:
+            raise ValueError("residual=True needs in_channels == out_channels")
+        self.spatial_dims, self.depth, self.residual = spatial_dims, depth, residual
+        self.top_skip = top_skip
+        widths = [base_channels * 2**i for i in range(depth + 1)]
+        self.stem = ConvBlock(spatial_dims, in_channels, widths[0], norm)
+        self.downs = nn.ModuleList(
+            Down(spatial_dims, widths[i], widths[i + 1], norm, pool, dropout if i == depth - 1 else 0.0)
+            for i in range(depth)
+        )
+        self.ups = nn.ModuleList(
+            Up(spatial_dims, widths[i + 1], widths[i] if (i > 0 or top_skip) else 0, widths[i], norm)
+            for i in reversed(range(depth))
+        )
+        self.head = conv(spatial_dims, widths[0], out_channels, 1)
+
+    @property
+    def size_divisor(self) -> int:
+        return 2**self.depth
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        inp = x
+        x, crop = pad_to_multiple(x, self.size_divisor)
+        skips = [self.stem(x)]
+        for down in self.downs:
+            skips.append(down(skips[-1]))
+        y = skips.pop()
+        for level, up in zip(reversed(range(self.depth)), self.ups):
+            skip = skips.pop()
+            y = up(y, skip if (level > 0 or self.top_skip) else None)
+        y = self.head(y)[(slice(None), slice(None), *crop)]
+        return y + inp if self.residual else y

@@ -1,0 +1,128 @@
+"""Prediction as a generator: tiled, stoppable, for 2D/3D with leading T/Z and C axes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Generator
+from typing import Any
+
+import numpy as np
+import torch
+
+from .axes import make_layout
+from .checkpoint import LoadedModel, load_model
+from .control import Control
+from .device import autocast
+from .errors import InputError
+from .events import Notice, PredictProgress
+from .normalize import count_nonfinite
+from .tiling import tiled_apply
+
+DEFAULT_TILE = {2: 256, 3: (32, 128, 128)}
+
+
+def model_fn(loaded: LoadedModel, amp: bool = True):
+    """Batch -> activated outputs, in eval mode with autocast on CUDA."""
+    model, task, device = loaded.model, loaded.task, loaded.device
+    model.eval()
+
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        with autocast(device, amp):
+            return task.activation(model(x).float())
+
+    return fn
+
+
+def predict(
+    model: LoadedModel | str | os.PathLike | dict,
+    image: Any,
+    axes: str | None = None,
+    *,
+    tile: int | tuple[int, ...] | None = None,
+    overlap: float = 0.25,
+    batch_size: int = 4,
+    device: str = "auto",
+    control: Control | None = None,
+    rgb: bool = False,
+    axes_hint: str | None = None,
+    amp: bool = True,
+) -> Generator[PredictProgress | Notice, None, np.ndarray | None]:
+    """Predict ``image`` with a trained model.
+
+    Yields :class:`PredictProgress` (tiles done / total) and :class:`Notice`; returns
+    the result in the image's layout without its channel axis (labels for
+    segmentation tasks, float32 for image tasks), or ``None`` if stopped.
+    """
+    loaded = model if isinstance(model, LoadedModel) else load_model(model, device)
+    if not 0 <= overlap < 1:
+        raise InputError(f"overlap must be a fraction in [0, 1), got {overlap}")
+    image = np.asarray(image)
+    if axes is None and loaded.spatial_dims == 2 and image.ndim == len(loaded.axes) and "Z" not in loaded.axes:
+        axes = loaded.axes  # same layout as the training image
+    layout = make_layout(image.shape, axes, loaded.spatial_dims, rgb=rgb, hint=axes_hint)
+    if loaded.spatial_dims == 2 and "Z" in layout.axes:
+        yield Notice(f"the model is 2D: the {layout.axes} image is predicted slice by slice along Z", "info")
+    if layout.n_channels != loaded.in_channels:
+        raise InputError(
+            f"the model expects {loaded.in_channels} channel(s) but the image has {layout.n_channels} "
+            f"(axes {layout.axes}); check the axes or pick another image"
+        )
+    x = layout.to_canonical(image)
+    bad = count_nonfinite(x)
+    if bad:
+        yield Notice(f"{bad} NaN/inf pixel(s) were treated as the image's low value")
+    xn = loaded.normalizer.apply(x)
+    tile = tile or DEFAULT_TILE[loaded.spatial_dims]
+    fn = model_fn(loaded, amp)
+    stop = (lambda: control.stop_requested) if control is not None else None
+    results = []
+    n = xn.shape[0]
+    offset = 0
+    for i in range(n):
+        out = yield from _progress_offset(
+            tiled_apply(fn, xn[i], loaded.out_channels, tile, overlap, loaded.size_divisor, batch_size,
+                        loaded.device, stop),
+            i, n,
+        )
+        if out is None:
+            return None
+        res = loaded.task.postprocess(out, loaded.meta)
+        if loaded.task.output_kind == "labels" and loaded.meta.get("unique_ids", True) and n > 1 and res.max():
+            res = res.astype(np.uint32)
+            res[res > 0] += offset  # keep object ids unique across frames / slices
+            offset = int(res.max())
+        results.append(res)
+    stacked = np.stack(results)
+    channels = stacked.ndim == xn.ndim  # image tasks keep a channel axis
+    if loaded.task.output_kind == "labels":
+        from .tasks.segmentation import label_dtype
+
+        stacked = stacked.astype(label_dtype(int(stacked.max()) if stacked.size else 0))
+    out = layout.from_canonical(stacked, channels=channels)
+    return out
+
+
+def _progress_offset(gen, index: int, n: int):
+    """Re-yield a per-sample tiling generator's progress as whole-image progress."""
+    while True:
+        try:
+            ev = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        yield PredictProgress(index * ev.total + ev.done, n * ev.total, "tiles")
+
+
+def predict_sync(model, image, axes: str | None = None, callback=None, **kwargs) -> np.ndarray | None:
+    """Run :func:`predict` to the end (for scripts and tests); ``callback`` sees each event."""
+    return drain(predict(model, image, axes, **kwargs), callback)
+
+
+def drain(gen: Generator, callback=None):
+    """Exhaust a generator, passing events to ``callback``; return its return value."""
+    while True:
+        try:
+            ev = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        if callback is not None:
+            callback(ev)

@@ -1,0 +1,31 @@
+"""Task registry: ``list_tasks()`` and ``get_task(name)``."""
+
+from __future__ import annotations
+
+from ..errors import ConfigError
+from .base import Problem, Task
+from .segmentation import InstanceTask, SemanticTask
+
+_TASKS: dict[str, Task] = {}
+
+
+def register_task(task: Task) -> Task:
+    _TASKS[task.name] = task
+    return task
+
+
+def list_tasks() -> list[str]:
+    return list(_TASKS)
+
+
+def get_task(name: str) -> Task:
+    try:
+        return _TASKS[name]
+    except KeyError:
+        raise ConfigError(f"unknown task {name!r}; available: {', '.join(_TASKS)}") from None
+
+
+register_task(InstanceTask())
+register_task(SemanticTask())
+
+__all__ = ["Problem", "Task", "get_task", "list_tasks", "register_task"]
