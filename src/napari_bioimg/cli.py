@@ -19,6 +19,8 @@ EXIT_INTERNAL = 1
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--axes", help="image axes, e.g. YX, ZYX, TYX, YXC (guessed when omitted)")
     p.add_argument("--device", default="auto", help="auto, cuda, mps or cpu (default: auto)")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice, one per core); "
+                   "fewer can be faster on a machine busy with other work")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--debug", action="store_true", help="show the full traceback on errors")
 
@@ -28,9 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model on an image and its annotations")
-    t.add_argument("--task", default="instance", help="instance, semantic, ... (see 'napari-bioimg info')")
+    t.add_argument("--task", default="instance",
+                   help="instance, semantic, denoise, restore, reconstruct (see 'napari-bioimg info')")
     t.add_argument("--image", required=True, help="image file (.tif, .png, .npy)")
     t.add_argument("--labels", help="annotations: instance masks or class scribbles (0 = not annotated)")
+    t.add_argument("--target", help="restore: clean (or high-SNR) image of the same pixels, same shape")
+    t.add_argument("--reference", help="denoise: optional clean image; validation then scores PSNR against it")
     t.add_argument("--out", required=True, help="model file to write (.pt)")
     t.add_argument("--model", default=None, help="model family (default: the task's)")
     budget = t.add_mutually_exclusive_group()
@@ -47,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--depth", type=int, help="U-Net depth")
     t.add_argument("--base-channels", type=int, help="U-Net width at the first level")
     t.add_argument("--norm", choices=("batch", "group", "instance", "none"))
+    t.add_argument("--latent-channels", type=int, help="autoencoder: features per position of the bottleneck")
     t.add_argument("--no-augment", action="store_true")
     t.add_argument("--seed", type=int, default=0)
     _add_common(t)
@@ -61,10 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
 
     e = sub.add_parser("evaluate", help="score a prediction against ground truth (JSON on stdout)")
-    e.add_argument("--task", default="instance")
+    e.add_argument("--task", default="instance", help="instance, semantic, or denoise/restore/reconstruct "
+                   "(PSNR and SSIM against a clean reference)")
     e.add_argument("--pred", required=True)
     e.add_argument("--truth", required=True)
-    e.add_argument("--axes", help="with a T or S axis, frames are matched separately and pooled")
+    e.add_argument("--axes", help="with a T or S axis, frames are matched (or SSIM is computed) separately; "
+                   "C marks a channel axis")
     e.add_argument("--include-zero", action="store_true", help="semantic: score label 0 as a class too")
     e.add_argument("--debug", action="store_true")
 
@@ -82,23 +90,34 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class _Progress:
-    """tqdm on stderr driven by engine events."""
+    """tqdm on stderr driven by engine events.
+
+    The bar appears with the first progress event, so an input error found before
+    any work starts is still the only line on stderr.
+    """
 
     def __init__(self, quiet: bool, desc: str):
+        self.quiet, self.desc = quiet, desc
+        self.bar = None
+        self.val = ""
+
+    def _start(self) -> None:
         from tqdm import tqdm
 
-        self.bar = None if quiet else tqdm(total=100, desc=desc, file=sys.stderr, unit="%",
-                                           bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}")
-        self.val = ""
+        self.bar = tqdm(total=100, desc=self.desc, file=sys.stderr, unit="%",
+                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}")
 
     def __call__(self, ev) -> None:
         from .core import events as E
 
         if isinstance(ev, E.Notice):
             self.write(f"{ev.level}: {ev.message}")
-        elif self.bar is None:
             return
-        elif isinstance(ev, E.TrainingStarted):
+        if self.quiet:
+            return
+        if self.bar is None:
+            self._start()
+        if isinstance(ev, E.TrainingStarted):
             self.write(f"training {ev.model} for {ev.task} on {ev.device}: {ev.n_parameters:,} parameters, "
                        f"patch {ev.patch_size}, {ev.n_train_pixels:,} training / {ev.n_val_pixels:,} validation pixels")
         elif isinstance(ev, E.StepDone):
@@ -123,18 +142,39 @@ class _Progress:
             self.bar.close()
 
 
+def _set_threads(args) -> None:
+    if args.threads is None:
+        return
+    from .core.errors import ConfigError
+
+    if not 1 <= args.threads <= 1024:
+        raise ConfigError(f"--threads must be between 1 and 1024, got {args.threads}")
+    import torch
+
+    torch.set_num_threads(args.threads)
+
+
 def cmd_train(args) -> int:
     from .core import TrainConfig, get_task
     from .core.checkpoint import save_checkpoint
+    from .core.errors import InputError
     from .core.io import read_image
     from .core.predict import drain
     from .core.train import train
 
+    _set_threads(args)
     task = get_task(args.task)
+    for flag, name in (("--labels", "labels"), ("--target", "target")):
+        if getattr(args, name) and name not in task.inputs:
+            raise InputError(f"task {task.name!r} does not use {flag}; it takes {', '.join(task.inputs)}")
     image, hint = read_image(args.image)
     labels = read_image(args.labels)[0] if args.labels else None
+    extra = {name: read_image(getattr(args, name))[0] for name in ("target", "reference") if getattr(args, name)}
+    if "target" in task.inputs and "target" not in extra:
+        raise InputError(f"task {task.name!r} needs --target: a clean (or high-SNR) image of the same pixels")
     model_config = {k: v for k, v in {"depth": args.depth, "base_channels": args.base_channels,
-                                      "norm": args.norm}.items() if v is not None}
+                                      "norm": args.norm, "latent_channels": args.latent_channels}.items()
+                    if v is not None}
     time_limit = args.time_limit if (args.time_limit or not args.epochs) else None
     config = TrainConfig(
         task=task.name, model=args.model or task.default_model, model_config=model_config, spatial_dims=args.dims,
@@ -146,7 +186,8 @@ def cmd_train(args) -> int:
     )
     progress = _Progress(args.quiet, f"train {task.name}")
     try:
-        result = drain(train(image, labels, config, axes=args.axes, axes_hint=hint, preview_index=None), progress)
+        result = drain(train(image, labels, config, axes=args.axes, axes_hint=hint, preview_index=None,
+                             extra=extra), progress)
     finally:
         progress.close()
     path = save_checkpoint(result.checkpoint, args.out)
@@ -161,6 +202,7 @@ def cmd_predict(args) -> int:
     from .core.io import read_image, write_image
     from .core.predict import drain, predict
 
+    _set_threads(args)
     loaded = load_model(args.model, args.device)
     image, hint = read_image(args.image)
     tile = None if not args.tile else (args.tile[0] if len(args.tile) == 1 else tuple(args.tile))
@@ -180,7 +222,7 @@ def cmd_evaluate(args) -> int:
 
     from .core.errors import InputError
     from .core.io import read_image
-    from .core.metrics import matching, matching_stack, semantic_scores
+    from .core.metrics import image_scores, matching, matching_stack, semantic_scores
 
     pred, _ = read_image(args.pred)
     truth, _ = read_image(args.truth)
@@ -199,8 +241,13 @@ def cmd_evaluate(args) -> int:
                   "thresholds": m["thresholds"]}
     elif args.task == "semantic":
         report = {"task": "semantic", **semantic_scores(truth, pred, ignore_zero=not args.include_zero)}
+    elif args.task in ("denoise", "restore", "reconstruct"):
+        scores = image_scores(pred, truth, args.axes)
+        # identical images have an infinite PSNR, which strict JSON cannot hold
+        report = {"task": args.task, **{k: (v if np.isfinite(v) else None) for k, v in scores.items()}}
     else:
-        raise InputError(f"evaluate does not know task {args.task!r}; use instance or semantic")
+        raise InputError(f"evaluate does not know task {args.task!r}; use instance, semantic, denoise, "
+                         "restore or reconstruct")
     print(json.dumps(report, indent=2))
     return 0
 

@@ -26,10 +26,14 @@ class Task:
     output_kind: str = "labels"
     """``"labels"`` (integer label image) or ``"image"`` (float image)."""
     needs_annotations: bool = True
+    inputs: tuple[str, ...] = ("image", "labels")
+    """What the user provides: ``"image"`` and ``"labels"`` (annotations), or
+    ``"target"`` (a clean image of the same pixels, passed as ``extra["target"]``)."""
     model_kind: str = "dense"
     default_model: str = "unet"
 
-    def default_model_config(self, spatial_dims: int) -> dict[str, Any]:
+    def default_model_config(self, spatial_dims: int, model: str | None = None) -> dict[str, Any]:
+        """Options for ``model`` (the task's default model when ``None``) suited to this task."""
         return {}
 
     def make_problem(self, inputs: np.ndarray, annotations: np.ndarray | None, config: TrainConfig,
@@ -68,6 +72,11 @@ class Problem:
     val_truth: np.ndarray | None = None
     n_train_pixels: int = 0
     n_val_pixels: int = 0
+    val_inputs: dict[int, np.ndarray] | None = None
+    """Per held-apart sample, the ``(C, *spatial)`` input validation runs on instead
+    of the image (e.g. with blind-spot masked pixels)."""
+    val_data: Any = None
+    """Whatever else the task's ``validate`` needs."""
 
     @property
     def patch(self) -> tuple[int, ...]:
