@@ -105,6 +105,8 @@ def train(
         raise ConfigError(f"model {config.model!r} cannot do task {task.name!r}")
     device = resolve_device(config.device)
     rng = _seed_everything(config.seed)
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
 
     image = np.asarray(image)
     layout = make_layout(image.shape, axes, config.spatial_dims, rgb=rgb, hint=axes_hint)
