@@ -86,18 +86,20 @@ class BioimgWidget(Container):
         self.load_btn = PushButton(text="Load model…")
         self.status = Label(value="Pick an image and its annotations, then Train.")
         self.status.native.setWordWrap(True)
-        self.status.native.setMinimumHeight(52)
-        self.status.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.MinimumExpanding)
+        self.status.native.setMinimumHeight(40)
+        self.status.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.plot = LossPlot()
 
         self.form = Container(widgets=[self.task, self.image, self.annotations, self.model, self.time_limit,
                                         self.device], labels=True)
+        self.buttons = Container(widgets=[self.train_btn, self.stop_btn, self.predict_btn], layout="horizontal",
+                                 labels=False)
+        self.files = Container(widgets=[self.save_btn, self.load_btn], layout="horizontal", labels=False)
         self.append(self.form)
-        self.native.layout().addWidget(collapsible)
-        row1 = Container(widgets=[self.train_btn, self.stop_btn, self.predict_btn], layout="horizontal", labels=False)
-        row2 = Container(widgets=[self.save_btn, self.load_btn], layout="horizontal", labels=False)
-        self.extend([row1, row2, self.status])
-        self.native.layout().addWidget(self.plot)
+        layout = self.native.layout()
+        for part in (collapsible, self.buttons.native, self.files.native, self.status.native, self.plot):
+            layout.addWidget(part)
+        layout.addStretch(1)
 
         self.train_btn.changed.connect(self.start_training)
         self.stop_btn.changed.connect(self.stop)

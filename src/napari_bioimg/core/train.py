@@ -124,7 +124,7 @@ def train(
     elif task.needs_annotations:
         raise InputError(f"task {task.name!r} needs annotations: pick or paint a labels layer")
 
-    model_config = dict(task.default_model_config(layout.spatial_dims), **config.model_config)
+    model_config = dict(task.default_model_config(layout.spatial_dims, device.type), **config.model_config)
     if init_checkpoint is not None:
         init_checkpoint = check_checkpoint(init_checkpoint)
         if init_checkpoint["task"]["name"] != task.name or init_checkpoint["model"]["name"] != config.model:
