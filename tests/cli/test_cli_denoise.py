@@ -10,17 +10,6 @@ import tifffile
 
 from napari_bioimg.cli import main
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on a CPU shared with other jobs this is several times faster than two."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 FAST = ["--epochs", "1", "--steps-per-epoch", "3", "--depth", "2", "--base-channels", "8", "--patch-size", "32",
         "--batch-size", "2", "--quiet"]
 

@@ -9,17 +9,6 @@ from napari_bioimg.core.errors import InputError
 from napari_bioimg.core.metrics import psnr
 from napari_bioimg.core.tasks.denoise import held_apart_boxes
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on a CPU shared with other jobs this is several times faster than two."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 FAST = dict(model_config={"depth": 2, "base_channels": 16}, batch_size=4, patch_size=48, steps_per_epoch=20,
             learning_rate=4e-3, preview_every=0, time_limit=None)
 TINY = dict(FAST, model_config={"depth": 2, "base_channels": 8}, batch_size=2, patch_size=32, steps_per_epoch=2,

@@ -145,6 +145,8 @@ def train(
         raise ConfigError(f"model {config.model!r} cannot do task {task.name!r}")
     device = resolve_device(config.device)
     rng = _seed_everything(config.seed)
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
 
     image = np.asarray(image)
     layout = make_layout(image.shape, axes, config.spatial_dims, rgb=rgb, hint=axes_hint)
@@ -168,7 +170,8 @@ def train(
         raise InputError(f"task {task.name!r} needs a {missing[0]} image: a clean (or high-SNR) image of the "
                          "same pixels")
     extra = _prepare_extra(extra, image, layout, normalizer, x)
-    model_config = dict(task.default_model_config(layout.spatial_dims, config.model), **config.model_config)
+    model_config = dict(task.default_model_config(layout.spatial_dims, device.type, config.model),
+                        **config.model_config)
     if init_checkpoint is not None:
         init_checkpoint = check_checkpoint(init_checkpoint)
         if init_checkpoint["task"]["name"] != task.name or init_checkpoint["model"]["name"] != config.model:

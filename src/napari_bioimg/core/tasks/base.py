@@ -32,8 +32,12 @@ class Task:
     model_kind: str = "dense"
     default_model: str = "unet"
 
-    def default_model_config(self, spatial_dims: int, model: str | None = None) -> dict[str, Any]:
-        """Options for ``model`` (the task's default model when ``None``) suited to this task."""
+    def default_model_config(self, spatial_dims: int, device_type: str = "cpu",
+                             model: str | None = None) -> dict[str, Any]:
+        """Options for ``model`` (the task's default model when ``None``) used when the user gives none.
+
+        Small on a CPU, wider where a GPU makes width cheap.
+        """
         return {}
 
     def make_problem(self, inputs: np.ndarray, annotations: np.ndarray | None, config: TrainConfig,
