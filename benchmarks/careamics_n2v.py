@@ -50,6 +50,7 @@ def main() -> int:
     ap.add_argument("--workdir", default="careamics_work")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--n2v2", action="store_true")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = ap.parse_args()
     _stand_in_torchvision()
     import numpy as np
@@ -58,7 +59,7 @@ def main() -> int:
     from careamics import CAREamist
     from careamics.config import create_advanced_n2v_config
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     image = tifffile.imread(args.image).astype(np.float32)
     axes = args.axes.replace("T", "S")
     seconds = int(round(args.time_limit))

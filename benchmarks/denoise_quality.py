@@ -18,7 +18,7 @@ trained on the same noisy image for the same wall-clock budget. Stacks are filte
 frame by frame. Prints a Markdown table and writes JSON.
 
     flock /tmp/napari-bioimg-bench.lock python benchmarks/denoise_quality.py --time-limit 120 \\
-        --out bench_output/denoise [--careamics-python /tmp/care/bin/python]
+        --out bench_output/denoise [--threads 1] [--careamics-python /tmp/care/bin/python]
 """
 
 from __future__ import annotations
@@ -110,28 +110,34 @@ def cli(*args: str) -> tuple[str, str]:
     return res.stdout, res.stderr
 
 
-def ours(noisy_path: Path, truth_path: Path, axes: str, d: Path, time_limit: float, model: str) -> tuple[dict, dict]:
+def ours(noisy_path: Path, truth_path: Path, axes: str, d: Path, time_limit: float, model: str,
+         threads: int) -> list[tuple[str, dict, dict]]:
+    """Train once through the CLI, predict without and with test-time augmentation (flips)."""
     model_path = d / f"{model}.pt"
-    pred_path = d / f"ours-{model}.tif"
     t0 = time.perf_counter()
     _, log = cli("train", "--task", "denoise", "--model", model, "--image", str(noisy_path), "--axes", axes,
-              "--out", str(model_path), "--time-limit", str(time_limit), "--quiet")
+                 "--out", str(model_path), "--time-limit", str(time_limit), "--threads", str(threads), "--quiet")
     train_s = time.perf_counter() - t0
     summary = json.loads(log.strip().splitlines()[-1])
-    t0 = time.perf_counter()
-    cli("predict", "--model", str(model_path), "--image", str(noisy_path), "--axes", axes, "--out", str(pred_path),
-        "--quiet")
-    predict_s = time.perf_counter() - t0
-    report = json.loads(cli("evaluate", "--task", "denoise", "--pred", str(pred_path), "--truth", str(truth_path),
-                            "--axes", axes)[0])
-    info = {"steps": summary["steps"], "train_s": round(train_s, 1), "predict_s": round(predict_s, 1)}
-    return report, info
+    rows = []
+    for tta in (False, True):
+        pred_path = d / f"ours-{model}{'-tta' if tta else ''}.tif"
+        t0 = time.perf_counter()
+        cli("predict", "--model", str(model_path), "--image", str(noisy_path), "--axes", axes, "--out",
+            str(pred_path), "--threads", str(threads), "--quiet", *(["--tta"] if tta else []))
+        predict_s = time.perf_counter() - t0
+        report = json.loads(cli("evaluate", "--task", "denoise", "--pred", str(pred_path), "--truth",
+                                str(truth_path), "--axes", axes)[0])
+        info = {"steps": summary["steps"], "train_s": round(train_s, 1), "predict_s": round(predict_s, 1)}
+        label = f"ours: denoise {model}, {time_limit:g} s" + (", predict --tta" if tta else "")
+        rows.append((label, report, info))
+    return rows
 
 
-def careamics(python: str, noisy_path: Path, truth_path: Path, axes: str, d: Path, time_limit: float):
+def careamics(python: str, noisy_path: Path, axes: str, d: Path, time_limit: float, threads: int):
     pred_path = d / "careamics.tif"
     cmd = [python, str(CAREAMICS_SCRIPT), "--image", str(noisy_path), "--axes", axes, "--out", str(pred_path),
-           "--time-limit", str(time_limit), "--workdir", str(d / "careamics_work")]
+           "--time-limit", str(time_limit), "--workdir", str(d / "careamics_work"), "--threads", str(threads)]
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         return None, {"error": res.stderr.strip().splitlines()[-1] if res.stderr.strip() else "failed"}
@@ -147,6 +153,9 @@ def main(argv=None) -> int:
     ap.add_argument("--models", nargs="+", default=["unet"], help="our model families to train (unet, autoencoder)")
     ap.add_argument("--careamics-python", help="a Python with careamics installed (run in its own venv)")
     ap.add_argument("--cases", nargs="+", help="only these cases, e.g. nuclei-2d/gauss")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch CPU threads for training and prediction (ours and CAREamics; default 1: on a "
+                         "machine shared with other jobs, more threads spin against each other)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -173,10 +182,11 @@ def main(argv=None) -> int:
             nb, nbi = best_nl_means(noisy, clean, axes)
             methods["NL-means (oracle h)"] = (image_scores(nb, clean, axes), nbi)
             for model in args.models:
-                methods[f"ours: denoise {model}, {args.time_limit:g} s"] = ours(
-                    noisy_path, truth_path, axes, d, args.time_limit, model)
+                for label, report, info in ours(noisy_path, truth_path, axes, d, args.time_limit, model,
+                                                args.threads):
+                    methods[label] = (report, info)
             if args.careamics_python:
-                pred, info = careamics(args.careamics_python, noisy_path, truth_path, axes, d, args.time_limit)
+                pred, info = careamics(args.careamics_python, noisy_path, axes, d, args.time_limit, args.threads)
                 label = f"CAREamics N2V, {args.time_limit:g} s"
                 methods[label] = (image_scores(pred, clean, axes) if pred is not None else {}, info)
             ref = methods["NL-means (h = 0.8 sigma_est)"][0]["psnr"]

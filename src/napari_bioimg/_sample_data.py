@@ -74,7 +74,8 @@ def add_poisson_gaussian(clean: np.ndarray, photons: float = 20.0, read: float =
 def noisy_timelapse():
     """napari sample: a noisy fluorescence time-lapse (TYX) and its clean reference, for denoising."""
     clean = load_timelapse()
-    meta = {"metadata": {"source": f"{ATTRIBUTION}; Poisson-Gaussian noise added (seed 0)"}}
+    meta = {"metadata": {"source": f"{ATTRIBUTION}; Poisson-Gaussian noise added (seed 0)"},
+            "axis_labels": ("t", "y", "x")}
     return [
         (add_poisson_gaussian(clean), {"name": "noisy time-lapse", **meta}, "image"),
         (clean, {"name": "time-lapse (clean reference)", "visible": False, **meta}, "image"),

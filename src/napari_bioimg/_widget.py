@@ -23,12 +23,33 @@ from superqt import QCollapsible
 from . import _layers as L
 from ._plot import LossPlot
 
+DEFAULT_LR = 3e-3
+DEFAULT_PATCH = 128
+
 
 def _fmt_time(seconds: float | None) -> str:
     if seconds is None:
         return "--:--"
     s = int(round(seconds))
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def _predict_and_score(checkpoint, image, axes, reference=None, **kwargs):
+    """Prediction generator that also scores an image result against a clean ``reference``.
+
+    Returns ``(result, scores)``; ``scores`` holds PSNR/SSIM of the result and of the
+    input against the reference (``None`` without a reference or when stopped).
+    """
+    from .core.metrics import image_scores
+    from .core.predict import predict
+
+    result = yield from predict(checkpoint, image, axes, **kwargs)
+    if result is None or reference is None:
+        return result, None
+    axes_ref = axes if axes and not axes.startswith("Z") else None  # SSIM frame by frame only along T/S
+    scores = image_scores(result, reference, axes_ref)
+    before = image_scores(np.asarray(image, dtype=np.float32), reference, axes_ref)
+    return result, {**scores, "input_psnr": before["psnr"], "input_ssim": before["ssim"]}
 
 
 class BioimgWidget(Container):
@@ -53,6 +74,11 @@ class BioimgWidget(Container):
         self.image = ComboBox(label="Image", choices=self._image_choices, nullable=True)
         self.annotations = ComboBox(label="Annotations", choices=self._labels_choices, nullable=True,
                                     tooltip="Labels layer: instance masks, or class scribbles (0 = not annotated)")
+        self.target = ComboBox(label="Target", choices=self._image_choices, nullable=True, visible=False,
+                               tooltip="restore: a clean (or high-SNR) image of the same pixels")
+        self.reference = ComboBox(label="Reference", choices=self._image_choices, nullable=True, visible=False,
+                                  tooltip="optional clean image: PSNR and SSIM of the result against it "
+                                          "(denoise also validates against it)")
         self.model = ComboBox(label="Model", choices=list_models(kind="dense"), value="unet")
         self.time_limit = SpinBox(label="Time limit [s]", value=120, min=1, max=7 * 24 * 3600, step=10)
         self.device = ComboBox(label="Device", choices=["auto"] + available_devices(), value="auto",
@@ -63,9 +89,9 @@ class BioimgWidget(Container):
         self.dims = ComboBox(label="Model dims", choices=["auto", "2D", "3D"], value="auto",
                              tooltip="auto: 3D if the axes have Z; 2D: slice by slice")
         self.epochs = SpinBox(label="Epochs (0 = time)", value=0, min=0, max=100000)
-        self.patch = SpinBox(label="Patch size", value=128, min=16, max=1024, step=16)
+        self.patch = SpinBox(label="Patch size", value=DEFAULT_PATCH, min=16, max=1024, step=16)
         self.batch = SpinBox(label="Batch size", value=8, min=1, max=256)
-        self.lr = FloatSpinBox(label="Learning rate", value=3e-3, min=1e-6, max=1.0, step=1e-4)
+        self.lr = FloatSpinBox(label="Learning rate", value=DEFAULT_LR, min=1e-6, max=1.0, step=1e-4)
         self.optimizer = ComboBox(label="Optimizer", choices=["adam", "adamw", "sgd"], value="adam")
         self.depth = SpinBox(label="U-Net depth", value=3, min=1, max=6)
         self.base_channels = SpinBox(label="Base channels", value=16, min=4, max=128, step=4)
@@ -90,8 +116,8 @@ class BioimgWidget(Container):
         self.status.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.plot = LossPlot()
 
-        self.form = Container(widgets=[self.task, self.image, self.annotations, self.model, self.time_limit,
-                                        self.device], labels=True)
+        self.form = Container(widgets=[self.task, self.image, self.annotations, self.target, self.reference,
+                                        self.model, self.time_limit, self.device], labels=True)
         self.buttons = Container(widgets=[self.train_btn, self.stop_btn, self.predict_btn], layout="horizontal",
                                  labels=False)
         self.files = Container(widgets=[self.save_btn, self.load_btn], layout="horizontal", labels=False)
@@ -124,7 +150,7 @@ class BioimgWidget(Container):
         return L.axes_choices(self.image.value if hasattr(self, "image") else None)
 
     def _refresh_layers(self, event=None) -> None:
-        for w in (self.image, self.annotations):
+        for w in (self.image, self.annotations, self.target, self.reference):
             w.reset_choices()
         images = [c for c in self.image.choices if c is not None]
         if self.image.value is None and images:
@@ -162,8 +188,20 @@ class BioimgWidget(Container):
 
         task = get_task(self.task.value)
         self.model.choices = list_models(kind=task.model_kind)
+        if getattr(task, "default_model", None) in self.model.choices:
+            self.model.value = task.default_model
         inputs = getattr(task, "inputs", ("image", "labels"))
         self.annotations.visible = "labels" in inputs
+        self.target.visible = "target" in inputs
+        self.reference.visible = task.output_kind == "image"
+        # the task's own defaults for the advanced settings (the user can still change them)
+        device = (self.device.value if self.device.value != "auto" else self.device.choices[1]).split(":")[0]
+        suggested = task.default_model_config(2, device, self.model.value)
+        for key, field in (("depth", self.depth), ("base_channels", self.base_channels)):
+            if key in suggested:
+                field.value = suggested[key]
+        self.lr.value = getattr(task, "default_learning_rate", None) or DEFAULT_LR
+        self.patch.value = getattr(task, "default_patch", None) or DEFAULT_PATCH
 
     # ---------------------------------------------------------------- config
     def make_config(self):
@@ -212,18 +250,27 @@ class BioimgWidget(Container):
         except BioimgError as err:
             show_error(f"napari-bioimg: {err}")
             return
+        extra = {}
+        if "target" in getattr(task, "inputs", ()):
+            if self.target.value is None:
+                show_error("napari-bioimg: pick a Target layer: a clean (or high-SNR) image of the same pixels")
+                return
+            extra["target"] = np.array(L.layer_array(self.target.value), copy=True)
+        if task.output_kind == "image" and self.reference.value is not None:
+            extra["reference"] = np.array(L.layer_array(self.reference.value), copy=True)
         annotations = np.array(ann_layer.data, copy=True) if ann_layer is not None else None  # snapshot
         axes = self.axes.value
         spatial_dims = config.spatial_dims or (3 if "Z" in axes else 2)
         index = L.batch_index(axes, spatial_dims, L.data_index(image, self.viewer)[: len(axes.replace("C", ""))])
         self._control = Control()
         self._run = {"image": image, "axes": axes, "model": config.model, "task": task.name,
-                     "spatial_dims": spatial_dims, "kind": task.output_kind}
+                     "spatial_dims": spatial_dims, "kind": task.output_kind,
+                     "label": getattr(task, "result_label", "") or config.model}
         self.plot.reset()
         self._pbar = progress(total=100, desc=f"napari-bioimg: training {config.model}")
         worker = create_worker(train, L.layer_array(image), annotations, config, axes=axes, control=self._control,
                                preview_index=index if self.preview.value else None, rgb=image.rgb,
-                               _start_thread=False,
+                               extra=extra, _start_thread=False,
                                _connect={"yielded": self._on_event, "returned": self._on_trained,
                                          "errored": self._on_error, "finished": self._on_train_finished})
         self._train_worker = worker
@@ -314,8 +361,7 @@ class BioimgWidget(Container):
     # ---------------------------------------------------------------- prediction
     def start_prediction(self, value=None) -> None:
         """Predict the selected image with the current (trained or loaded) model into a new layer."""
-        from .core import Control
-        from .core.predict import predict
+        from .core import Control, get_task
 
         if self.busy or self._checkpoint is None:
             return
@@ -327,19 +373,29 @@ class BioimgWidget(Container):
         axes = self.axes.value
         if data["spatial_dims"] == 2 and "Z" in axes and image.ndim == 3 and not image.rgb:
             axes = "ZYX"
+        task = get_task(self._checkpoint["task"]["name"])
+        reference = self.reference.value if task.output_kind == "image" else None
+        if reference is not None and reference.data.shape != image.data.shape:
+            show_warning(f"napari-bioimg: reference '{reference.name}' has another shape than the image; "
+                         "no PSNR/SSIM this time")
+            reference = None
         self._control = Control()
         self._run.update({"image": image, "axes": axes, "model": self._checkpoint["model"]["name"],
-                          "spatial_dims": data["spatial_dims"]})
+                          "spatial_dims": data["spatial_dims"], "kind": task.output_kind,
+                          "label": getattr(task, "result_label", "") or self._checkpoint["model"]["name"],
+                          "reference": reference.name if reference is not None else None})
         self._pbar = progress(total=100, desc="napari-bioimg: predicting")
-        worker = create_worker(predict, self._checkpoint, L.layer_array(image), axes, device=self.device.value,
-                               control=self._control, rgb=image.rgb, _start_thread=False,
+        ref_data = np.array(L.layer_array(reference), copy=True) if reference is not None else None
+        worker = create_worker(_predict_and_score, self._checkpoint, L.layer_array(image), axes, ref_data,
+                               device=self.device.value, control=self._control, rgb=image.rgb, _start_thread=False,
                                _connect={"yielded": self._on_event, "returned": self._on_predicted,
                                          "errored": self._on_error, "finished": self._on_predict_finished})
         self._predict_worker = worker
         self._set_running(True)
         worker.start()
 
-    def _on_predicted(self, result) -> None:
+    def _on_predicted(self, returned) -> None:
+        result, scores = returned
         if result is None:
             self.status.value = "Prediction cancelled."
             return
@@ -350,6 +406,11 @@ class BioimgWidget(Container):
         if layer is not None:
             n = int(result.max()) if kind == "labels" and result.size else None
             extra = f": {n} objects" if n is not None and self._checkpoint["task"]["name"] == "instance" else ""
+            if scores:
+                self._run["scores"] = scores
+                extra = (f": PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.3f} against "
+                         f"'{self._run['reference']}' (input: {scores['input_psnr']:.2f} dB, "
+                         f"{scores['input_ssim']:.3f})")
             self.status.value = f"Prediction in layer '{layer.name}'{extra}."
 
     def _on_predict_finished(self) -> None:
@@ -358,7 +419,7 @@ class BioimgWidget(Container):
         self._set_running(False)
 
     def _result_name(self) -> str:
-        return f"{self._run['image'].name} [{self._run['model']}]"
+        return f"{self._run['image'].name} [{self._run.get('label') or self._run['model']}]"
 
     def _show_result(self, data: np.ndarray, index: tuple[int, ...] | None, kind: str):
         """Write a preview (one frame at ``index``) or a full result into our own result layer."""
@@ -366,7 +427,10 @@ class BioimgWidget(Container):
         if image is None or image not in self.viewer.layers:
             return None
         axes = self._run["axes"]
-        full_shape = tuple(s for a, s in zip(axes, L.layer_array(image).shape) if a != "C")
+        source_shape = L.layer_array(image).shape
+        # image results keep the source's shape (channel axis included); labels drop C
+        kept = axes if kind == "image" else axes.replace("C", "")
+        full_shape = tuple(s for a, s in zip(axes, source_shape) if a in kept)
         if kind == "image" and data.ndim == len(full_shape) + 1 and index is None:
             full_shape = data.shape
         dtype = np.uint32 if kind == "labels" else np.float32
@@ -378,12 +442,12 @@ class BioimgWidget(Container):
             spatial = "ZYX" if self._run["spatial_dims"] == 3 else "YX"
             sel = []
             it = iter(index)
-            for a in axes.replace("C", ""):
-                sel.append(slice(None) if a in spatial else next(it))
+            for a in kept:
+                sel.append(slice(None) if a in spatial or a == "C" else next(it))
             target[tuple(sel)] = data
             layer.refresh()
         if kind == "image":
-            layer.reset_contrast_limits()
+            L.match_contrast(layer, image)
         return layer
 
     # ---------------------------------------------------------------- files

@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--dims", type=int, choices=(2, 3), help="2 = slice by slice, 3 = volumetric (default: 3 if Z)")
     t.add_argument("--batch-size", type=int, default=8)
     t.add_argument("--patch-size", type=int, nargs="+", help="patch size (one value, or one per spatial dim)")
-    t.add_argument("--lr", type=float, default=2e-3, help="learning rate")
+    t.add_argument("--lr", type=float, help="learning rate (default: the task's, else 2e-3)")
     t.add_argument("--optimizer", default="adam", choices=("adam", "adamw", "sgd"))
     t.add_argument("--grad-clip", type=float, default=1.0, help="gradient norm clip (0 = off)")
     t.add_argument("--val-fraction", type=float, default=0.15)
@@ -181,7 +181,7 @@ def cmd_train(args) -> int:
         task=task.name, model=args.model or task.default_model, model_config=model_config, spatial_dims=args.dims,
         time_limit=time_limit if time_limit is not None else (None if args.epochs else 120.0), epochs=args.epochs,
         steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size,
-        patch_size=tuple(args.patch_size) if args.patch_size else None, learning_rate=args.lr,
+        patch_size=tuple(args.patch_size) if args.patch_size else None, learning_rate=args.lr or task.default_learning_rate or 2e-3,
         optimizer=args.optimizer, grad_clip=args.grad_clip or None, val_fraction=args.val_fraction,
         augment=not args.no_augment, seed=args.seed, device=args.device, preview_every=0,
     )

@@ -31,6 +31,12 @@ class Task:
     ``"target"`` (a clean image of the same pixels, passed as ``extra["target"]``)."""
     model_kind: str = "dense"
     default_model: str = "unet"
+    default_learning_rate: float | None = None
+    """Suggested learning rate (``None``: the front end's general default)."""
+    default_patch: int | None = None
+    """Suggested 2D patch side (``None``: the front end's general default)."""
+    result_label: str = ""
+    """How a result layer is tagged, e.g. ``"denoised"`` (``""``: the model's name)."""
 
     def default_model_config(self, spatial_dims: int, device_type: str = "cpu",
                              model: str | None = None) -> dict[str, Any]:
