@@ -273,7 +273,8 @@ def train(
                 metrics, score = val
                 is_best = score > best_score
                 if is_best:
-                    best_score, best_state = score, copy.deepcopy(model.state_dict())
+                    best_score = score
+                    best_state = copy.deepcopy(model.state_dict()) if problem.select_best else None
                 history[-1].update({f"val_{k}": v for k, v in metrics.items()})
                 yield ValidationDone(step, epoch, metrics, score, is_best)
         now = time.perf_counter()
@@ -293,7 +294,8 @@ def train(
         metrics, score = final
         is_best = score > best_score
         if is_best:
-            best_score, best_state = score, copy.deepcopy(model.state_dict())
+            best_score = score
+            best_state = copy.deepcopy(model.state_dict()) if problem.select_best else None
         yield ValidationDone(step, (step - 1) // config.steps_per_epoch, metrics, score, is_best)
     chosen = best_state if best_state is not None else model.state_dict()
     if best_state is not None:

@@ -87,6 +87,9 @@ class Problem:
     of the image (e.g. with blind-spot masked pixels)."""
     val_data: Any = None
     """Whatever else the task's ``validate`` needs."""
+    select_best: bool = True
+    """Keep the weights with the best validation score (else the final ones): off when
+    the score is too noisy to rank late checkpoints."""
 
     @property
     def patch(self) -> tuple[int, ...]:

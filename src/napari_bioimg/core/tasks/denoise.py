@@ -183,8 +183,9 @@ class DenoiseTask(ImageTask):
     (share of patches centred on the brighter structures, default 0.5).
 
     Validation holds a few boxes apart and scores the blind-spot loss on a fixed
-    set of masked pixels in them (score = -loss); with ``extra["reference"]`` (a
-    clean image) it scores PSNR against it instead.
+    set of masked pixels in them (score = -loss; a curve to watch, the final
+    weights are kept); with ``extra["reference"]`` (a clean image) it scores PSNR
+    against it instead, and the best weights by PSNR are kept.
     """
 
     name = "denoise"
@@ -225,6 +226,9 @@ class DenoiseTask(ImageTask):
             problem.val_data = _reference_crops(reference, regions)
         elif regions:
             problem.val_inputs, problem.val_data = self._blind_spot_validation(inputs, invalid, regions, meta)
+            # the blind-spot loss is mostly the noise's own variance: too noisy a score to pick a checkpoint,
+            # so it is shown as a curve and the final (annealed) weights are kept
+            problem.select_best = False
         return problem
 
     def _blind_spot_validation(self, inputs, invalid, regions, meta):
