@@ -182,6 +182,9 @@ def _train(image, annotations, config, *, axes, control, preview_index, rgb, axe
         start_from = init_checkpoint
     if start_from is not None:
         model_config = dict(start_from["model"]["config"])
+        if int(start_from["data"]["spatial_dims"]) != layout.spatial_dims:
+            raise ConfigError(f"the model is {start_from['data']['spatial_dims']}D but training would be "
+                              f"{layout.spatial_dims}D (axes {layout.axes}); set the dimensionality to match")
         if int(start_from["data"]["in_channels"]) != layout.n_channels:
             raise InputError(f"the model was trained on {start_from['data']['in_channels']} channel(s) but this "
                              f"image has {layout.n_channels} (axes {layout.axes})")
