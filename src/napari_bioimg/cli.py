@@ -1,4 +1,4 @@
-"""Command line: ``napari-bioimg train | predict | evaluate | info | demo``.
+"""Command line: ``napari-bioimg train | predict | export | evaluate | info | demo``.
 
 The same engine as the napari widgets. Progress goes to stderr (tqdm), results to
 files or stdout (JSON); an error is one line on stderr and a non-zero exit code.
@@ -59,13 +59,27 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(t)
 
     p = sub.add_parser("predict", help="predict an image with a trained model")
-    p.add_argument("--model", required=True, help="model file (.pt)")
+    p.add_argument("--model", required=True, help="model file (.pt) or bioimage.io package (.zip, folder, rdf.yaml)")
     p.add_argument("--image", required=True)
     p.add_argument("--out", required=True, help="output file (.tif, .png, .npy)")
     p.add_argument("--tile", type=int, nargs="+", help="tile size (default 256 in 2D, 32x128x128 in 3D)")
     p.add_argument("--overlap", type=float, default=0.25, help="tile overlap as a fraction (default 0.25)")
     p.add_argument("--batch-size", type=int, default=4)
     _add_common(p)
+
+    x = sub.add_parser("export", help="export a model: bioimage.io package, TorchScript or ONNX")
+    x.add_argument("--model", required=True, help="model file (.pt) written by train")
+    x.add_argument("--format", default="bioimageio", choices=("bioimageio", "torchscript", "onnx"))
+    x.add_argument("--out", required=True, help="file to write (.zip for bioimageio; a .json sidecar comes "
+                                                "with torchscript/onnx)")
+    x.add_argument("--sample", help="an image like the training data, for tracing, test tensors and cover "
+                                    "(default: the bundled nuclei sample)")
+    x.add_argument("--axes", help="axes of --sample, e.g. YX, ZYX, YXC (guessed when omitted)")
+    x.add_argument("--name", help="bioimage.io: model name (letters, digits, spaces, _+-())")
+    x.add_argument("--description", help="bioimage.io: one-line description")
+    x.add_argument("--author", action="append", help="bioimage.io: author name (repeat for several)")
+    x.add_argument("--license", default="CC-BY-4.0", help="bioimage.io: SPDX licence id (default CC-BY-4.0)")
+    x.add_argument("--debug", action="store_true")
 
     e = sub.add_parser("evaluate", help="score a prediction against ground truth (JSON on stdout)")
     e.add_argument("--task", default="instance")
@@ -76,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--debug", action="store_true")
 
     i = sub.add_parser("info", help="describe a model file, or list tasks and models")
-    i.add_argument("--model", help="model file (.pt)")
+    i.add_argument("--model", help="model file (.pt) or bioimage.io package (.zip)")
     i.add_argument("--debug", action="store_true")
 
     d = sub.add_parser("demo", help="train and predict on the bundled sample data, save outputs and a screenshot")
@@ -246,6 +260,28 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .core.checkpoint import load_model
+    from .core.errors import ConfigError
+    from .core.export import export_model, onnx_difference, sample_input
+    from .core.io import read_image
+
+    loaded = load_model(args.model, "cpu")
+    sample, hint = read_image(args.sample) if args.sample else (None, None)
+    info = {k: v for k, v in {"name": args.name, "description": args.description, "authors": args.author,
+                              "license": args.license}.items() if v is not None and args.format == "bioimageio"}
+    path = export_model(loaded, args.format, args.out, sample=sample, sample_axes=args.axes or hint, **info)
+    print(f"wrote {path}", file=sys.stderr)
+    if args.format == "onnx":
+        try:
+            diff = onnx_difference(loaded, path, sample_input(loaded, sample, args.axes or hint))
+        except ConfigError as err:
+            print(f"napari-bioimg: note: not checked with onnxruntime ({err})", file=sys.stderr)
+        else:
+            print(f"onnxruntime vs PyTorch on the sample: max abs difference {diff:.2e}", file=sys.stderr)
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     import numpy as np
 
@@ -281,9 +317,14 @@ def cmd_info(args) -> int:
     from .core.checkpoint import load_checkpoint
 
     if args.model:
-        ck = load_checkpoint(args.model)
+        from .core.bioimageio import is_bioimageio_source
+        from .core.checkpoint import load_model
+
+        ck = load_model(args.model, "cpu").checkpoint if is_bioimageio_source(args.model) else \
+            load_checkpoint(args.model)
         info = {k: ck.get(k) for k in ("version", "created", "model", "task", "data", "normalizer", "metrics",
-                                      "training")}
+                                      "training", "bioimageio") if k in ck}
+        info["resumable"] = "resume" in ck
         print(json.dumps(info, indent=2, default=str))
     else:
         print(json.dumps({"tasks": list_tasks(), "models": list_models()}, indent=2))
@@ -296,8 +337,8 @@ def cmd_demo(args) -> int:
     return run_demo(Path(args.out), args.time_limit, gui=not args.no_gui, device=args.device)
 
 
-COMMANDS = {"train": cmd_train, "predict": cmd_predict, "evaluate": cmd_evaluate, "info": cmd_info,
-            "demo": cmd_demo}
+COMMANDS = {"train": cmd_train, "predict": cmd_predict, "export": cmd_export, "evaluate": cmd_evaluate,
+            "info": cmd_info, "demo": cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:
