@@ -2,7 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-torch.set_num_threads(2)
+# One torch thread: leaves a core for Qt's main thread in GUI tests and avoids
+# oversubscription (OpenMP threads spinning against each other) on a busy 2-core machine.
+torch.set_num_threads(1)
 
 
 @pytest.fixture
@@ -24,3 +26,11 @@ def sample_nuclei():
     from napari_bioimg._sample_data import load_nuclei_3d
 
     return load_nuclei_3d()
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    # napari's make_napari_viewer fixture reads item.rep_call after the test
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, f"rep_{rep.when}", rep)

@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tile", type=int, nargs="+", help="tile size (default 256 in 2D, 32x128x128 in 3D)")
     p.add_argument("--overlap", type=float, default=0.25, help="tile overlap as a fraction (default 0.25)")
     p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--tta", action="store_true", help="average over flips (test-time augmentation, 4x slower)")
     _add_common(p)
 
     x = sub.add_parser("export", help="export a model: bioimage.io package, TorchScript or ONNX")
@@ -252,7 +253,7 @@ def cmd_predict(args) -> int:
     progress = _Progress(args.quiet, "predict")
     try:
         out = drain(predict(loaded, image, args.axes, tile=tile, overlap=args.overlap, batch_size=args.batch_size,
-                            axes_hint=hint), progress)
+                            axes_hint=hint, tta=args.tta), progress)
     finally:
         progress.close()
     write_image(args.out, out)

@@ -150,6 +150,8 @@ def _train(image, annotations, config, *, axes, control, preview_index, rgb, axe
         raise ConfigError(f"model {config.model!r} cannot do task {task.name!r}")
     device = resolve_device(config.device)
     rng = _seed_everything(config.seed)
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
 
     image = np.asarray(image)
     if resume is not None and axes is None:
@@ -173,7 +175,7 @@ def _train(image, annotations, config, *, axes, control, preview_index, rgb, axe
         raise InputError(f"task {task.name!r} needs annotations: pick or paint a labels layer")
     fingerprint = data_fingerprint(image, None if annotations is None else np.asarray(annotations))
 
-    model_config = dict(task.default_model_config(layout.spatial_dims), **config.model_config)
+    model_config = dict(task.default_model_config(layout.spatial_dims, device.type), **config.model_config)
     start_from = init_checkpoint if init_checkpoint is not None else resume
     if init_checkpoint is not None:
         init_checkpoint = check_checkpoint(init_checkpoint)
