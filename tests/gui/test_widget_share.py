@@ -37,7 +37,8 @@ def test_pause_holds_the_time_budget(widget, qtbot):
     wall = time.perf_counter() - start
     training = widget._checkpoint["training"]
     assert not training["stopped_early"] and training["steps"] > n
-    assert training["seconds"] < 5 + 2 < wall - 3  # 5 s of training inside > 9 s of wall time
+    assert 5 <= training["seconds"] < 5 + 2  # the 5 s budget counts training time only...
+    assert wall - training["seconds"] > 3.5  # ...not the 4 s spent paused
     wait_idle(qtbot, widget)
 
 
