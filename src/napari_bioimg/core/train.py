@@ -132,7 +132,7 @@ def _check_resumable(resume: dict, config: TrainConfig | None) -> tuple[dict, Tr
     if (config.task, config.model) != (saved.task, saved.model):
         raise ConfigError(f"the checkpoint trained {saved.model!r} for task {saved.task!r}, "
                           f"not {config.model!r} for {config.task!r}")
-    free = {"time_limit", "epochs", "device", "preview_every", "amp"}
+    free = {"time_limit", "epochs", "device", "preview_every", "amp", "num_threads"}
     changed = [k for k, v in config.to_dict().items() if k not in free and v != saved.to_dict().get(k)]
     return resume, config, changed
 
