@@ -185,12 +185,16 @@ class BioimgWidget(Container):
         from .core import TrainConfig
 
         seed = self.seed.value.strip()
+        dims = {"auto": None, "2D": 2, "3D": 3}[self.dims.value]
+        volumetric = dims == 3 or (dims is None and "Z" in (self.axes.value or ""))
+        # a 3D patch keeps Z short: cubes of the YX size would be ~100x the work of a 2D patch
+        patch = (16, self.patch.value, self.patch.value) if volumetric else self.patch.value
         return TrainConfig(
             task=self.task.value, model=self.model.value,
             model_config={"depth": self.depth.value, "base_channels": self.base_channels.value},
-            spatial_dims={"auto": None, "2D": 2, "3D": 3}[self.dims.value],
+            spatial_dims=dims,
             time_limit=float(self.time_limit.value) if not self.epochs.value else None,
-            epochs=self.epochs.value or None, batch_size=self.batch.value, patch_size=self.patch.value,
+            epochs=self.epochs.value or None, batch_size=self.batch.value, patch_size=patch,
             learning_rate=float(self.lr.value), optimizer=self.optimizer.value,
             val_fraction=self.val.value / 100, augment=self.augment.value, seed=int(seed) if seed else None,
             device=self.device.value, preview_every=4.0 if self.preview.value else 0.0,

@@ -130,3 +130,22 @@ def test_closing_viewer_during_training_ends_worker(make_napari_viewer, qtbot):
     worker = w._train_worker
     w._shutdown()
     qtbot.waitUntil(lambda: not worker.is_running, timeout=15_000)
+
+
+def test_3d_stack_trains_volumetric_and_predicts_volume(widget, qtbot):
+    viewer = widget.viewer
+    viewer.open_sample("napari-bioimg", "nuclei_3d")
+    assert widget.axes.value == "ZYX"
+    fast_settings(widget, seconds=600)
+    widget.patch.value = 32
+    widget.batch.value = 2
+    widget.base_channels.value = 8
+    widget.preview.value = False
+    widget.train_btn.native.click()
+    qtbot.waitUntil(lambda: len(widget.plot.losses) >= 3, timeout=60_000)
+    assert widget._run["spatial_dims"] == 3
+    widget.stop_btn.native.click()
+    wait_idle(qtbot, widget, timeout=180_000)
+    (result,) = ours(viewer)
+    assert result.data.shape == viewer.layers["nuclei 3D"].data.shape
+    assert widget._checkpoint["data"]["spatial_dims"] == 3
