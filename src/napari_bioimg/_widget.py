@@ -243,9 +243,10 @@ class BioimgWidget(Container):
         spatial_dims = config.spatial_dims or (3 if "Z" in axes else 2)
         index = L.batch_index(axes, spatial_dims, L.data_index(image, self.viewer)[: len(axes.replace("C", ""))])
         self._control = Control()
-        if fine_tune:
+        if fine_tune:  # the model's dimensionality, whatever the Model dims field says
             spatial_dims = int(self._checkpoint["data"]["spatial_dims"])
             config.spatial_dims = spatial_dims
+            config.patch_size = (16, self.patch.value, self.patch.value) if spatial_dims == 3 else self.patch.value
         self._run = {"image": image, "axes": axes, "model": config.model, "task": task.name,
                      "spatial_dims": spatial_dims, "kind": task.output_kind}
         if not fine_tune:
