@@ -44,6 +44,8 @@ class BioimgWidget(Container):
         self._predict_worker = None
         self._control = None
         self._checkpoint: dict | None = None
+        self._loaded = None  # a LoadedModel when the model came from another tool's bioimage.io package
+        self._export_worker = None
         self._pbar = None
         self._run: dict = {}
         self._watched: set[int] = set()
@@ -79,11 +81,19 @@ class BioimgWidget(Container):
         collapsible = QCollapsible("Advanced")
         collapsible.addWidget(self.advanced.native)
 
-        self.train_btn = PushButton(text="Train")
-        self.stop_btn = PushButton(text="Stop", enabled=False)
+        self.train_btn = PushButton(text="Train", tooltip="Train a new model")
+        self.continue_btn = PushButton(text="Continue", enabled=False,
+                                       tooltip="Continue training the current model on the current annotations "
+                                               "(e.g. after correcting its prediction); the loss curve continues")
+        self.pause_btn = PushButton(text="Pause", enabled=False,
+                                    tooltip="Pause / resume training; the time budget does not run while paused")
+        self.stop_btn = PushButton(text="Stop", enabled=False, tooltip="Stop and keep the model so far")
         self.predict_btn = PushButton(text="Predict", enabled=False)
         self.save_btn = PushButton(text="Save model…", enabled=False)
-        self.load_btn = PushButton(text="Load model…")
+        self.load_btn = PushButton(text="Load model…", tooltip="A napari-bioimg model (.pt) or a bioimage.io "
+                                                               "package (.zip)")
+        self.export_btn = PushButton(text="Export…", enabled=False,
+                                     tooltip="bioimage.io package (.zip), TorchScript or ONNX, for other tools")
         self.status = Label(value="Pick an image and its annotations, then Train.")
         self.status.native.setWordWrap(True)
         self.status.native.setMinimumHeight(40)
@@ -92,9 +102,10 @@ class BioimgWidget(Container):
 
         self.form = Container(widgets=[self.task, self.image, self.annotations, self.model, self.time_limit,
                                         self.device], labels=True)
-        self.buttons = Container(widgets=[self.train_btn, self.stop_btn, self.predict_btn], layout="horizontal",
-                                 labels=False)
-        self.files = Container(widgets=[self.save_btn, self.load_btn], layout="horizontal", labels=False)
+        self.buttons = Container(widgets=[self.train_btn, self.continue_btn, self.pause_btn, self.stop_btn,
+                                          self.predict_btn], layout="horizontal", labels=False)
+        self.files = Container(widgets=[self.save_btn, self.load_btn, self.export_btn], layout="horizontal",
+                               labels=False)
         self.append(self.form)
         layout = self.native.layout()
         for part in (collapsible, self.buttons.native, self.files.native, self.status.native, self.plot):
@@ -102,6 +113,9 @@ class BioimgWidget(Container):
         layout.addStretch(1)
 
         self.train_btn.changed.connect(self.start_training)
+        self.continue_btn.changed.connect(self.continue_training)
+        self.pause_btn.changed.connect(self.toggle_pause)
+        self.export_btn.changed.connect(self._export_dialog)
         self.stop_btn.changed.connect(self.stop)
         self.predict_btn.changed.connect(self.start_prediction)
         self.save_btn.changed.connect(self._save_dialog)
@@ -190,18 +204,30 @@ class BioimgWidget(Container):
     # ---------------------------------------------------------------- training
     @property
     def busy(self) -> bool:
-        return self._train_worker is not None or self._predict_worker is not None
+        return any(w is not None for w in (self._train_worker, self._predict_worker, self._export_worker))
 
-    def start_training(self, value=None) -> None:
+    @property
+    def trainable(self) -> bool:
+        """Whether the current model can be trained further, saved and exported (not another tool's)."""
+        return self._checkpoint is not None and self._loaded is None
+
+    def continue_training(self, value=None) -> None:
+        """Fine-tune the current model on the current annotations; a new budget, the loss curve continues."""
+        self.start_training(fine_tune=True)
+
+    def start_training(self, value=None, *, fine_tune: bool = False) -> None:
         from .core import BioimgError, Control, get_task
         from .core.train import train
 
-        if self.busy:
+        if self.busy or (fine_tune and not self.trainable):
             return
         image = self.image.value
         if image is None:
             show_error("napari-bioimg: open or pick an image layer first")
             return
+        if fine_tune:  # the model decides task, family and architecture
+            self.task.value = self._checkpoint["task"]["name"]
+            self.model.value = self._checkpoint["model"]["name"]
         task = get_task(self.task.value)
         ann_layer = self.annotations.value if "labels" in getattr(task, "inputs", ("image", "labels")) else None
         if task.needs_annotations and ann_layer is None:
@@ -217,32 +243,68 @@ class BioimgWidget(Container):
         spatial_dims = config.spatial_dims or (3 if "Z" in axes else 2)
         index = L.batch_index(axes, spatial_dims, L.data_index(image, self.viewer)[: len(axes.replace("C", ""))])
         self._control = Control()
+        if fine_tune:  # the model's dimensionality, whatever the Model dims field says
+            spatial_dims = int(self._checkpoint["data"]["spatial_dims"])
+            config.spatial_dims = spatial_dims
+            config.patch_size = (16, self.patch.value, self.patch.value) if spatial_dims == 3 else self.patch.value
         self._run = {"image": image, "axes": axes, "model": config.model, "task": task.name,
                      "spatial_dims": spatial_dims, "kind": task.output_kind}
-        self.plot.reset()
+        if not fine_tune:
+            self.plot.reset()
         self._pbar = progress(total=100, desc=f"napari-bioimg: training {config.model}")
         worker = create_worker(train, L.layer_array(image), annotations, config, axes=axes, control=self._control,
                                preview_index=index if self.preview.value else None, rgb=image.rgb,
-                               _start_thread=False,
+                               init_checkpoint=self._checkpoint if fine_tune else None, _start_thread=False,
                                _connect={"yielded": self._on_event, "returned": self._on_trained,
-                                         "errored": self._on_error, "finished": self._on_train_finished})
+                                         "errored": self._on_error, "finished": self._on_train_finished,
+                                         "paused": self._on_paused, "resumed": self._on_resumed})
         self._train_worker = worker
         self._set_running(True)
-        self.status.value = f"Starting {config.model} ({task.name}) on {image.name}…"
+        how = "Continuing" if fine_tune else "Starting"
+        self.status.value = f"{how} {config.model} ({task.name}) on {image.name}…"
         worker.start()
+
+    def toggle_pause(self, value=None) -> None:
+        """Pause or resume the running training (it pauses at its next step)."""
+        worker = self._train_worker
+        if worker is None:
+            return
+        if worker.is_paused:
+            worker.resume()
+        else:
+            worker.pause()
+            self.status.value = "Pausing after this step…"
+
+    def _on_paused(self) -> None:
+        self.pause_btn.text = "Resume"
+        ev = self._run.get("last")
+        at = f" at step {ev.step}" if ev is not None else ""
+        self.status.value = f"Paused{at}; the time budget is on hold. Resume or Stop."
+
+    def _on_resumed(self) -> None:
+        self.pause_btn.text = "Pause"
+        self._update_status()
 
     def stop(self, value=None) -> None:
         """Finish the current step, keep the model so far (training) or cancel (prediction)."""
         if self._control is not None:
             self._control.stop()
             self.status.value = "Stopping…"
+        if self._train_worker is not None and self._train_worker.is_paused:
+            self._train_worker.resume()  # a paused generator only sees the stop when it runs again
 
     def _set_running(self, running: bool) -> None:
+        training = running and self._train_worker is not None
         self.train_btn.enabled = not running
+        self.continue_btn.enabled = not running and self.trainable
+        self.pause_btn.enabled = training
+        if not training:
+            self.pause_btn.text = "Pause"
         self.predict_btn.enabled = not running and self._checkpoint is not None
         self.load_btn.enabled = not running
-        self.save_btn.enabled = not running and self._checkpoint is not None
-        self.stop_btn.enabled = running
+        self.save_btn.enabled = not running and self.trainable
+        self.export_btn.enabled = not running and self.trainable
+        self.stop_btn.enabled = running and self._export_worker is None
 
     def _on_event(self, ev) -> None:
         from .core import events as E
@@ -287,6 +349,7 @@ class BioimgWidget(Container):
 
     def _on_trained(self, result) -> None:
         self._checkpoint = result.checkpoint
+        self._loaded = None
         self._run["trained"] = True
         metrics = ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items() if k != "best_score")
         how = "stopped" if result.stopped_early else "finished"
@@ -331,7 +394,8 @@ class BioimgWidget(Container):
         self._run.update({"image": image, "axes": axes, "model": self._checkpoint["model"]["name"],
                           "spatial_dims": data["spatial_dims"]})
         self._pbar = progress(total=100, desc="napari-bioimg: predicting")
-        worker = create_worker(predict, self._checkpoint, L.layer_array(image), axes, device=self.device.value,
+        worker = create_worker(predict, self._loaded or self._checkpoint, L.layer_array(image), axes,
+                               device=self.device.value,
                                control=self._control, rgb=image.rgb, _start_thread=False,
                                _connect={"yielded": self._on_event, "returned": self._on_predicted,
                                          "errored": self._on_error, "finished": self._on_predict_finished})
@@ -343,9 +407,7 @@ class BioimgWidget(Container):
         if result is None:
             self.status.value = "Prediction cancelled."
             return
-        from .core import get_task
-
-        kind = get_task(self._checkpoint["task"]["name"]).output_kind
+        kind = self._output_kind()
         layer = self._show_result(result, None, kind)
         if layer is not None:
             n = int(result.max()) if kind == "labels" and result.size else None
@@ -356,6 +418,13 @@ class BioimgWidget(Container):
         self._predict_worker = None
         self._close_pbar()
         self._set_running(False)
+
+    def _output_kind(self) -> str:
+        from .core import get_task
+
+        if self._loaded is not None:
+            return self._loaded.task.output_kind
+        return get_task(self._checkpoint["task"]["name"]).output_kind
 
     def _result_name(self) -> str:
         return f"{self._run['image'].name} [{self._run['model']}]"
@@ -390,8 +459,9 @@ class BioimgWidget(Container):
     def save_model(self, path: str | Path) -> Path:
         from .core.checkpoint import save_checkpoint
 
-        if self._checkpoint is None:
-            raise RuntimeError("no model to save: train or load one first")
+        if not self.trainable:
+            raise RuntimeError("no napari-bioimg model to save: train or load one first (an imported bioimage.io "
+                               "package is already a file)")
         path = Path(path)
         if path.suffix != ".pt":
             path = path.with_suffix(".pt")
@@ -400,21 +470,64 @@ class BioimgWidget(Container):
         return path
 
     def load_model(self, path: str | Path) -> None:
+        """Load a napari-bioimg model (.pt) or a bioimage.io package (.zip, folder or rdf.yaml)."""
         from .core import BioimgError
+        from .core.bioimageio import is_bioimageio_source, load_bioimageio
         from .core.checkpoint import load_checkpoint
 
+        loaded = None
         try:
-            ckpt = load_checkpoint(path)
+            if is_bioimageio_source(path):
+                loaded = load_bioimageio(path, self.device.value)
+                ckpt = loaded.checkpoint
+            else:
+                ckpt = load_checkpoint(path)
         except BioimgError as err:
             show_error(f"napari-bioimg: {err}")
             self.status.value = f"Error: {err}"
             return
-        self._checkpoint = ckpt
-        self.task.value = ckpt["task"]["name"]
-        self.model.value = ckpt["model"]["name"]
-        self._run.setdefault("model", ckpt["model"]["name"])
+        foreign = loaded is not None and ckpt["task"]["name"] == "bioimageio"
+        self._checkpoint, self._loaded = ckpt, (loaded if foreign else None)
+        if not foreign:
+            self.task.value = ckpt["task"]["name"]
+            self.model.value = ckpt["model"]["name"]
+        self._run["model"] = ckpt["model"]["name"]
         metrics = ", ".join(f"{k} {v:.3f}" for k, v in ckpt.get("metrics", {}).items() if k != "best_score")
-        self.status.value = f"Loaded {Path(path).name}: {ckpt['model']['name']} for {ckpt['task']['name']}. {metrics}"
+        what = (f"bioimage.io model {ckpt['bioimageio'].get('name')!r}: predicts {loaded.out_channels} "
+                "channel(s) as an image" if foreign else f"{ckpt['model']['name']} for {ckpt['task']['name']}")
+        self.status.value = f"Loaded {Path(path).name}: {what}. {metrics}"
+        self._set_running(False)
+
+    def export_model(self, path: str | Path, fmt: str | None = None) -> None:
+        """Export the current model in the background: bioimage.io (.zip), TorchScript or ONNX (.onnx).
+
+        The current image layer provides the sample for tracing, the test tensors and
+        the cover (the bundled nuclei when no image is picked).
+        """
+        from .core.export import export_model
+
+        if self.busy or not self.trainable:
+            return
+        path = Path(path)
+        fmt = fmt or {".zip": "bioimageio", ".onnx": "onnx"}.get(path.suffix.lower(), "torchscript")
+        image = self.image.value
+        sample = L.layer_array(image) if image is not None and not image.rgb else None
+        axes = self.axes.value if sample is not None else None
+        self.status.value = f"Exporting ({fmt}) to {path.name}…"
+        worker = create_worker(export_model, self._checkpoint, fmt, path, sample=sample, sample_axes=axes,
+                               _start_thread=False,
+                               _connect={"returned": self._on_exported, "errored": self._on_error,
+                                         "finished": self._on_export_finished})
+        self._export_worker = worker
+        self._set_running(True)
+        worker.start()
+
+    def _on_exported(self, path) -> None:
+        self.status.value = f"Exported to {path}"
+        show_info(f"napari-bioimg: exported to {path}")
+
+    def _on_export_finished(self) -> None:
+        self._export_worker = None
         self._set_running(False)
 
     def _save_dialog(self, value=None) -> None:
@@ -423,15 +536,27 @@ class BioimgWidget(Container):
             self.save_model(path)
 
     def _load_dialog(self, value=None) -> None:
-        path, _ = QFileDialog.getOpenFileName(self.native, "Load model", "", "napari-bioimg model (*.pt)")
+        path, _ = QFileDialog.getOpenFileName(self.native, "Load model", "", "Models (*.pt *.zip *.yaml);;"
+                                              "napari-bioimg model (*.pt);;bioimage.io package (*.zip *.yaml)")
         if path:
             self.load_model(path)
+
+    EXPORT_FILTERS = {"bioimage.io package (*.zip)": ("bioimageio", ".zip"),
+                      "TorchScript (*.pt)": ("torchscript", ".pt"), "ONNX (*.onnx)": ("onnx", ".onnx")}
+
+    def _export_dialog(self, value=None) -> None:
+        path, chosen = QFileDialog.getSaveFileName(self.native, "Export model", "model.zip",
+                                                   ";;".join(self.EXPORT_FILTERS))
+        if path:
+            fmt, suffix = self.EXPORT_FILTERS.get(chosen, ("bioimageio", ".zip"))
+            path = Path(path)
+            self.export_model(path if path.suffix else path.with_suffix(suffix), fmt)
 
     def _shutdown(self, *args) -> None:
         """Stop workers when the widget (or the viewer) closes."""
         if self._control is not None:
             self._control.stop()
-        for w in (self._train_worker, self._predict_worker):
+        for w in (self._train_worker, self._predict_worker, self._export_worker):
             if w is not None:
                 w.quit()
         self._close_pbar()

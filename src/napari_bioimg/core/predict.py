@@ -87,7 +87,7 @@ def predict(
     if bad:
         yield Notice(f"{bad} NaN/inf pixel(s) were treated as the image's low value")
     xn = loaded.normalizer.apply(x)
-    tile = tile or DEFAULT_TILE[loaded.spatial_dims]
+    tile = tile or getattr(loaded.model, "preferred_tile", None) or DEFAULT_TILE[loaded.spatial_dims]
     fn = model_fn(loaded, amp, tta)
     stop = (lambda: control.stop_requested) if control is not None else None
     results = []
