@@ -24,7 +24,7 @@ from .control import Control
 from .device import amp_dtype, autocast, describe, resolve_device
 from .errors import ConfigError, InputError
 from .events import Notice, PreviewReady, StepDone, TrainingStarted, TrainResult, ValidationDone
-from .models import get_model, model_entry
+from .models import get_model, list_models, model_entry
 from .normalize import Normalizer, count_nonfinite
 from .predict import drain
 from .tasks import get_task
@@ -102,12 +102,14 @@ def train(
     control = control or Control()
     task = get_task(config.task)
     if model_entry(config.model).kind != task.model_kind:
-        raise ConfigError(f"model {config.model!r} cannot do task {task.name!r}")
+        raise ConfigError(f"model {config.model!r} cannot do task {task.name!r}; choose one of "
+                          f"{', '.join(list_models(task.model_kind))} (default {task.default_model!r})")
     device = resolve_device(config.device)
     rng = _seed_everything(config.seed)
 
     image = np.asarray(image)
-    layout = make_layout(image.shape, axes, config.spatial_dims, rgb=rgb, hint=axes_hint)
+    layout = make_layout(image.shape, axes, config.spatial_dims or task.default_spatial_dims, rgb=rgb,
+                         hint=axes_hint)
     x = layout.to_canonical(image)
     bad = count_nonfinite(x)
     if bad:
@@ -132,9 +134,12 @@ def train(
                       out_channels=1, **model_config)
     divisor = int(getattr(probe, "size_divisor", 1))
     problem = task.make_problem(xn, ann, config, rng, divisor, extra)
+    for message in problem.notices:
+        yield Notice(message)
     if init_checkpoint is not None and init_checkpoint["data"]["out_channels"] != problem.out_channels:
         raise ConfigError("the starting model predicts a different number of classes than these annotations")
-    model = get_model(config.model, spatial_dims=layout.spatial_dims, in_channels=layout.n_channels,
+    in_channels = problem.in_channels or layout.n_channels
+    model = get_model(config.model, spatial_dims=layout.spatial_dims, in_channels=in_channels,
                       out_channels=problem.out_channels, **model_config).to(device)
     if init_checkpoint is not None:
         model.load_state_dict(init_checkpoint["state_dict"])
@@ -145,7 +150,8 @@ def train(
     total_steps = config.epochs * config.steps_per_epoch if config.epochs else None
     preview_n = _flat_index(preview_index, layout.batch_shape, layout.n_samples)
     yield TrainingStarted(task.name, config.model, describe(device), sum(p.numel() for p in model.parameters()),
-                          problem.n_train_pixels, problem.n_val_pixels, config.time_limit, total_steps, problem.patch)
+                          problem.n_train_pixels, problem.n_val_pixels, config.time_limit, total_steps, problem.patch,
+                          problem.unit)
 
     def apply_model(region_input: np.ndarray) -> np.ndarray:
         model.eval()
@@ -158,7 +164,19 @@ def train(
         finally:
             model.train()
 
-    def run_validation() -> tuple[dict, float] | None:
+    @torch.no_grad()
+    def forward(batch: torch.Tensor) -> torch.Tensor:
+        """Activated outputs of a batch in eval mode (direct tasks)."""
+        model.eval()
+        try:
+            with autocast(device, config.amp):
+                return task.activation(model(batch.to(device)).float())
+        finally:
+            model.train()
+
+    def run_validation() -> tuple[dict, float, dict | None] | None:
+        if task.direct_model:
+            return task.validate_direct(problem, forward)
         if not problem.val_regions:
             return None
         outs = []
@@ -168,11 +186,13 @@ def train(
             out = apply_model(xn[(r.sample, slice(None), *grown)])
             inner = tuple(slice(b.start - g.start, b.stop - g.start) for b, g in zip(r.box, grown))
             outs.append(out[(slice(None), *inner)])
-        return task.validate(problem, outs)
+        return (*task.validate(problem, outs), None)
 
     history: list[dict[str, float]] = []
+    early_stopped = False
     metrics: dict[str, float] = {}
     best_score, best_state = -math.inf, None
+    since_best = 0
     start = time.perf_counter()
     last_preview = start
     step = 0
@@ -215,39 +235,52 @@ def train(
         if step % config.steps_per_epoch == 0:
             val = run_validation()
             if val is not None:
-                metrics, score = val
+                metrics, score, report = val
                 is_best = score > best_score
                 if is_best:
                     best_score, best_state = score, copy.deepcopy(model.state_dict())
+                since_best = 0 if is_best else since_best + 1
                 history[-1].update({f"val_{k}": v for k, v in metrics.items()})
-                yield ValidationDone(step, epoch, metrics, score, is_best)
+                yield ValidationDone(step, epoch, metrics, score, is_best, report)
+                if config.patience and since_best >= config.patience:
+                    early_stopped = True
+                    yield Notice(f"early stop: the validation score did not improve in {since_best} checks", "info")
+                    break
         now = time.perf_counter()
         if preview_n is not None and config.preview_every and now - last_preview >= config.preview_every:
-            out = apply_model(xn[preview_n])
-            data = task.postprocess(out, problem.meta)
+            if task.direct_model:
+                data = task.preview_direct(problem, forward, preview_n)
+            else:
+                data = task.postprocess(apply_model(xn[preview_n]), problem.meta)
             last_preview = time.perf_counter()
             yield PreviewReady(step, layout.sample_index(preview_n), data, task.output_kind)
 
     stopped_early = control.stop_requested
     if step == 0:
         raise InputError("training stopped before the first step; nothing to save")
-    final = run_validation()
+    final = run_validation() if not early_stopped else None
     if final is not None:
-        metrics, score = final
+        metrics, score, report = final
         is_best = score > best_score
         if is_best:
             best_score, best_state = score, copy.deepcopy(model.state_dict())
-        yield ValidationDone(step, (step - 1) // config.steps_per_epoch, metrics, score, is_best)
+        yield ValidationDone(step, (step - 1) // config.steps_per_epoch, metrics, score, is_best, report)
     chosen = best_state if best_state is not None else model.state_dict()
+    if best_state is not None and task.direct_model:
+        # direct tasks validate cheaply: report the scores of the weights actually saved
+        model.load_state_dict(best_state)
+        metrics, best_score, report = run_validation()
+        problem.meta["validation_report"] = report
     if best_state is not None:
         metrics = dict(metrics, best_score=best_score)
     seconds = time.perf_counter() - start
     ckpt = build_checkpoint(
         model_name=config.model, model_config=model_config, state_dict=chosen, task=task.name,
         task_meta=problem.meta, normalizer=normalizer, axes=layout.axes, spatial_dims=layout.spatial_dims,
-        in_channels=layout.n_channels, out_channels=problem.out_channels, metrics=metrics,
+        in_channels=in_channels, out_channels=problem.out_channels, metrics=metrics,
         history=history, train_config=config.to_dict(),
         extra={"training": {"steps": step, "seconds": seconds, "stopped_early": stopped_early,
+                            "early_stopped": early_stopped,
                             "last_loss": float(np.mean(losses[-20:]))}},
     )
     return TrainResult(ckpt, history, metrics, stopped_early, step, seconds)
