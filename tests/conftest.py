@@ -2,7 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-torch.set_num_threads(2)
+# One torch thread: leaves a core for Qt's main thread in GUI tests and avoids
+# oversubscription (OpenMP threads spinning against each other) on a busy 2-core machine.
+torch.set_num_threads(1)
 
 
 @pytest.fixture
@@ -57,3 +59,11 @@ def make_objects2d(seed: int = 0, shape=(100, 140), spacing: int = 20):
 @pytest.fixture
 def objects2d():
     return make_objects2d()
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    # napari's make_napari_viewer fixture reads item.rep_call after the test
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, f"rep_{rep.when}", rep)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from conftest import make_objects2d
 from napari_bioimg.cli import main
+from tests.conftest import make_objects2d
 
 FAST = ["--epochs", "4", "--steps-per-epoch", "12", "--depth", "3", "--base-channels", "8", "--batch-size", "16",
         "--lr", "3e-3", "--quiet"]

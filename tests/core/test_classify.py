@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from conftest import make_objects2d
 from napari_bioimg.core import TrainConfig, get_task, predict_sync, train_sync
 from napari_bioimg.core import events as E
 from napari_bioimg.core.annotations import classes_from_points
 from napari_bioimg.core.errors import InputError
 from napari_bioimg.core.tasks import ClassPrediction
+from tests.conftest import make_objects2d
 
 FAST = dict(task="classify", model="cnn", model_config={"depth": 3, "base_channels": 8}, batch_size=16,
             steps_per_epoch=12, epochs=4, time_limit=None, learning_rate=3e-3, preview_every=0)

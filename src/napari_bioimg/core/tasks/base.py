@@ -39,7 +39,8 @@ class Task:
     """Model dimensionality when the config leaves it open (``None``: 3 if the image has Z)."""
     default_batch_size: int = 8
 
-    def default_model_config(self, spatial_dims: int) -> dict[str, Any]:
+    def default_model_config(self, spatial_dims: int, device_type: str = "cpu") -> dict[str, Any]:
+        """Model options used when the user gives none (small on CPU, wider on a GPU)."""
         return {}
 
     def make_problem(self, inputs: np.ndarray, annotations: np.ndarray | None, config: TrainConfig,

@@ -207,8 +207,8 @@ class ClassifyTask(Task):
     exposure, and brightness is often what tells classes apart); ``jitter``: random shift in pixels;
     ``tta``: average predictions over flips and turns (default 1)."""
 
-    def default_model_config(self, spatial_dims):
-        return {"depth": 4 if spatial_dims == 2 else 3, "base_channels": 16}
+    def default_model_config(self, spatial_dims, device_type="cpu"):
+        return {"depth": 4 if spatial_dims == 2 else 3, "base_channels": 16 if device_type == "cpu" else 32}
 
     def make_items(self, inputs: np.ndarray, annotations):
         labels = require_labels(annotations, self.name)
@@ -313,7 +313,7 @@ class ClassifyTask(Task):
         return items.paint(sample, rows, [values[k] for k in probs.argmax(axis=1)])
 
     def predict_direct(self, loaded, image, *, labels=None, axes=None, rgb=False, axes_hint=None, batch_size=64,
-                       control=None, amp=True, class_image=False):
+                       control=None, amp=True, class_image=False, tta=False):
         from ..axes import make_layout
         from ..device import autocast
 
@@ -341,7 +341,8 @@ class ClassifyTask(Task):
             if control is not None and control.stop_requested:
                 return None
             rows = np.arange(start, min(n, start + CHUNK))
-            probs.append(run_batches(forward, items.crops(rows), max(8, batch_size), tta=meta.get("tta", False)))
+            probs.append(run_batches(forward, items.crops(rows), max(8, batch_size),
+                                     tta=tta or meta.get("tta", False)))
             yield PredictProgress(int(rows[-1]) + 1, n, self.unit)
         probs = np.concatenate(probs)
         index = probs.argmax(axis=1)
