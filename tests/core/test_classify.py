@@ -175,3 +175,17 @@ def test_image_classification_per_frame():
     assert pred.class_image.shape == stack.shape
     with pytest.raises(InputError, match="several frames"):
         train_sync(stack[0], None, cfg, extra={"classes": table})
+
+
+def test_fine_tune_and_export_rules(trained, tmp_path):
+    from napari_bioimg.core.errors import ConfigError
+    from napari_bioimg.core.export import export_model
+
+    image, labels, truth, table, res, events = trained
+    tuned = train_sync(image, labels, TrainConfig(**SHORT), extra={"classes": table}, init_checkpoint=res.checkpoint)
+    assert tuned.steps == res.steps + 3  # the step count continues
+    other = {"label_id": table["label_id"], "class": [f"x{c}" for c in table["class"]]}
+    with pytest.raises(ConfigError, match="knows the classes"):
+        train_sync(image, labels, TrainConfig(**SHORT), extra={"classes": other}, init_checkpoint=res.checkpoint)
+    with pytest.raises(ConfigError, match="cannot be exported"):
+        export_model(res.checkpoint, "onnx", tmp_path / "m.onnx")
