@@ -29,6 +29,39 @@ def sample_nuclei():
     return load_nuclei_3d()
 
 
+def make_objects2d(seed: int = 0, shape=(100, 140), spacing: int = 20):
+    """Synthetic 2D objects on a grid, three visible classes: bright round, dim round, bright elongated.
+
+    Returns the image, the object labels and ``{id: class}`` for every object. The grid
+    starts at the image edge, so some objects are cut by the border.
+    """
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    image = rng.normal(100, 8, shape)
+    labels = np.zeros(shape, dtype=np.uint16)
+    truth = {}
+    k = 0
+    for cy in range(4, shape[0], spacing):
+        for cx in range(6, shape[1], spacing):
+            k += 1
+            kind = ["round", "dim", "long"][int(rng.integers(3))]
+            cy2, cx2 = cy + rng.integers(-2, 3), cx + rng.integers(-2, 3)
+            if kind == "long":
+                a, b = (7.5, 3.0) if rng.random() < 0.5 else (3.0, 7.5)
+            else:
+                a = b = 5.0
+            mask = ((yy - cy2) / a) ** 2 + ((xx - cx2) / b) ** 2 < 1
+            labels[mask] = k
+            image[mask] += 60 if kind == "dim" else 160
+            truth[k] = kind
+    return image.astype(np.float32), labels, truth
+
+
+@pytest.fixture
+def objects2d():
+    return make_objects2d()
+
+
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     # napari's make_napari_viewer fixture reads item.rep_call after the test

@@ -13,13 +13,14 @@ from pathlib import Path
 import napari
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, LineEdit, PushButton, SpinBox
-from napari.layers import Image, Labels
+from napari.layers import Image, Labels, Points
 from napari.qt.threading import create_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import QFileDialog, QSizePolicy
 from superqt import QCollapsible
 
+from . import _classify as C
 from . import _layers as L
 from ._plot import LossPlot
 
@@ -55,6 +56,10 @@ class BioimgWidget(Container):
         self.image = ComboBox(label="Image", choices=self._image_choices, nullable=True)
         self.annotations = ComboBox(label="Annotations", choices=self._labels_choices, nullable=True,
                                     tooltip="Labels layer: instance masks, or class scribbles (0 = not annotated)")
+        self.classes = ComboBox(label="Classes", choices=self._class_choices, nullable=True, visible=False,
+                                tooltip="Where the classes of a few objects come from: a Points layer with a "
+                                        "'class' feature (the object under each point), a Labels layer painted "
+                                        "with class ids over objects, or the objects layer's features table")
         self.model = ComboBox(label="Model", choices=list_models(kind="dense"), value="unet")
         self.time_limit = SpinBox(label="Time limit [s]", value=120, min=1, max=7 * 24 * 3600, step=10)
         self.device = ComboBox(label="Device", choices=["auto"] + available_devices(), value="auto",
@@ -99,8 +104,9 @@ class BioimgWidget(Container):
         self.status.native.setMinimumHeight(40)
         self.status.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.plot = LossPlot()
+        self.confusion = C.ConfusionPlot()
 
-        self.form = Container(widgets=[self.task, self.image, self.annotations, self.model, self.time_limit,
+        self.form = Container(widgets=[self.task, self.image, self.annotations, self.classes, self.model, self.time_limit,
                                         self.device], labels=True)
         self.buttons = Container(widgets=[self.train_btn, self.continue_btn, self.pause_btn, self.stop_btn,
                                           self.predict_btn], layout="horizontal", labels=False)
@@ -108,7 +114,7 @@ class BioimgWidget(Container):
                                labels=False)
         self.append(self.form)
         layout = self.native.layout()
-        for part in (collapsible, self.buttons.native, self.files.native, self.status.native, self.plot):
+        for part in (collapsible, self.buttons.native, self.files.native, self.status.native, self.plot, self.confusion):
             layout.addWidget(part)
         layout.addStretch(1)
 
@@ -122,6 +128,7 @@ class BioimgWidget(Container):
         self.load_btn.changed.connect(self._load_dialog)
         self.image.changed.connect(self._on_image_changed)
         self.task.changed.connect(self._on_task_changed)
+        self.annotations.changed.connect(self._refresh_classes)
         for ev in (viewer.layers.events.inserted, viewer.layers.events.removed, viewer.layers.events.moved):
             ev.connect(self._refresh_layers)
         self.native.destroyed.connect(self._shutdown)
@@ -134,6 +141,18 @@ class BioimgWidget(Container):
     def _labels_choices(self, widget=None):
         return [(lay.name, lay) for lay in self.viewer.layers if isinstance(lay, Labels) and not L.is_ours(lay)]
 
+    def _class_choices(self, widget=None):
+        return C.source_choices(self.viewer, self.annotations.value if hasattr(self, "annotations") else None)
+
+    def _refresh_classes(self, value=None) -> None:
+        """Re-list class sources; prefer a Points layer (the quickest way to mark a few objects)."""
+        self.classes.reset_choices()
+        current, objects = self.classes.value, self.annotations.value
+        features_usable = objects is not None and "class" in objects.features
+        if current is None or current is objects or (isinstance(current, str) and not features_usable):
+            points = [v for v in self.classes.choices if isinstance(v, Points)]
+            self.classes.value = points[0] if points else C.FEATURES
+
     def _axes_choices(self, widget=None):
         return L.axes_choices(self.image.value if hasattr(self, "image") else None)
 
@@ -144,6 +163,7 @@ class BioimgWidget(Container):
         if self.image.value is None and images:
             self.image.value = images[0]
         self._pick_annotations()
+        self._refresh_classes()
         self.axes.reset_choices()
         for layer in self.viewer.layers:
             if id(layer) not in self._watched:  # follow renames
@@ -176,19 +196,28 @@ class BioimgWidget(Container):
 
         task = get_task(self.task.value)
         self.model.choices = list_models(kind=task.model_kind)
+        if self.model.value != task.default_model and task.default_model in self.model.choices:
+            self.model.value = task.default_model
         inputs = getattr(task, "inputs", ("image", "labels"))
-        self.annotations.visible = "labels" in inputs
+        self.annotations.visible = "labels" in inputs or "objects" in inputs
+        self.annotations.label = "Objects" if "objects" in inputs else "Annotations"
+        self.classes.visible = "classes" in inputs
+        self.batch.value = task.default_batch_size
+        if not task.direct_model:
+            self.confusion.show_report(None)
 
     # ---------------------------------------------------------------- config
     def make_config(self):
         """The :class:`TrainConfig` described by the widget's fields."""
-        from .core import TrainConfig
+        from .core import TrainConfig, get_task
 
         seed = self.seed.value.strip()
         dims = {"auto": None, "2D": 2, "3D": 3}[self.dims.value]
         volumetric = dims == 3 or (dims is None and "Z" in (self.axes.value or ""))
         # a 3D patch keeps Z short: cubes of the YX size would be ~100x the work of a 2D patch
         patch = (16, self.patch.value, self.patch.value) if volumetric else self.patch.value
+        if get_task(self.task.value).direct_model:
+            patch = None  # classification fits its crops to the objects
         return TrainConfig(
             task=self.task.value, model=self.model.value,
             model_config={"depth": self.depth.value, "base_channels": self.base_channels.value},
@@ -229,14 +258,22 @@ class BioimgWidget(Container):
             self.task.value = self._checkpoint["task"]["name"]
             self.model.value = self._checkpoint["model"]["name"]
         task = get_task(self.task.value)
-        ann_layer = self.annotations.value if "labels" in getattr(task, "inputs", ("image", "labels")) else None
+        inputs = getattr(task, "inputs", ("image", "labels"))
+        ann_layer = self.annotations.value if ("labels" in inputs or "objects" in inputs) else None
         if task.needs_annotations and ann_layer is None:
-            show_error("napari-bioimg: add a Labels layer and paint annotations (or load masks) first")
+            what = "the objects to classify (a Labels layer)" if "objects" in inputs else \
+                "a Labels layer with painted annotations (or masks)"
+            show_error(f"napari-bioimg: pick {what} first")
             return
         try:
             config = self.make_config()
+            extra = None
+            if "classes" in inputs:
+                extra = {"classes": C.read_classes(self.classes.value, ann_layer, image,
+                                                   per_frame="objects" not in inputs)}
         except BioimgError as err:
             show_error(f"napari-bioimg: {err}")
+            self.status.value = f"Error: {err}"
             return
         annotations = np.array(ann_layer.data, copy=True) if ann_layer is not None else None  # snapshot
         axes = self.axes.value
@@ -248,13 +285,15 @@ class BioimgWidget(Container):
             config.spatial_dims = spatial_dims
             config.patch_size = (16, self.patch.value, self.patch.value) if spatial_dims == 3 else self.patch.value
         self._run = {"image": image, "axes": axes, "model": config.model, "task": task.name,
-                     "spatial_dims": spatial_dims, "kind": task.output_kind}
+                     "spatial_dims": spatial_dims, "kind": task.output_kind,
+                     "objects": annotations if "objects" in inputs else None, "colors": {}}
         if not fine_tune:
             self.plot.reset()
         self._pbar = progress(total=100, desc=f"napari-bioimg: training {config.model}")
         worker = create_worker(train, L.layer_array(image), annotations, config, axes=axes, control=self._control,
                                preview_index=index if self.preview.value else None, rgb=image.rgb,
-                               init_checkpoint=self._checkpoint if fine_tune else None, _start_thread=False,
+                               init_checkpoint=self._checkpoint if fine_tune else None, extra=extra,
+                               _start_thread=False,
                                _connect={"yielded": self._on_event, "returned": self._on_trained,
                                          "errored": self._on_error, "finished": self._on_train_finished,
                                          "paused": self._on_paused, "resumed": self._on_resumed})
@@ -322,7 +361,10 @@ class BioimgWidget(Container):
             self._run["val"] = ev
             self._update_status()
         elif isinstance(ev, E.PreviewReady):
-            self._show_result(ev.data, ev.index, ev.kind)
+            if self._run.get("objects") is not None:
+                self._show_object_classes(ev.data, ev.index)
+            else:
+                self._show_result(ev.data, ev.index, ev.kind)
         elif isinstance(ev, E.TrainingStarted):
             self._run["started"] = ev
             self.status.value = (f"Training on {ev.device}: {ev.n_parameters:,} parameters, patch "
@@ -331,7 +373,7 @@ class BioimgWidget(Container):
             if self._pbar is not None:
                 self._pbar.n = int(100 * ev.done / max(ev.total, 1))
                 self._pbar.refresh()
-            self.status.value = f"Predicting: {ev.done}/{ev.total} tiles"
+            self.status.value = f"Predicting: {ev.done}/{ev.total} {ev.stage}"
         elif isinstance(ev, E.Notice):
             (show_warning if ev.level == "warning" else show_info)(f"napari-bioimg: {ev.message}")
 
@@ -354,6 +396,7 @@ class BioimgWidget(Container):
         metrics = ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items() if k != "best_score")
         how = "stopped" if result.stopped_early else "finished"
         self.status.value = f"Training {how}: {result.steps} steps in {result.seconds:.0f} s. {metrics}"
+        self.confusion.show_report(result.checkpoint["task"]["meta"].get("validation_report"))
 
     def _on_error(self, err) -> None:
         from .core import BioimgError
@@ -377,7 +420,7 @@ class BioimgWidget(Container):
     # ---------------------------------------------------------------- prediction
     def start_prediction(self, value=None) -> None:
         """Predict the selected image with the current (trained or loaded) model into a new layer."""
-        from .core import Control
+        from .core import Control, get_task
         from .core.predict import predict
 
         if self.busy or self._checkpoint is None:
@@ -390,12 +433,20 @@ class BioimgWidget(Container):
         axes = self.axes.value
         if data["spatial_dims"] == 2 and "Z" in axes and image.ndim == 3 and not image.rgb:
             axes = "ZYX"
+        task = self._loaded.task if self._loaded is not None else get_task(self._checkpoint["task"]["name"])
+        objects = None
+        if "objects" in task.inputs:
+            if self.annotations.value is None:
+                show_error("napari-bioimg: pick the objects to classify (a Labels layer)")
+                return
+            objects = np.array(L.layer_array(self.annotations.value), copy=True)  # snapshot
         self._control = Control()
         self._run.update({"image": image, "axes": axes, "model": self._checkpoint["model"]["name"],
-                          "spatial_dims": data["spatial_dims"]})
+                          "spatial_dims": data["spatial_dims"], "objects": objects, "colors": {}})
         self._pbar = progress(total=100, desc="napari-bioimg: predicting")
+        direct = {"labels": objects, "class_image": objects is None} if task.direct_model else {}
         worker = create_worker(predict, self._loaded or self._checkpoint, L.layer_array(image), axes,
-                               device=self.device.value,
+                               device=self.device.value, **direct,
                                control=self._control, rgb=image.rgb, _start_thread=False,
                                _connect={"yielded": self._on_event, "returned": self._on_predicted,
                                          "errored": self._on_error, "finished": self._on_predict_finished})
@@ -404,8 +455,13 @@ class BioimgWidget(Container):
         worker.start()
 
     def _on_predicted(self, result) -> None:
+        from .core.tasks import ClassPrediction
+
         if result is None:
             self.status.value = "Prediction cancelled."
+            return
+        if isinstance(result, ClassPrediction):
+            self._show_prediction_classes(result)
             return
         kind = self._output_kind()
         layer = self._show_result(result, None, kind)
@@ -455,6 +511,48 @@ class BioimgWidget(Container):
             layer.reset_contrast_limits()
         return layer
 
+    def _class_layer(self):
+        image = self._run.get("image")
+        if image is None or image not in self.viewer.layers:
+            return None
+        shape = self._run["objects"].shape
+        return L.result_layer(self.viewer, image, self._result_name(), "labels", shape, np.uint32,
+                              self._run["axes"])
+
+    def _show_object_classes(self, class_image: np.ndarray, index: tuple[int, ...]) -> None:
+        """Live preview: the objects of one frame (or the volume), coloured by their current class."""
+        layer = self._class_layer()
+        if layer is None:
+            return
+        objects = self._run["objects"]
+        spatial = "ZYX" if self._run["spatial_dims"] == 3 else "YX"
+        it = iter(index or ())
+        sel = tuple(slice(None) if a in spatial else next(it) for a in self._run["axes"].replace("C", ""))
+        ids, values = C.object_classes(objects[sel], class_image)
+        self._run["colors"].update(zip(ids.tolist(), values.tolist()))
+        data = np.asarray(layer.data)
+        data[sel] = objects[sel]
+        colors = self._run["colors"]
+        C.paint_result(layer, data, list(colors), [v - 1 for v in colors.values()])
+
+    def _show_prediction_classes(self, result) -> None:
+        """Every object coloured by its predicted class; class and probability in the layer's features."""
+        counts = {str(c): int(n) for c, n in zip(result.class_names,
+                                                 np.bincount(result.index, minlength=len(result.class_names)))}
+        if self._run.get("objects") is None:  # image classification: one class value per frame
+            layer = self._show_result(result.class_image, None, "labels")
+            what = "frames"
+        else:
+            layer = self._class_layer()
+            if layer is None:
+                return
+            values = [result.class_values[k] for k in result.index]
+            C.paint_result(layer, self._run["objects"], result.ids, [v - 1 for v in values],
+                           C.prediction_features(result))
+            what = "objects"
+        if layer is not None:
+            self.status.value = f"Classified {len(result.ids)} {what} into layer '{layer.name}': {counts}"
+
     # ---------------------------------------------------------------- files
     def save_model(self, path: str | Path) -> Path:
         from .core.checkpoint import save_checkpoint
@@ -492,6 +590,7 @@ class BioimgWidget(Container):
             self.task.value = ckpt["task"]["name"]
             self.model.value = ckpt["model"]["name"]
         self._run["model"] = ckpt["model"]["name"]
+        self.confusion.show_report(ckpt["task"].get("meta", {}).get("validation_report"))
         metrics = ", ".join(f"{k} {v:.3f}" for k, v in ckpt.get("metrics", {}).items() if k != "best_score")
         what = (f"bioimage.io model {ckpt['bioimageio'].get('name')!r}: predicts {loaded.out_channels} "
                 "channel(s) as an image" if foreign else f"{ckpt['model']['name']} for {ckpt['task']['name']}")

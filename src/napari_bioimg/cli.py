@@ -28,10 +28,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model on an image and its annotations")
-    t.add_argument("--task", default=None, help="instance, semantic, ... (see 'napari-bioimg info'; default: instance, "
-                                                "or the task of --init/--resume)")
+    t.add_argument("--task", default=None, help="instance, semantic, classify, ... (see 'napari-bioimg info'; "
+                                                "default: instance, or the task of --init/--resume)")
     t.add_argument("--image", required=True, help="image file (.tif, .png, .npy)")
-    t.add_argument("--labels", help="annotations: instance masks or class scribbles (0 = not annotated)")
+    t.add_argument("--labels", help="annotations: instance masks, class scribbles (0 = not annotated), "
+                                    "or for classify the objects to classify")
+    t.add_argument("--classes", help="classify: CSV with columns label_id,class for some objects; "
+                                     "classify-image: CSV with columns frame,class (frames numbered from 0)")
     t.add_argument("--out", required=True, help="model file to write (.pt)")
     start = t.add_mutually_exclusive_group()
     start.add_argument("--resume", metavar="CKPT", help="continue a stopped run exactly where it stopped (same image "
@@ -45,14 +48,18 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--epochs", type=int, default=None, help="number of epochs of --steps-per-epoch batches")
     t.add_argument("--steps-per-epoch", type=int, default=50)
     t.add_argument("--dims", type=int, choices=(2, 3), help="2 = slice by slice, 3 = volumetric (default: 3 if Z)")
-    t.add_argument("--batch-size", type=int, default=8)
-    t.add_argument("--patch-size", type=int, nargs="+", help="patch size (one value, or one per spatial dim)")
+    t.add_argument("--batch-size", type=int, default=None, help="default: 8, or 32 for classification")
+    t.add_argument("--patch-size", type=int, nargs="+",
+                   help="patch size (one value, or one per spatial dim); for classify the crop size (default: "
+                        "fitted to the objects)")
     t.add_argument("--lr", type=float, default=2e-3, help="learning rate")
     t.add_argument("--optimizer", default="adam", choices=("adam", "adamw", "sgd"))
     t.add_argument("--grad-clip", type=float, default=1.0, help="gradient norm clip (0 = off)")
     t.add_argument("--val-fraction", type=float, default=0.15)
-    t.add_argument("--depth", type=int, help="U-Net depth")
-    t.add_argument("--base-channels", type=int, help="U-Net width at the first level")
+    t.add_argument("--patience", type=int, default=None,
+                   help="stop early after this many validations without improvement (default: use the whole budget)")
+    t.add_argument("--depth", type=int, help="U-Net depth, or number of classifier stages")
+    t.add_argument("--base-channels", type=int, help="width of the first level / stage")
     t.add_argument("--norm", choices=("batch", "group", "instance", "none"))
     t.add_argument("--no-augment", action="store_true")
     t.add_argument("--seed", type=int, default=0)
@@ -61,7 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="predict an image with a trained model")
     p.add_argument("--model", required=True, help="model file (.pt) or bioimage.io package (.zip, folder, rdf.yaml)")
     p.add_argument("--image", required=True)
-    p.add_argument("--out", required=True, help="output file (.tif, .png, .npy)")
+    p.add_argument("--labels", help="classify: the objects to classify (label image)")
+    p.add_argument("--out", required=True, help="output file (.tif, .png, .npy); for classification .csv writes "
+                                                "label_id,class,probability per object, an image the class labels")
     p.add_argument("--tile", type=int, nargs="+", help="tile size (default 256 in 2D, 32x128x128 in 3D)")
     p.add_argument("--overlap", type=float, default=0.25, help="tile overlap as a fraction (default 0.25)")
     p.add_argument("--batch-size", type=int, default=4)
@@ -83,9 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--debug", action="store_true")
 
     e = sub.add_parser("evaluate", help="score a prediction against ground truth (JSON on stdout)")
-    e.add_argument("--task", default="instance")
-    e.add_argument("--pred", required=True)
-    e.add_argument("--truth", required=True)
+    e.add_argument("--task", default="instance", help="instance, semantic, classify or classify-image")
+    e.add_argument("--pred", required=True, help="prediction (image, or CSV for classify)")
+    e.add_argument("--truth", required=True, help="ground truth (image, or CSV id,class for classify)")
     e.add_argument("--axes", help="with a T or S axis, frames are matched separately and pooled")
     e.add_argument("--include-zero", action="store_true", help="semantic: score label 0 as a class too")
     e.add_argument("--debug", action="store_true")
@@ -122,7 +131,8 @@ class _Progress:
             return
         elif isinstance(ev, E.TrainingStarted):
             self.write(f"training {ev.model} for {ev.task} on {ev.device}: {ev.n_parameters:,} parameters, "
-                       f"patch {ev.patch_size}, {ev.n_train_pixels:,} training / {ev.n_val_pixels:,} validation pixels")
+                       f"patch {ev.patch_size}, {ev.n_train_pixels:,} training / {ev.n_val_pixels:,} validation "
+                       f"{ev.unit}")
         elif isinstance(ev, E.StepDone):
             self.bar.n = round(100 * ev.fraction, 1)
             self.bar.set_postfix_str(f"step {ev.step} loss {ev.loss:.4f} {ev.steps_per_second:.1f} it/s{self.val}", refresh=False)
@@ -170,9 +180,9 @@ def train_config_from_args(args, start=None):
         task=task.name, model=model, model_config=model_config,
         spatial_dims=args.dims or (int(start["data"]["spatial_dims"]) if start else None),
         time_limit=args.time_limit or (None if args.epochs else 120.0), epochs=args.epochs,
-        steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size,
+        steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size or task.default_batch_size,
         patch_size=tuple(args.patch_size) if args.patch_size else None, learning_rate=args.lr,
-        optimizer=args.optimizer, grad_clip=args.grad_clip or None, val_fraction=args.val_fraction,
+        optimizer=args.optimizer, grad_clip=args.grad_clip or None, val_fraction=args.val_fraction, patience=args.patience,
         augment=not args.no_augment, seed=args.seed, device=args.device, preview_every=0,
     )
 
@@ -206,9 +216,11 @@ class _GracefulStop:
 
 
 def cmd_train(args) -> int:
-    from .core import Control
+    from .core import Control, get_task
+    from .core.annotations import classes_from_table
     from .core.checkpoint import load_checkpoint, save_checkpoint
-    from .core.io import read_image
+    from .core.errors import InputError
+    from .core.io import read_image, read_table
     from .core.predict import drain
     from .core.train import train
 
@@ -220,6 +232,14 @@ def cmd_train(args) -> int:
         if ignored:
             print(f"napari-bioimg: note: {', '.join(ignored)} ignored: a resumed run keeps its checkpoint's settings",
                   file=sys.stderr)
+    task = get_task(config.task)
+    if "objects" in task.inputs and not args.labels:
+        raise InputError(f"task {task.name!r} needs --labels OBJECTS.tif: the label image of the objects to classify")
+    extra = None
+    if "classes" in task.inputs:
+        if not args.classes:
+            raise InputError(f"task {task.name!r} needs --classes CLASSES.csv with columns {task.id_name},class")
+        extra = {"classes": classes_from_table(read_table(args.classes, (task.id_name, "class")), task.id_columns)}
     image, hint = read_image(args.image)
     labels = read_image(args.labels)[0] if args.labels else None
     progress = _Progress(args.quiet, f"train {config.task}")
@@ -228,7 +248,7 @@ def cmd_train(args) -> int:
         with _GracefulStop(control, progress):
             result = drain(train(image, labels, config, axes=args.axes, axes_hint=hint, preview_index=None,
                                  control=control, init_checkpoint=start if args.init else None,
-                                 resume=start if args.resume else None), progress)
+                                 resume=start if args.resume else None, extra=extra), progress)
     finally:
         progress.close()
     path = save_checkpoint(result.checkpoint, args.out)
@@ -249,6 +269,8 @@ def cmd_predict(args) -> int:
 
     loaded = load_model(args.model, args.device)
     image, hint = read_image(args.image)
+    if loaded.task.direct_model:
+        return _predict_classes(args, loaded, image, hint)
     tile = None if not args.tile else (args.tile[0] if len(args.tile) == 1 else tuple(args.tile))
     progress = _Progress(args.quiet, "predict")
     try:
@@ -259,6 +281,56 @@ def cmd_predict(args) -> int:
     write_image(args.out, out)
     print(f"wrote {args.out}: shape {out.shape}, {out.dtype}", file=sys.stderr)
     return 0
+
+
+def _predict_classes(args, loaded, image, hint) -> int:
+    """Classification: a CSV (id, class, probability) or a label image of classes."""
+    import numpy as np
+
+    from .core.io import read_image, write_image, write_table
+    from .core.predict import drain, predict
+
+    labels = read_image(args.labels)[0] if args.labels else None
+    as_table = Path(args.out).suffix.lower() == ".csv"
+    progress = _Progress(args.quiet, "predict")
+    try:
+        result = drain(predict(loaded, image, args.axes, labels=labels, batch_size=max(args.batch_size, 32),
+                               axes_hint=hint, class_image=not as_table, tta=args.tta), progress)
+    finally:
+        progress.close()
+    if as_table:
+        write_table(args.out, result.table())
+    else:
+        write_image(args.out, result.class_image)
+    counts = {str(c): int(n) for c, n in zip(result.class_names, np.bincount(result.index,
+                                                                               minlength=len(result.class_names)))}
+    print(f"wrote {args.out}: {len(result.ids)} {loaded.task.unit} classified, per class {counts}", file=sys.stderr)
+    return 0
+
+
+def _evaluate_classes(args) -> dict:
+    """Join prediction and truth tables on the id column and score the common ids."""
+    from .core.annotations import FRAME_COLUMNS, ID_COLUMNS, classes_from_table, unify_class_values
+    from .core.errors import InputError
+    from .core.io import read_table
+    from .core.metrics import classification_scores
+
+    id_columns = tuple(dict.fromkeys(ID_COLUMNS + FRAME_COLUMNS))
+    pred = classes_from_table(read_table(args.pred), id_columns)
+    truth = classes_from_table(read_table(args.truth), id_columns)
+    for name, ann in (("prediction", pred), ("truth", truth)):
+        for w in ann.warnings:
+            print(f"warning ({name}): {w}", file=sys.stderr)
+    common = sorted(set(pred.classes) & set(truth.classes))
+    if not common:
+        raise InputError("the prediction and the truth share no ids: check that both tables number the same objects")
+    missing = sorted(set(truth.classes) - set(pred.classes))
+    if missing:
+        print(f"warning: {len(missing)} id(s) of the truth have no prediction and are not scored", file=sys.stderr)
+    values = unify_class_values([truth.classes[i] for i in common] + [pred.classes[i] for i in common])
+    t, p = values[: len(common)], values[len(common):]
+    scores = classification_scores(t, p, sorted(set(values)))
+    return {"task": args.task, "n_truth": len(truth.classes), "n_missing": len(missing), **scores}
 
 
 def cmd_export(args) -> int:
@@ -290,6 +362,9 @@ def cmd_evaluate(args) -> int:
     from .core.io import read_image
     from .core.metrics import matching, matching_stack, semantic_scores
 
+    if args.task in ("classify", "classify-image"):
+        print(json.dumps(_evaluate_classes(args), indent=2))
+        return 0
     pred, _ = read_image(args.pred)
     truth, _ = read_image(args.truth)
     if pred.shape != truth.shape:
@@ -308,7 +383,8 @@ def cmd_evaluate(args) -> int:
     elif args.task == "semantic":
         report = {"task": "semantic", **semantic_scores(truth, pred, ignore_zero=not args.include_zero)}
     else:
-        raise InputError(f"evaluate does not know task {args.task!r}; use instance or semantic")
+        raise InputError(f"evaluate does not know task {args.task!r}; use instance, semantic, classify or "
+                         "classify-image")
     print(json.dumps(report, indent=2))
     return 0
 

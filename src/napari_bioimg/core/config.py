@@ -35,6 +35,8 @@ class TrainConfig:
     weight_decay: float = 0.0
     grad_clip: float | None = 1.0
     val_fraction: float = 0.15
+    patience: int | None = None
+    """Stop when this many validations in a row did not improve the score (None: use the whole budget)."""
     augment: bool = True
     seed: int | None = 0
     device: str = "auto"
@@ -63,6 +65,8 @@ class TrainConfig:
             raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if not 0 <= self.val_fraction < 0.9:
             raise ConfigError(f"val_fraction must be in [0, 0.9), got {self.val_fraction}")
+        if self.patience is not None and not 1 <= self.patience <= 10_000:
+            raise ConfigError(f"patience must be between 1 and 10000 validations, or None, got {self.patience}")
         if self.grad_clip is not None and self.grad_clip <= 0:
             raise ConfigError(f"grad_clip must be positive or None, got {self.grad_clip}")
         if self.device.split(":")[0].lower() not in DEVICE_CHOICES:

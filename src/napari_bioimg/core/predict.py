@@ -61,14 +61,28 @@ def predict(
     axes_hint: str | None = None,
     amp: bool = True,
     tta: bool = False,
-) -> Generator[PredictProgress | Notice, None, np.ndarray | None]:
+    labels: Any = None,
+    class_image: bool = False,
+) -> Generator[PredictProgress | Notice, None, Any]:
     """Predict ``image`` with a trained model.
 
     Yields :class:`PredictProgress` (tiles done / total) and :class:`Notice`; returns
     the result in the image's layout without its channel axis (labels for
     segmentation tasks, float32 for image tasks), or ``None`` if stopped.
+
+    Tasks that run their model on their own items (``Task.direct_model``, e.g.
+    object classification) delegate here to ``Task.predict_direct`` and return its
+    result (for classification an :class:`~.tasks.classify.ClassPrediction`):
+    ``labels`` gives the objects to classify and ``class_image`` asks for a label
+    image of predicted classes as well.
     """
     loaded = model if isinstance(model, LoadedModel) else load_model(model, device)
+    if loaded.task.direct_model:
+        return (yield from loaded.task.predict_direct(
+            loaded, image, labels=labels, axes=axes, rgb=rgb, axes_hint=axes_hint, batch_size=batch_size,
+            control=control, amp=amp, class_image=class_image, tta=tta))
+    if labels is not None:
+        raise InputError(f"task {loaded.task.name!r} predicts from the image alone; do not pass labels")
     if not 0 <= overlap < 1:
         raise InputError(f"overlap must be a fraction in [0, 1), got {overlap}")
     image = np.asarray(image)

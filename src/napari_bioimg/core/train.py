@@ -24,7 +24,7 @@ from .control import ActiveClock, Control, run_clocked
 from .device import amp_dtype, autocast, describe, resolve_device
 from .errors import ConfigError, InputError
 from .events import Notice, PreviewReady, StepDone, TrainingStarted, TrainResult, ValidationDone
-from .models import get_model, model_entry
+from .models import get_model, list_models, model_entry
 from .normalize import Normalizer, count_nonfinite
 from .predict import drain
 from .resume import RunState, data_fingerprint, last_weights, read_run_state, restore_rng, training_state
@@ -147,7 +147,8 @@ def _train(image, annotations, config, *, axes, control, preview_index, rgb, axe
     config = (config or TrainConfig()).validate()
     task = get_task(config.task)
     if model_entry(config.model).kind != task.model_kind:
-        raise ConfigError(f"model {config.model!r} cannot do task {task.name!r}")
+        raise ConfigError(f"model {config.model!r} cannot do task {task.name!r}; choose one of "
+                          f"{', '.join(list_models(task.model_kind))} (default {task.default_model!r})")
     device = resolve_device(config.device)
     rng = _seed_everything(config.seed)
     if config.num_threads:
@@ -156,7 +157,8 @@ def _train(image, annotations, config, *, axes, control, preview_index, rgb, axe
     image = np.asarray(image)
     if resume is not None and axes is None:
         axes = resume["data"]["axes"]
-    layout = make_layout(image.shape, axes, config.spatial_dims, rgb=rgb, hint=axes_hint)
+    layout = make_layout(image.shape, axes, config.spatial_dims or task.default_spatial_dims, rgb=rgb,
+                         hint=axes_hint)
     x = layout.to_canonical(image)
     bad = count_nonfinite(x)
     if bad:
@@ -187,16 +189,23 @@ def _train(image, annotations, config, *, axes, control, preview_index, rgb, axe
         if int(start_from["data"]["spatial_dims"]) != layout.spatial_dims:
             raise ConfigError(f"the model is {start_from['data']['spatial_dims']}D but training would be "
                               f"{layout.spatial_dims}D (axes {layout.axes}); set the dimensionality to match")
-        if int(start_from["data"]["in_channels"]) != layout.n_channels:
-            raise InputError(f"the model was trained on {start_from['data']['in_channels']} channel(s) but this "
-                             f"image has {layout.n_channels} (axes {layout.axes})")
     probe = get_model(config.model, spatial_dims=layout.spatial_dims, in_channels=layout.n_channels,
                       out_channels=1, **model_config)
     divisor = int(getattr(probe, "size_divisor", 1))
     problem = task.make_problem(xn, ann, config, rng, divisor, extra)
+    for message in problem.notices:
+        yield Notice(message)
+    in_channels = problem.in_channels or layout.n_channels
+    if start_from is not None and int(start_from["data"]["in_channels"]) != in_channels:
+        raise InputError(f"the model was trained on {start_from['data']['in_channels']} input channel(s) but this "
+                         f"image gives {in_channels} (axes {layout.axes})")
+    if start_from is not None and task.direct_model and \
+            list(start_from["task"]["meta"].get("class_names", [])) != list(problem.meta.get("class_names", [])):
+        raise ConfigError(f"the starting model knows the classes {start_from['task']['meta'].get('class_names')}, "
+                          f"these annotations have {problem.meta.get('class_names')}; train a new model")
     if start_from is not None and start_from["data"]["out_channels"] != problem.out_channels:
         raise ConfigError("the starting model predicts a different number of classes than these annotations")
-    model = get_model(config.model, spatial_dims=layout.spatial_dims, in_channels=layout.n_channels,
+    model = get_model(config.model, spatial_dims=layout.spatial_dims, in_channels=in_channels,
                       out_channels=problem.out_channels, **model_config).to(device)
     optimizer = make_optimizer(model.parameters(), config)
     dtype = amp_dtype(device) if config.amp else None
@@ -225,7 +234,7 @@ def _train(image, annotations, config, *, axes, control, preview_index, rgb, axe
     preview_n = _flat_index(preview_index, layout.batch_shape, layout.n_samples)
     yield TrainingStarted(task.name, config.model, describe(device), sum(p.numel() for p in model.parameters()),
                           problem.n_train_pixels, problem.n_val_pixels, config.time_limit, total_steps, problem.patch,
-                          run.step)
+                          run.step, problem.unit)
 
     def budget_used() -> float:
         elapsed = clock.elapsed()
@@ -243,7 +252,19 @@ def _train(image, annotations, config, *, axes, control, preview_index, rgb, axe
         finally:
             model.train()
 
-    def run_validation() -> tuple[dict, float] | None:
+    @torch.no_grad()
+    def forward(batch: torch.Tensor) -> torch.Tensor:
+        """Activated outputs of a batch in eval mode (direct tasks)."""
+        model.eval()
+        try:
+            with autocast(device, config.amp):
+                return task.activation(model(batch.to(device)).float())
+        finally:
+            model.train()
+
+    def run_validation() -> tuple[dict, float, dict | None] | None:
+        if task.direct_model:
+            return task.validate_direct(problem, forward)
         if not problem.val_regions:
             return None
         outs = []
@@ -253,21 +274,24 @@ def _train(image, annotations, config, *, axes, control, preview_index, rgb, axe
             out = apply_model(xn[(r.sample, slice(None), *grown)])
             inner = tuple(slice(b.start - g.start, b.stop - g.start) for b, g in zip(r.box, grown))
             outs.append(out[(slice(None), *inner)])
-        return task.validate(problem, outs)
+        return (*task.validate(problem, outs), None)
 
     def validate_now() -> ValidationDone | None:
         val = run_validation()
         if val is None:
             return None
-        run.metrics, score = val
+        run.metrics, score, report = val
         is_best = score > run.best_score
         if is_best:
             run.best_score, run.best_step = score, run.step
             run.best_state = copy.deepcopy(model.state_dict())
-        return ValidationDone(run.step, (run.local_step - 1) // config.steps_per_epoch, run.metrics, score, is_best)
+        return ValidationDone(run.step, (run.local_step - 1) // config.steps_per_epoch, run.metrics, score, is_best,
+                              report)
 
     last_preview = time.perf_counter()
     first_step = run.step
+    since_best = 0
+    early_stopped = False
     clock.reset(run.elapsed_before)  # the budget counts training, not the set-up above
     model.train()
     while True:
@@ -307,10 +331,17 @@ def _train(image, annotations, config, *, axes, control, preview_index, rgb, axe
             if event is not None:
                 run.history[-1].update({f"val_{k}": v for k, v in run.metrics.items()})
                 yield event
+                since_best = 0 if event.is_best else since_best + 1
+                if config.patience and since_best >= config.patience:
+                    early_stopped = True
+                    yield Notice(f"early stop: the validation score did not improve in {since_best} checks", "info")
+                    break
         now = time.perf_counter()
         if preview_n is not None and config.preview_every and now - last_preview >= config.preview_every:
-            out = apply_model(xn[preview_n])
-            data = task.postprocess(out, problem.meta)
+            if task.direct_model:
+                data = task.preview_direct(problem, forward, preview_n)
+            else:
+                data = task.postprocess(apply_model(xn[preview_n]), problem.meta)
             last_preview = time.perf_counter()
             yield PreviewReady(run.step, layout.sample_index(preview_n), data, task.output_kind)
 
@@ -320,18 +351,27 @@ def _train(image, annotations, config, *, axes, control, preview_index, rgb, axe
             raise ConfigError("the checkpoint has already used its whole budget; give more epochs or a longer "
                               "time limit to train further")
         raise InputError("training stopped before the first step; nothing to save")
-    event = validate_now()
+    event = validate_now() if not early_stopped else None
     if event is not None:
         yield event
     metrics = dict(run.metrics)
     last = model.state_dict()
     has_best = run.best_state is not None and run.best_step != run.step
     chosen = run.best_state if has_best else last
+    if task.direct_model and run.best_state is not None:
+        # direct tasks validate cheaply: report the scores of the weights actually saved
+        keep = {k: v.detach().clone() for k, v in last.items()}
+        model.load_state_dict(run.best_state)
+        best_val = run_validation()
+        model.load_state_dict(keep)
+        if best_val is not None:
+            metrics, problem.meta["validation_report"] = dict(best_val[0]), best_val[2]
     if run.best_step is not None:
         metrics["best_score"] = run.best_score
     seconds = clock.elapsed()
     extra_keys: dict[str, Any] = {
         "training": {"steps": run.step, "seconds": seconds, "stopped_early": stopped_early,
+                     "early_stopped": early_stopped,
                      "last_loss": float(np.mean([h["loss"] for h in run.history[-20:]])),
                      "best_step": run.best_step},
         "resume": training_state(run, optimizer, scaler, rng, device, seconds, not stopped_early, fingerprint),
@@ -341,7 +381,7 @@ def _train(image, annotations, config, *, axes, control, preview_index, rgb, axe
     ckpt = build_checkpoint(
         model_name=config.model, model_config=model_config, state_dict=chosen, task=task.name,
         task_meta=problem.meta, normalizer=normalizer, axes=layout.axes, spatial_dims=layout.spatial_dims,
-        in_channels=layout.n_channels, out_channels=problem.out_channels, metrics=metrics,
+        in_channels=in_channels, out_channels=problem.out_channels, metrics=metrics,
         history=run.history, train_config=config.to_dict(), extra=extra_keys,
     )
     return TrainResult(ckpt, run.history, metrics, stopped_early, run.step, seconds)

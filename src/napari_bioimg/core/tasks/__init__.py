@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..errors import ConfigError
 from .base import Problem, Task
+from .classify import ClassifyTask, ClassPrediction, ImageClassifyTask
 from .segmentation import InstanceTask, SemanticTask
 
 _TASKS: dict[str, Task] = {}
@@ -27,5 +28,7 @@ def get_task(name: str) -> Task:
 
 register_task(InstanceTask())
 register_task(SemanticTask())
+register_task(ClassifyTask())
+register_task(ImageClassifyTask())
 
-__all__ = ["Problem", "Task", "get_task", "list_tasks", "register_task"]
+__all__ = ["ClassPrediction", "Problem", "Task", "get_task", "list_tasks", "register_task"]
