@@ -432,6 +432,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("napari-bioimg: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like: not an error
+        sys.stderr.close()
+        return 0
     except MemoryError:
         print("napari-bioimg: error: out of memory; use a smaller --tile/--batch-size or a GPU", file=sys.stderr)
         return EXIT_USER_ERROR
