@@ -2,7 +2,6 @@ import numpy as np
 import pytest
 import torch
 
-
 # One torch thread: leaves a core for Qt's main thread in GUI tests and avoids
 # oversubscription (OpenMP threads spinning against each other) on a busy 2-core machine.
 torch.set_num_threads(1)

@@ -14,7 +14,21 @@ def axes_choices(layer) -> list[str]:
     ndim = layer.data.ndim if not layer.multiscale else layer.data[0].ndim
     if getattr(layer, "rgb", False):
         return {3: ["YXC"], 4: ["TYXC", "ZYXC"]}.get(ndim, ["YXC"])
-    return {2: ["YX"], 3: ["ZYX", "TYX"], 4: ["TZYX", "CZYX", "TCYX"], 5: ["TCZYX"]}.get(ndim, ["YX"])
+    choices = {2: ["YX"], 3: ["ZYX", "TYX"], 4: ["TZYX", "CZYX", "TCYX"], 5: ["TCZYX"]}.get(ndim, ["YX"])
+    named = labelled_axes(layer, ndim)
+    if named:  # the layer says what its axes are (e.g. axis_labels t, y, x): offer that first
+        choices = [named] + [c for c in choices if c != named]
+    return choices
+
+
+def labelled_axes(layer, ndim: int) -> str | None:
+    """Axes spelled by the layer's ``axis_labels`` (``("t", "y", "x")`` -> ``"TYX"``), if they are axis letters."""
+    labels = [str(a).upper() for a in getattr(layer, "axis_labels", ())]
+    axes = "".join(labels)
+    if len(labels) == ndim and all(len(a) == 1 for a in labels) and set(axes) <= set("TSZYXC") \
+            and len(set(axes)) == ndim and axes.endswith("YX"):
+        return axes
+    return None
 
 
 def layer_array(layer) -> np.ndarray:
@@ -41,6 +55,17 @@ def batch_index(axes: str, spatial_dims: int, index: tuple[int, ...]) -> tuple[i
     spatial = "ZYX" if spatial_dims == 3 else "YX"
     out_axes = axes.replace("C", "")
     return tuple(i for a, i in zip(out_axes, index) if a not in spatial)
+
+
+def match_contrast(layer, source) -> None:
+    """Show an image result like its source: same contrast limits (it has the source's intensity range)."""
+    if getattr(source, "rgb", False) or source.data.ndim != layer.data.ndim:
+        layer.reset_contrast_limits()
+        return
+    lo, hi = source.contrast_limits_range
+    rlo, rhi = layer.contrast_limits_range
+    layer.contrast_limits_range = (min(lo, rlo), max(hi, rhi))
+    layer.contrast_limits = source.contrast_limits
 
 
 def result_layer(viewer, source, name: str, kind: str, shape: tuple[int, ...], dtype, axes: str):

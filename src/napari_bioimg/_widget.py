@@ -24,12 +24,33 @@ from . import _classify as C
 from . import _layers as L
 from ._plot import LossPlot
 
+DEFAULT_LR = 3e-3
+DEFAULT_PATCH = 128
+
 
 def _fmt_time(seconds: float | None) -> str:
     if seconds is None:
         return "--:--"
     s = int(round(seconds))
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def _predict_and_score(checkpoint, image, axes, reference=None, **kwargs):
+    """Prediction generator that also scores an image result against a clean ``reference``.
+
+    Returns ``(result, scores)``; ``scores`` holds PSNR/SSIM of the result and of the
+    input against the reference (``None`` without a reference or when stopped).
+    """
+    from .core.metrics import image_scores
+    from .core.predict import predict
+
+    result = yield from predict(checkpoint, image, axes, **kwargs)
+    if result is None or reference is None:
+        return result, None
+    axes_ref = axes if axes and not axes.startswith("Z") else None  # SSIM frame by frame only along T/S
+    scores = image_scores(result, reference, axes_ref)
+    before = image_scores(np.asarray(image, dtype=np.float32), reference, axes_ref)
+    return result, {**scores, "input_psnr": before["psnr"], "input_ssim": before["ssim"]}
 
 
 class BioimgWidget(Container):
@@ -60,6 +81,11 @@ class BioimgWidget(Container):
                                 tooltip="Where the classes of a few objects come from: a Points layer with a "
                                         "'class' feature (the object under each point), a Labels layer painted "
                                         "with class ids over objects, or the objects layer's features table")
+        self.target = ComboBox(label="Target", choices=self._image_choices, nullable=True, visible=False,
+                               tooltip="restore: a clean (or high-SNR) image of the same pixels")
+        self.reference = ComboBox(label="Reference", choices=self._image_choices, nullable=True, visible=False,
+                                  tooltip="optional clean image: PSNR and SSIM of the result against it "
+                                          "(denoise also validates against it)")
         self.model = ComboBox(label="Model", choices=list_models(kind="dense"), value="unet")
         self.time_limit = SpinBox(label="Time limit [s]", value=120, min=1, max=7 * 24 * 3600, step=10)
         self.device = ComboBox(label="Device", choices=["auto"] + available_devices(), value="auto",
@@ -70,9 +96,9 @@ class BioimgWidget(Container):
         self.dims = ComboBox(label="Model dims", choices=["auto", "2D", "3D"], value="auto",
                              tooltip="auto: 3D if the axes have Z; 2D: slice by slice")
         self.epochs = SpinBox(label="Epochs (0 = time)", value=0, min=0, max=100000)
-        self.patch = SpinBox(label="Patch size", value=128, min=16, max=1024, step=16)
+        self.patch = SpinBox(label="Patch size", value=DEFAULT_PATCH, min=16, max=1024, step=16)
         self.batch = SpinBox(label="Batch size", value=8, min=1, max=256)
-        self.lr = FloatSpinBox(label="Learning rate", value=3e-3, min=1e-6, max=1.0, step=1e-4)
+        self.lr = FloatSpinBox(label="Learning rate", value=DEFAULT_LR, min=1e-6, max=1.0, step=1e-4)
         self.optimizer = ComboBox(label="Optimizer", choices=["adam", "adamw", "sgd"], value="adam")
         self.depth = SpinBox(label="U-Net depth", value=3, min=1, max=6)
         self.base_channels = SpinBox(label="Base channels", value=16, min=4, max=128, step=4)
@@ -106,8 +132,8 @@ class BioimgWidget(Container):
         self.plot = LossPlot()
         self.confusion = C.ConfusionPlot()
 
-        self.form = Container(widgets=[self.task, self.image, self.annotations, self.classes, self.model, self.time_limit,
-                                        self.device], labels=True)
+        self.form = Container(widgets=[self.task, self.image, self.annotations, self.classes, self.target,
+                                        self.reference, self.model, self.time_limit, self.device], labels=True)
         self.buttons = Container(widgets=[self.train_btn, self.continue_btn, self.pause_btn, self.stop_btn,
                                           self.predict_btn], layout="horizontal", labels=False)
         self.files = Container(widgets=[self.save_btn, self.load_btn, self.export_btn], layout="horizontal",
@@ -157,7 +183,7 @@ class BioimgWidget(Container):
         return L.axes_choices(self.image.value if hasattr(self, "image") else None)
 
     def _refresh_layers(self, event=None) -> None:
-        for w in (self.image, self.annotations):
+        for w in (self.image, self.annotations, self.target, self.reference):
             w.reset_choices()
         images = [c for c in self.image.choices if c is not None]
         if self.image.value is None and images:
@@ -196,15 +222,25 @@ class BioimgWidget(Container):
 
         task = get_task(self.task.value)
         self.model.choices = list_models(kind=task.model_kind)
-        if self.model.value != task.default_model and task.default_model in self.model.choices:
+        if getattr(task, "default_model", None) in self.model.choices:
             self.model.value = task.default_model
         inputs = getattr(task, "inputs", ("image", "labels"))
         self.annotations.visible = "labels" in inputs or "objects" in inputs
         self.annotations.label = "Objects" if "objects" in inputs else "Annotations"
         self.classes.visible = "classes" in inputs
+        self.target.visible = "target" in inputs
+        self.reference.visible = task.output_kind == "image"
         self.batch.value = task.default_batch_size
         if not task.direct_model:
             self.confusion.show_report(None)
+        # the task's own defaults for the advanced settings (the user can still change them)
+        device = (self.device.value if self.device.value != "auto" else self.device.choices[1]).split(":")[0]
+        suggested = task.default_model_config(2, device, self.model.value)
+        for key, field in (("depth", self.depth), ("base_channels", self.base_channels)):
+            if key in suggested:
+                field.value = suggested[key]
+        self.lr.value = getattr(task, "default_learning_rate", None) or DEFAULT_LR
+        self.patch.value = getattr(task, "default_patch", None) or DEFAULT_PATCH
 
     # ---------------------------------------------------------------- config
     def make_config(self):
@@ -275,6 +311,14 @@ class BioimgWidget(Container):
             show_error(f"napari-bioimg: {err}")
             self.status.value = f"Error: {err}"
             return
+        extra = dict(extra or {})
+        if "target" in getattr(task, "inputs", ()):
+            if self.target.value is None:
+                show_error("napari-bioimg: pick a Target layer: a clean (or high-SNR) image of the same pixels")
+                return
+            extra["target"] = np.array(L.layer_array(self.target.value), copy=True)
+        if task.output_kind == "image" and self.reference.value is not None:
+            extra["reference"] = np.array(L.layer_array(self.reference.value), copy=True)
         annotations = np.array(ann_layer.data, copy=True) if ann_layer is not None else None  # snapshot
         axes = self.axes.value
         spatial_dims = config.spatial_dims or (3 if "Z" in axes else 2)
@@ -286,13 +330,14 @@ class BioimgWidget(Container):
             config.patch_size = (16, self.patch.value, self.patch.value) if spatial_dims == 3 else self.patch.value
         self._run = {"image": image, "axes": axes, "model": config.model, "task": task.name,
                      "spatial_dims": spatial_dims, "kind": task.output_kind,
-                     "objects": annotations if "objects" in inputs else None, "colors": {}}
+                     "objects": annotations if "objects" in inputs else None, "colors": {},
+                     "label": getattr(task, "result_label", "") or config.model}
         if not fine_tune:
             self.plot.reset()
         self._pbar = progress(total=100, desc=f"napari-bioimg: training {config.model}")
         worker = create_worker(train, L.layer_array(image), annotations, config, axes=axes, control=self._control,
                                preview_index=index if self.preview.value else None, rgb=image.rgb,
-                               init_checkpoint=self._checkpoint if fine_tune else None, extra=extra,
+                               init_checkpoint=self._checkpoint if fine_tune else None, extra=extra or None,
                                _start_thread=False,
                                _connect={"yielded": self._on_event, "returned": self._on_trained,
                                          "errored": self._on_error, "finished": self._on_train_finished,
@@ -421,7 +466,6 @@ class BioimgWidget(Container):
     def start_prediction(self, value=None) -> None:
         """Predict the selected image with the current (trained or loaded) model into a new layer."""
         from .core import Control, get_task
-        from .core.predict import predict
 
         if self.busy or self._checkpoint is None:
             return
@@ -440,13 +484,22 @@ class BioimgWidget(Container):
                 show_error("napari-bioimg: pick the objects to classify (a Labels layer)")
                 return
             objects = np.array(L.layer_array(self.annotations.value), copy=True)  # snapshot
+        reference = self.reference.value if task.output_kind == "image" else None
+        if reference is not None and reference.data.shape != image.data.shape:
+            show_warning(f"napari-bioimg: reference '{reference.name}' has another shape than the image; "
+                         "no PSNR/SSIM this time")
+            reference = None
         self._control = Control()
         self._run.update({"image": image, "axes": axes, "model": self._checkpoint["model"]["name"],
-                          "spatial_dims": data["spatial_dims"], "objects": objects, "colors": {}})
+                          "spatial_dims": data["spatial_dims"], "objects": objects, "colors": {},
+                          "kind": task.output_kind,
+                          "label": getattr(task, "result_label", "") or self._checkpoint["model"]["name"],
+                          "reference": reference.name if reference is not None else None})
         self._pbar = progress(total=100, desc="napari-bioimg: predicting")
         direct = {"labels": objects, "class_image": objects is None} if task.direct_model else {}
-        worker = create_worker(predict, self._loaded or self._checkpoint, L.layer_array(image), axes,
-                               device=self.device.value, **direct,
+        ref_data = np.array(L.layer_array(reference), copy=True) if reference is not None else None
+        worker = create_worker(_predict_and_score, self._loaded or self._checkpoint, L.layer_array(image), axes,
+                               ref_data, device=self.device.value, **direct,
                                control=self._control, rgb=image.rgb, _start_thread=False,
                                _connect={"yielded": self._on_event, "returned": self._on_predicted,
                                          "errored": self._on_error, "finished": self._on_predict_finished})
@@ -454,9 +507,10 @@ class BioimgWidget(Container):
         self._set_running(True)
         worker.start()
 
-    def _on_predicted(self, result) -> None:
+    def _on_predicted(self, returned) -> None:
         from .core.tasks import ClassPrediction
 
+        result, scores = returned
         if result is None:
             self.status.value = "Prediction cancelled."
             return
@@ -468,6 +522,11 @@ class BioimgWidget(Container):
         if layer is not None:
             n = int(result.max()) if kind == "labels" and result.size else None
             extra = f": {n} objects" if n is not None and self._checkpoint["task"]["name"] == "instance" else ""
+            if scores:
+                self._run["scores"] = scores
+                extra = (f": PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.3f} against "
+                         f"'{self._run['reference']}' (input: {scores['input_psnr']:.2f} dB, "
+                         f"{scores['input_ssim']:.3f})")
             self.status.value = f"Prediction in layer '{layer.name}'{extra}."
 
     def _on_predict_finished(self) -> None:
@@ -483,7 +542,7 @@ class BioimgWidget(Container):
         return get_task(self._checkpoint["task"]["name"]).output_kind
 
     def _result_name(self) -> str:
-        return f"{self._run['image'].name} [{self._run['model']}]"
+        return f"{self._run['image'].name} [{self._run.get('label') or self._run['model']}]"
 
     def _show_result(self, data: np.ndarray, index: tuple[int, ...] | None, kind: str):
         """Write a preview (one frame at ``index``) or a full result into our own result layer."""
@@ -491,7 +550,10 @@ class BioimgWidget(Container):
         if image is None or image not in self.viewer.layers:
             return None
         axes = self._run["axes"]
-        full_shape = tuple(s for a, s in zip(axes, L.layer_array(image).shape) if a != "C")
+        source_shape = L.layer_array(image).shape
+        # image results keep the source's shape (channel axis included); labels drop C
+        kept = axes if kind == "image" else axes.replace("C", "")
+        full_shape = tuple(s for a, s in zip(axes, source_shape) if a in kept)
         if kind == "image" and data.ndim == len(full_shape) + 1 and index is None:
             full_shape = data.shape
         dtype = np.uint32 if kind == "labels" else np.float32
@@ -503,12 +565,12 @@ class BioimgWidget(Container):
             spatial = "ZYX" if self._run["spatial_dims"] == 3 else "YX"
             sel = []
             it = iter(index)
-            for a in axes.replace("C", ""):
-                sel.append(slice(None) if a in spatial else next(it))
+            for a in kept:
+                sel.append(slice(None) if a in spatial or a == "C" else next(it))
             target[tuple(sel)] = data
             layer.refresh()
         if kind == "image":
-            layer.reset_contrast_limits()
+            L.match_contrast(layer, image)
         return layer
 
     def _class_layer(self):

@@ -19,6 +19,8 @@ EXIT_INTERNAL = 1
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--axes", help="image axes, e.g. YX, ZYX, TYX, YXC (guessed when omitted)")
     p.add_argument("--device", default="auto", help="auto, cuda, mps or cpu (default: auto)")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice, one per core); "
+                   "fewer can be faster on a machine busy with other work")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--debug", action="store_true", help="show the full traceback on errors")
 
@@ -35,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "or for classify the objects to classify")
     t.add_argument("--classes", help="classify: CSV with columns label_id,class for some objects; "
                                      "classify-image: CSV with columns frame,class (frames numbered from 0)")
+    t.add_argument("--target", help="restore: clean (or high-SNR) image of the same pixels, same shape")
+    t.add_argument("--reference", help="denoise: optional clean image; validation then scores PSNR against it")
     t.add_argument("--out", required=True, help="model file to write (.pt)")
     start = t.add_mutually_exclusive_group()
     start.add_argument("--resume", metavar="CKPT", help="continue a stopped run exactly where it stopped (same image "
@@ -52,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--patch-size", type=int, nargs="+",
                    help="patch size (one value, or one per spatial dim); for classify the crop size (default: "
                         "fitted to the objects)")
-    t.add_argument("--lr", type=float, default=2e-3, help="learning rate")
+    t.add_argument("--lr", type=float, help="learning rate (default: the task's, else 2e-3)")
     t.add_argument("--optimizer", default="adam", choices=("adam", "adamw", "sgd"))
     t.add_argument("--grad-clip", type=float, default=1.0, help="gradient norm clip (0 = off)")
     t.add_argument("--val-fraction", type=float, default=0.15)
@@ -61,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--depth", type=int, help="U-Net depth, or number of classifier stages")
     t.add_argument("--base-channels", type=int, help="width of the first level / stage")
     t.add_argument("--norm", choices=("batch", "group", "instance", "none"))
+    t.add_argument("--latent-channels", type=int, help="autoencoder: features per position of the bottleneck")
     t.add_argument("--no-augment", action="store_true")
     t.add_argument("--seed", type=int, default=0)
     _add_common(t)
@@ -92,10 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--debug", action="store_true")
 
     e = sub.add_parser("evaluate", help="score a prediction against ground truth (JSON on stdout)")
-    e.add_argument("--task", default="instance", help="instance, semantic, classify or classify-image")
+    e.add_argument("--task", default="instance", help="instance, semantic, classify, classify-image, or "
+                   "denoise/restore/reconstruct (PSNR and SSIM against a clean reference)")
     e.add_argument("--pred", required=True, help="prediction (image, or CSV for classify)")
     e.add_argument("--truth", required=True, help="ground truth (image, or CSV id,class for classify)")
-    e.add_argument("--axes", help="with a T or S axis, frames are matched separately and pooled")
+    e.add_argument("--axes", help="with a T or S axis, frames are matched (or SSIM is computed) separately; "
+                   "C marks a channel axis")
     e.add_argument("--include-zero", action="store_true", help="semantic: score label 0 as a class too")
     e.add_argument("--debug", action="store_true")
 
@@ -113,23 +120,34 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class _Progress:
-    """tqdm on stderr driven by engine events."""
+    """tqdm on stderr driven by engine events.
+
+    The bar appears with the first progress event, so an input error found before
+    any work starts is still the only line on stderr.
+    """
 
     def __init__(self, quiet: bool, desc: str):
+        self.quiet, self.desc = quiet, desc
+        self.bar = None
+        self.val = ""
+
+    def _start(self) -> None:
         from tqdm import tqdm
 
-        self.bar = None if quiet else tqdm(total=100, desc=desc, file=sys.stderr, unit="%",
-                                           bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}")
-        self.val = ""
+        self.bar = tqdm(total=100, desc=self.desc, file=sys.stderr, unit="%",
+                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}")
 
     def __call__(self, ev) -> None:
         from .core import events as E
 
         if isinstance(ev, E.Notice):
             self.write(f"{ev.level}: {ev.message}")
-        elif self.bar is None:
             return
-        elif isinstance(ev, E.TrainingStarted):
+        if self.quiet:
+            return
+        if self.bar is None:
+            self._start()
+        if isinstance(ev, E.TrainingStarted):
             self.write(f"training {ev.model} for {ev.task} on {ev.device}: {ev.n_parameters:,} parameters, "
                        f"patch {ev.patch_size}, {ev.n_train_pixels:,} training / {ev.n_val_pixels:,} validation "
                        f"{ev.unit}")
@@ -175,13 +193,15 @@ def train_config_from_args(args, start=None):
     task = get_task(args.task or (start["task"]["name"] if start else "instance"))
     model = args.model or (start["model"]["name"] if start else task.default_model)
     model_config = {k: v for k, v in {"depth": args.depth, "base_channels": args.base_channels,
-                                      "norm": args.norm}.items() if v is not None}
+                                      "norm": args.norm, "latent_channels": args.latent_channels}.items()
+                    if v is not None}
     return TrainConfig(
         task=task.name, model=model, model_config=model_config,
         spatial_dims=args.dims or (int(start["data"]["spatial_dims"]) if start else None),
         time_limit=args.time_limit or (None if args.epochs else 120.0), epochs=args.epochs,
         steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size or task.default_batch_size,
-        patch_size=tuple(args.patch_size) if args.patch_size else None, learning_rate=args.lr,
+        patch_size=tuple(args.patch_size) if args.patch_size else None,
+        learning_rate=args.lr or task.default_learning_rate or 2e-3,
         optimizer=args.optimizer, grad_clip=args.grad_clip or None, val_fraction=args.val_fraction, patience=args.patience,
         augment=not args.no_augment, seed=args.seed, device=args.device, preview_every=0,
     )
@@ -215,6 +235,18 @@ class _GracefulStop:
         return False
 
 
+def _set_threads(args) -> None:
+    if getattr(args, "threads", None) is None:
+        return
+    from .core.errors import ConfigError
+
+    if not 1 <= args.threads <= 1024:
+        raise ConfigError(f"--threads must be between 1 and 1024, got {args.threads}")
+    import torch
+
+    torch.set_num_threads(args.threads)
+
+
 def cmd_train(args) -> int:
     from .core import Control, get_task
     from .core.annotations import classes_from_table
@@ -224,6 +256,7 @@ def cmd_train(args) -> int:
     from .core.predict import drain
     from .core.train import train
 
+    _set_threads(args)
     start = load_checkpoint(args.resume or args.init) if (args.resume or args.init) else None
     config = train_config_from_args(args, start)
     if args.resume:
@@ -235,11 +268,16 @@ def cmd_train(args) -> int:
     task = get_task(config.task)
     if "objects" in task.inputs and not args.labels:
         raise InputError(f"task {task.name!r} needs --labels OBJECTS.tif: the label image of the objects to classify")
-    extra = None
+    for flag, name in (("--labels", "labels"), ("--target", "target")):
+        if getattr(args, name) and name not in task.inputs and not (name == "labels" and "objects" in task.inputs):
+            raise InputError(f"task {task.name!r} does not use {flag}; it takes {', '.join(task.inputs)}")
+    extra = {name: read_image(getattr(args, name))[0] for name in ("target", "reference") if getattr(args, name)}
+    if "target" in task.inputs and "target" not in extra:
+        raise InputError(f"task {task.name!r} needs --target: a clean (or high-SNR) image of the same pixels")
     if "classes" in task.inputs:
         if not args.classes:
             raise InputError(f"task {task.name!r} needs --classes CLASSES.csv with columns {task.id_name},class")
-        extra = {"classes": classes_from_table(read_table(args.classes, (task.id_name, "class")), task.id_columns)}
+        extra["classes"] = (classes_from_table(read_table(args.classes, (task.id_name, "class")), task.id_columns))
     image, hint = read_image(args.image)
     labels = read_image(args.labels)[0] if args.labels else None
     progress = _Progress(args.quiet, f"train {config.task}")
@@ -248,7 +286,7 @@ def cmd_train(args) -> int:
         with _GracefulStop(control, progress):
             result = drain(train(image, labels, config, axes=args.axes, axes_hint=hint, preview_index=None,
                                  control=control, init_checkpoint=start if args.init else None,
-                                 resume=start if args.resume else None, extra=extra), progress)
+                                 resume=start if args.resume else None, extra=extra or None), progress)
     finally:
         progress.close()
     path = save_checkpoint(result.checkpoint, args.out)
@@ -267,6 +305,7 @@ def cmd_predict(args) -> int:
     from .core.io import read_image, write_image
     from .core.predict import drain, predict
 
+    _set_threads(args)
     loaded = load_model(args.model, args.device)
     image, hint = read_image(args.image)
     if loaded.task.direct_model:
@@ -360,7 +399,7 @@ def cmd_evaluate(args) -> int:
 
     from .core.errors import InputError
     from .core.io import read_image
-    from .core.metrics import matching, matching_stack, semantic_scores
+    from .core.metrics import image_scores, matching, matching_stack, semantic_scores
 
     if args.task in ("classify", "classify-image"):
         print(json.dumps(_evaluate_classes(args), indent=2))
@@ -382,9 +421,13 @@ def cmd_evaluate(args) -> int:
                   "thresholds": m["thresholds"]}
     elif args.task == "semantic":
         report = {"task": "semantic", **semantic_scores(truth, pred, ignore_zero=not args.include_zero)}
+    elif args.task in ("denoise", "restore", "reconstruct"):
+        scores = image_scores(pred, truth, args.axes)
+        # identical images have an infinite PSNR, which strict JSON cannot hold
+        report = {"task": args.task, **{k: (v if np.isfinite(v) else None) for k, v in scores.items()}}
     else:
-        raise InputError(f"evaluate does not know task {args.task!r}; use instance, semantic, classify or "
-                         "classify-image")
+        raise InputError(f"evaluate does not know task {args.task!r}; use instance, semantic, classify, "
+                         "classify-image, denoise, restore or reconstruct")
     print(json.dumps(report, indent=2))
     return 0
 

@@ -98,15 +98,24 @@ class PatchSampler:
         training part). ``None`` samples uniformly.
     patch
         Patch size per spatial dim (already fitted to the image).
+    rescale
+        Include random zoom (0.85-1.15, interpolated) in the augmentation. Off for
+        self-supervised denoising: interpolation correlates the noise of
+        neighbouring pixels, which a blind-spot network would then learn.
+    intensity
+        Include a random gain and offset per patch in the augmentation (robustness
+        to exposure changes; pointless when the model only ever sees this image).
     """
 
     def __init__(self, inputs, targets, sample_from, patch, rng: np.random.Generator, augment: bool = True,
-                 focus: float = 0.9, max_coords: int = 500_000):
+                 focus: float = 0.9, max_coords: int = 500_000, rescale: bool = True, intensity: bool = True):
         self.target_is_index = targets.dtype.kind in "iu"
         self.inputs, self.targets = pad_to_patch(inputs, targets, patch, self.target_is_index)
         self.patch = tuple(int(p) for p in patch)
         self.rng = rng
         self.augment = augment
+        self.rescale = rescale
+        self.intensity = intensity
         self.focus = focus
         self.spatial = self.inputs.shape[2:]
         self.coords = None
@@ -142,7 +151,8 @@ class PatchSampler:
         xs, ys = [], []
         for _ in range(batch_size):
             sample, starts = self._start()
-            scale = float(np.exp(self.rng.uniform(np.log(0.85), np.log(1.15)))) if self.augment else 1.0
+            zoom = self.augment and self.rescale
+            scale = float(np.exp(self.rng.uniform(np.log(0.85), np.log(1.15)))) if zoom else 1.0
             size = tuple(min(s, max(8, int(round(p * scale)))) for p, s in zip(self.patch, self.spatial))
             starts = tuple(min(a, s - q) for a, s, q in zip(starts, self.spatial, size))
             x, y = self._crop(sample, starts, size)
@@ -163,12 +173,12 @@ class PatchSampler:
         x = F.interpolate(x[None], size=self.patch, mode=mode, align_corners=False)[0]
         if self.target_is_index:
             y = F.interpolate(y[None, None].float(), size=self.patch, mode="nearest")[0, 0].long()
-        else:
-            y = F.interpolate(y[None], size=self.patch, mode="nearest")[0]
+        else:  # an image target is resampled like the input, so the two stay aligned
+            y = F.interpolate(y[None], size=self.patch, mode=mode, align_corners=False)[0]
         return x, y
 
     def _augment(self, x: torch.Tensor, y: torch.Tensor):
-        """Flips, 90-degree turns in YX, and intensity gain/offset per sample."""
+        """Flips, 90-degree turns in YX, and (if enabled) intensity gain/offset per sample."""
         nd = x.ndim - 2
         sp_x = list(range(2, 2 + nd))
         sp_y = [d - (1 if self.target_is_index else 0) for d in sp_x]
@@ -179,6 +189,8 @@ class PatchSampler:
             k = int(self.rng.integers(4))
             if k:
                 x, y = torch.rot90(x, k, dims=(sp_x[-2], sp_x[-1])), torch.rot90(y, k, dims=(sp_y[-2], sp_y[-1]))
+        if not self.intensity:
+            return x.contiguous(), y.contiguous()
         b = x.shape[0]
         gain = torch.from_numpy(np.exp(self.rng.uniform(np.log(0.8), np.log(1.25), b))).float().to(x.device)
         offset = torch.from_numpy(self.rng.uniform(-0.1, 0.1, b)).float().to(x.device)

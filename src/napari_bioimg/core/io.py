@@ -63,7 +63,9 @@ def write_image(path: str | os.PathLike, data: np.ndarray, axes: str | None = No
             import tifffile
 
             meta = {"axes": axes} if axes else None
-            tifffile.imwrite(tmp, data, compression="zlib", metadata=meta, bigtiff=data.nbytes > 2**31)
+            # results are grey stacks, never RGB: a 3-frame stack must not be stored as colour planes
+            tifffile.imwrite(tmp, data, compression="zlib", metadata=meta, bigtiff=data.nbytes > 2**31,
+                             photometric="minisblack")
         elif suffix == ".png":
             from skimage import io
 

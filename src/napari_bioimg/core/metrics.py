@@ -1,4 +1,4 @@
-"""Quality metrics: instance matching (StarDist definitions), semantic overlap, classification."""
+"""Quality metrics: instance matching (StarDist definitions), semantic overlap, classification, PSNR and SSIM."""
 
 from __future__ import annotations
 
@@ -187,4 +187,92 @@ def classification_scores(truth, pred, classes=None) -> dict:
                                "support": int(support[i])} for i, c in enumerate(classes)},
         "classes": [int(c) if isinstance(c, (int, np.integer)) else str(c) for c in classes],
         "confusion_matrix": cm.tolist(),
+    }
+
+
+def psnr(pred: np.ndarray, truth: np.ndarray, data_range: float | None = None) -> float:
+    """Peak signal-to-noise ratio in dB, ``10 log10(range^2 / MSE)``, over pixels finite in both.
+
+    ``data_range`` defaults to the range (max - min) of ``truth``, the convention of
+    the denoising literature; ``inf`` for identical images.
+    """
+    pred = np.asarray(pred, dtype=np.float64)
+    truth = np.asarray(truth, dtype=np.float64)
+    if pred.shape != truth.shape:
+        raise InputError(f"prediction shape {pred.shape} differs from the reference {truth.shape}")
+    ok = np.isfinite(pred) & np.isfinite(truth)
+    if not ok.any():
+        raise InputError("no pixel is finite in both the prediction and the reference")
+    if data_range is None:
+        data_range = float(truth[ok].max() - truth[ok].min())
+    if not data_range > 0:
+        raise InputError("the reference image is constant: PSNR needs a reference with some contrast")
+    mse = float(np.mean((pred[ok] - truth[ok]) ** 2))
+    return float("inf") if mse == 0 else float(10 * np.log10(data_range**2 / mse))
+
+
+def ssim(pred: np.ndarray, truth: np.ndarray, data_range: float | None = None, channel_axis: int | None = None,
+         frames: bool = False) -> float:
+    """Structural similarity (scikit-image, uniform 7-pixel window), data range as in :func:`psnr`.
+
+    ``frames`` scores each slice along the first axis separately (a T or S stack)
+    and averages. Non-finite pixels are set to the reference's value in both images
+    so they neither help nor hurt much.
+    """
+    from skimage.metrics import structural_similarity
+
+    pred = np.asarray(pred, dtype=np.float64)
+    truth = np.asarray(truth, dtype=np.float64)
+    if pred.shape != truth.shape:
+        raise InputError(f"prediction shape {pred.shape} differs from the reference {truth.shape}")
+    ok = np.isfinite(pred) & np.isfinite(truth)
+    if not ok.any():
+        raise InputError("no pixel is finite in both the prediction and the reference")
+    if data_range is None:
+        data_range = float(truth[ok].max() - truth[ok].min())
+    if not data_range > 0:
+        raise InputError("the reference image is constant: SSIM needs a reference with some contrast")
+    if not ok.all():
+        fill = float(np.median(truth[np.isfinite(truth)])) if np.isfinite(truth).any() else 0.0
+        truth = np.where(np.isfinite(truth), truth, fill)
+        pred = np.where(ok, pred, truth)
+    if frames and pred.ndim >= 3:
+        axis = None if channel_axis is None else channel_axis - 1
+        return float(np.mean([ssim(p, t, data_range, axis) for p, t in zip(pred, truth)]))
+    spatial = [s for i, s in enumerate(pred.shape) if channel_axis is None or i != channel_axis % pred.ndim]
+    win = min(7, min(spatial))
+    win -= 1 - win % 2  # odd
+    if win < 3:
+        raise InputError(f"the image is too small for SSIM (shape {pred.shape}); it needs at least 3 pixels per axis")
+    return float(structural_similarity(truth, pred, data_range=data_range, channel_axis=channel_axis,
+                                       win_size=win))
+
+
+def image_scores(pred: np.ndarray, truth: np.ndarray, axes: str | None = None) -> dict:
+    """PSNR, SSIM, MSE and MAE of a restored image against a clean reference.
+
+    ``axes`` (e.g. ``"TYX"``, ``"YXC"``) makes SSIM frame-wise along a leading T/S
+    axis and per channel along C; without it every axis is treated as spatial.
+    """
+    pred = np.asarray(pred)
+    truth = np.asarray(truth)
+    if pred.shape != truth.shape:
+        raise InputError(f"prediction shape {pred.shape} differs from the reference {truth.shape}")
+    axes = (axes or "").upper()
+    if axes and len(axes) != pred.ndim:
+        raise InputError(f"axes {axes!r} name {len(axes)} axes but the images have {pred.ndim}")
+    channel_axis = axes.index("C") if "C" in axes else None
+    frames = bool(axes) and axes[0] in "TS"
+    t = truth.astype(np.float64)
+    ok = np.isfinite(t) & np.isfinite(pred.astype(np.float64))
+    data_range = float(t[ok].max() - t[ok].min()) if ok.any() else 0.0
+    diff = pred.astype(np.float64)[ok] - t[ok]
+    return {
+        "psnr": psnr(pred, truth, data_range),
+        "ssim": ssim(pred, truth, data_range, channel_axis, frames),
+        "mse": float(np.mean(diff**2)),
+        "mae": float(np.mean(np.abs(diff))),
+        "data_range": data_range,
+        "n_pixels": int(ok.sum()),
+        "n_ignored": int(ok.size - ok.sum()),
     }

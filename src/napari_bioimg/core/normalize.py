@@ -63,13 +63,24 @@ class Normalizer:
         self.low, self.high = self.percentiles(x)
         return self
 
-    def apply(self, x: np.ndarray, refit: bool | None = None) -> np.ndarray:
-        """Normalise ``(N, C, *spatial)`` to float32; NaN/inf become the low value (0)."""
+    def ranges(self, x: np.ndarray, refit: bool | None = None) -> tuple[list[float], list[float]]:
+        """The per-channel (low, high) that :meth:`apply` uses for ``x``.
+
+        Image-to-image tasks pass them to :meth:`invert` to bring results back to
+        the intensities of the very image that was normalised.
+        """
         refit = self.mode == "per_image" if refit is None else refit
         if refit or not self.low:
-            low, high = self.percentiles(x)
-        else:
-            low, high = self.low, self.high
+            return self.percentiles(x)
+        return list(self.low), list(self.high)
+
+    def apply(self, x: np.ndarray, refit: bool | None = None,
+              ranges: tuple[list[float], list[float]] | None = None) -> np.ndarray:
+        """Normalise ``(N, C, *spatial)`` to float32; NaN/inf become the low value (0).
+
+        ``ranges`` (from :meth:`ranges`) skips recomputing the percentiles.
+        """
+        low, high = ranges if ranges is not None else self.ranges(x, refit)
         if len(low) != x.shape[1]:
             raise InputError(f"the model expects {len(low)} channel(s) but the image has {x.shape[1]}")
         out = np.empty(x.shape, dtype=np.float32)

@@ -67,8 +67,10 @@ def predict(
     """Predict ``image`` with a trained model.
 
     Yields :class:`PredictProgress` (tiles done / total) and :class:`Notice`; returns
-    the result in the image's layout without its channel axis (labels for
-    segmentation tasks, float32 for image tasks), or ``None`` if stopped.
+    the result in the image's layout, or ``None`` if stopped: labels without the
+    channel axis for segmentation tasks; for image tasks (denoise, restore, ...)
+    float32 of the image's shape (channel axis kept), in its intensity range, NaN
+    where the image was NaN/inf.
 
     Tasks that run their model on their own items (``Task.direct_model``, e.g.
     object classification) delegate here to ``Task.predict_direct`` and return its
@@ -97,10 +99,19 @@ def predict(
             f"(axes {layout.axes}); check the axes or pick another image"
         )
     x = layout.to_canonical(image)
+    image_task = loaded.task.output_kind == "image"
     bad = count_nonfinite(x)
     if bad:
-        yield Notice(f"{bad} NaN/inf pixel(s) were treated as the image's low value")
-    xn = loaded.normalizer.apply(x)
+        kept = "; they stay NaN in the result" if image_task else ""
+        yield Notice(f"{bad} NaN/inf pixel(s) were treated as the image's low value{kept}")
+    if hasattr(loaded.normalizer, "ranges"):
+        ranges = loaded.normalizer.ranges(x)
+        xn = loaded.normalizer.apply(x, ranges=ranges)
+        # image tasks map their output back to this image's intensities and dtype range
+        meta = dict(loaded.meta, intensity_low=ranges[0], intensity_high=ranges[1], source_dtype=image.dtype.str)
+    else:  # an imported package's own pre-processing
+        xn = loaded.normalizer.apply(x)
+        meta = dict(loaded.meta)
     tile = tile or getattr(loaded.model, "preferred_tile", None) or DEFAULT_TILE[loaded.spatial_dims]
     fn = model_fn(loaded, amp, tta)
     stop = (lambda: control.stop_requested) if control is not None else None
@@ -115,7 +126,9 @@ def predict(
         )
         if out is None:
             return None
-        res = loaded.task.postprocess(out, loaded.meta)
+        res = loaded.task.postprocess(out, meta)
+        if image_task and bad:
+            res[~np.isfinite(x[i])] = np.nan
         if loaded.task.output_kind == "labels" and loaded.meta.get("unique_ids", True) and n > 1 and res.max():
             res = res.astype(np.uint32)
             res[res > 0] += offset  # keep object ids unique across frames / slices
@@ -123,6 +136,8 @@ def predict(
         results.append(res)
     stacked = np.stack(results)
     channels = stacked.ndim == xn.ndim  # image tasks keep a channel axis
+    if channels and "C" not in layout.axes and stacked.shape[1] == 1:
+        stacked, channels = stacked[:, 0], False  # single-channel image: same shape as the input
     if loaded.task.output_kind == "labels":
         from .tasks.segmentation import label_dtype
 

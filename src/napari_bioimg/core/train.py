@@ -33,6 +33,8 @@ from .tiling import tiled_apply
 
 WARMUP_STEPS = 20
 VAL_MARGIN = 32
+#: Image-like entries of ``extra`` that are laid out and normalised exactly like the image.
+IMAGE_EXTRAS = ("target", "reference")
 
 
 def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
@@ -65,6 +67,44 @@ def _flat_index(index, batch_shape: tuple[int, ...], n: int) -> int | None:
             return 0
         index = int(np.ravel_multi_index(tuple(np.clip(index, 0, np.array(batch_shape) - 1)), batch_shape)) if batch_shape else 0
     return int(np.clip(int(index), 0, n - 1))
+
+
+def _prepare_extra(extra: dict | None, image: np.ndarray, layout, normalizer: Normalizer, x: np.ndarray) -> dict:
+    """Bring image-like extras (a restoration target, a clean reference) to the canonical layout.
+
+    They must have the image's shape; they are normalised with the image's
+    percentiles (so a clean copy of the same pixels lands on the same scale) and
+    keep NaN where they are not finite. ``invalid`` marks the image's own NaN/inf.
+    """
+    out = dict(extra or {})
+    if count_nonfinite(x):
+        out["invalid"] = ~np.isfinite(x)
+    for name in IMAGE_EXTRAS:
+        if out.get(name) is None:
+            continue
+        arr = np.asarray(out[name])
+        if arr.shape != image.shape:
+            raise InputError(f"the {name} image has shape {arr.shape} but the image has {image.shape}; "
+                             f"the {name} must cover the same pixels (same axes, same size)")
+        if arr.dtype.kind not in "biuf":
+            raise InputError(f"the {name} image must hold numbers, got dtype {arr.dtype}")
+        canonical = layout.to_canonical(arr)
+        finite = np.isfinite(canonical)
+        if not finite.any():
+            raise InputError(f"the {name} image has no finite pixel values (all NaN or inf)")
+        normed = normalizer.apply(canonical, refit=False)
+        normed[~finite] = np.nan
+        out[name] = normed
+    return out
+
+
+def _image_sample_layout(data: np.ndarray, layout) -> np.ndarray:
+    """``(C, *spatial)`` result of one sample -> that sample's axes in the user's layout (C only if it has one)."""
+    if "C" not in layout.axes:
+        return data[0]
+    src = "C" + layout.spatial_axes
+    dst = "".join(a for a in layout.axes if a in src)
+    return np.transpose(data, [src.index(a) for a in dst])
 
 
 def train(
@@ -177,7 +217,13 @@ def _train(image, annotations, config, *, axes, control, preview_index, rgb, axe
         raise InputError(f"task {task.name!r} needs annotations: pick or paint a labels layer")
     fingerprint = data_fingerprint(image, None if annotations is None else np.asarray(annotations))
 
-    model_config = dict(task.default_model_config(layout.spatial_dims, device.type), **config.model_config)
+    missing = [name for name in getattr(task, "inputs", ()) if name == "target" and (extra or {}).get(name) is None]
+    if missing:
+        raise InputError(f"task {task.name!r} needs a {missing[0]} image: a clean (or high-SNR) image of the "
+                         "same pixels")
+    extra = _prepare_extra(extra, image, layout, normalizer, x)
+    model_config = dict(task.default_model_config(layout.spatial_dims, device.type, config.model),
+                        **config.model_config)
     start_from = init_checkpoint if init_checkpoint is not None else resume
     if init_checkpoint is not None:
         init_checkpoint = check_checkpoint(init_checkpoint)
@@ -262,6 +308,10 @@ def _train(image, annotations, config, *, axes, control, preview_index, rgb, axe
         finally:
             model.train()
 
+    margin = int(getattr(task, "val_margin", VAL_MARGIN))
+    output_context = {"intensity_low": normalizer.low, "intensity_high": normalizer.high,
+                      "source_dtype": image.dtype.str}
+
     def run_validation() -> tuple[dict, float, dict | None] | None:
         if task.direct_model:
             return task.validate_direct(problem, forward)
@@ -269,9 +319,11 @@ def _train(image, annotations, config, *, axes, control, preview_index, rgb, axe
             return None
         outs = []
         for r in problem.val_regions:
-            grown = tuple(slice(max(0, b.start - VAL_MARGIN), min(s, b.stop + VAL_MARGIN))
+            grown = tuple(slice(max(0, b.start - margin), min(s, b.stop + margin))
                           for b, s in zip(r.box, xn.shape[2:]))
-            out = apply_model(xn[(r.sample, slice(None), *grown)])
+            source = problem.val_inputs.get(r.sample) if problem.val_inputs else None
+            source = xn[r.sample] if source is None else source
+            out = apply_model(source[(slice(None), *grown)])
             inner = tuple(slice(b.start - g.start, b.stop - g.start) for b, g in zip(r.box, grown))
             outs.append(out[(slice(None), *inner)])
         return (*task.validate(problem, outs), None)
@@ -341,7 +393,9 @@ def _train(image, annotations, config, *, axes, control, preview_index, rgb, axe
             if task.direct_model:
                 data = task.preview_direct(problem, forward, preview_n)
             else:
-                data = task.postprocess(apply_model(xn[preview_n]), problem.meta)
+                data = task.postprocess(apply_model(xn[preview_n]), dict(problem.meta, **output_context))
+                if task.output_kind == "image":
+                    data = _image_sample_layout(data, layout)
             last_preview = time.perf_counter()
             yield PreviewReady(run.step, layout.sample_index(preview_n), data, task.output_kind)
 
@@ -356,7 +410,7 @@ def _train(image, annotations, config, *, axes, control, preview_index, rgb, axe
         yield event
     metrics = dict(run.metrics)
     last = model.state_dict()
-    has_best = run.best_state is not None and run.best_step != run.step
+    has_best = run.best_state is not None and run.best_step != run.step and problem.select_best
     chosen = run.best_state if has_best else last
     if task.direct_model and run.best_state is not None:
         # direct tasks validate cheaply: report the scores of the weights actually saved

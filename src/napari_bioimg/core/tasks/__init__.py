@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..errors import ConfigError
 from .base import Problem, Task
 from .classify import ClassifyTask, ClassPrediction, ImageClassifyTask
+from .denoise import DenoiseTask, ReconstructTask, RestoreTask
 from .segmentation import InstanceTask, SemanticTask
 
 _TASKS: dict[str, Task] = {}
@@ -30,5 +31,8 @@ register_task(InstanceTask())
 register_task(SemanticTask())
 register_task(ClassifyTask())
 register_task(ImageClassifyTask())
+register_task(DenoiseTask())
+register_task(RestoreTask())
+register_task(ReconstructTask())
 
 __all__ = ["ClassPrediction", "Problem", "Task", "get_task", "list_tasks", "register_task"]

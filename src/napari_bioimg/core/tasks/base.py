@@ -27,6 +27,9 @@ class Task:
     output_kind: str = "labels"
     """``"labels"`` (integer label image) or ``"image"`` (float image)."""
     needs_annotations: bool = True
+    inputs: tuple[str, ...] = ("image", "labels")
+    """What the user provides: ``"image"`` and ``"labels"`` (annotations), or
+    ``"target"`` (a clean image of the same pixels, passed as ``extra["target"]``)."""
     model_kind: str = "dense"
     default_model: str = "unet"
     inputs: tuple[str, ...] = ("image", "labels")
@@ -38,9 +41,19 @@ class Task:
     default_spatial_dims: int | None = None
     """Model dimensionality when the config leaves it open (``None``: 3 if the image has Z)."""
     default_batch_size: int = 8
+    default_learning_rate: float | None = None
+    """Suggested learning rate (``None``: the front end's general default)."""
+    default_patch: int | None = None
+    """Suggested 2D patch side (``None``: the front end's general default)."""
+    result_label: str = ""
+    """How a result layer is tagged, e.g. ``"denoised"`` (``""``: the model's name)."""
 
-    def default_model_config(self, spatial_dims: int, device_type: str = "cpu") -> dict[str, Any]:
-        """Model options used when the user gives none (small on CPU, wider on a GPU)."""
+    def default_model_config(self, spatial_dims: int, device_type: str = "cpu",
+                             model: str | None = None) -> dict[str, Any]:
+        """Options for ``model`` (the task's default model when ``None``) used when the user gives none.
+
+        Small on a CPU, wider where a GPU makes width cheap.
+        """
         return {}
 
     def make_problem(self, inputs: np.ndarray, annotations: np.ndarray | None, config: TrainConfig,
@@ -102,6 +115,14 @@ class Problem:
     """What ``n_train_pixels``/``n_val_pixels`` count (``"pixels"``, ``"objects"``, ``"frames"``)."""
     notices: list[str] = field(default_factory=list)
     """Warnings about the annotations, shown to the user when training starts."""
+    val_inputs: dict[int, np.ndarray] | None = None
+    """Per held-apart sample, the ``(C, *spatial)`` input validation runs on instead
+    of the image (e.g. with blind-spot masked pixels)."""
+    val_data: Any = None
+    """Whatever else the task's ``validate`` needs."""
+    select_best: bool = True
+    """Keep the weights with the best validation score (else the final ones): off when
+    the score is too noisy to rank late checkpoints."""
 
     @property
     def patch(self) -> tuple[int, ...]:

@@ -207,7 +207,7 @@ class ClassifyTask(Task):
     exposure, and brightness is often what tells classes apart); ``jitter``: random shift in pixels;
     ``tta``: average predictions over flips and turns (default 1)."""
 
-    def default_model_config(self, spatial_dims, device_type="cpu"):
+    def default_model_config(self, spatial_dims, device_type="cpu", model=None):
         return {"depth": 4 if spatial_dims == 2 else 3, "base_channels": 16 if device_type == "cpu" else 32}
 
     def make_items(self, inputs: np.ndarray, annotations):

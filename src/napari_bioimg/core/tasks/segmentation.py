@@ -32,8 +32,8 @@ class SemanticTask(Task):
     name = "semantic"
     description = "Semantic segmentation from scribbles (classes 1..K, 0 = not annotated)"
 
-    def default_model_config(self, spatial_dims, device_type="cpu"):
-        return unet_defaults(spatial_dims, device_type)
+    def default_model_config(self, spatial_dims, device_type="cpu", model=None):
+        return unet_defaults(spatial_dims, device_type) if model in (None, "unet") else {}
 
     def make_problem(self, inputs, annotations, config, rng, divisor, extra=None):
         from ..data import fit_patch
@@ -109,8 +109,8 @@ class InstanceTask(Task):
     description = "Instance segmentation from dense masks (0 = background, 1..n = objects)"
     options = {"boundary_weight": (0.1, 20.0), "threshold": (0.05, 0.95), "min_size": (0, 1e9)}
 
-    def default_model_config(self, spatial_dims, device_type="cpu"):
-        return unet_defaults(spatial_dims, device_type)
+    def default_model_config(self, spatial_dims, device_type="cpu", model=None):
+        return unet_defaults(spatial_dims, device_type) if model in (None, "unet") else {}
 
     def make_problem(self, inputs, annotations, config, rng, divisor, extra=None):
         from ..data import fit_patch

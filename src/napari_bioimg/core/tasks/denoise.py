@@ -1,0 +1,354 @@
+"""Image-to-image tasks: self-supervised denoising, supervised restoration, reconstruction.
+
+* ``denoise`` learns from the noisy image alone (Noise2Void blind spot with the N2V2
+  fixes: no top skip connection, blur-pool, median replacement).
+* ``restore`` learns from pairs: the image and a clean (or high-SNR) target of the
+  same pixels, with an MSE or L1 loss.
+* ``reconstruct`` trains a plain autoencoder to reproduce its input (compression,
+  feature learning).
+
+All three predict an image: the network works on normalised intensities and
+:meth:`ImageTask.postprocess` maps its output back to the intensities of the image
+being predicted (the percentiles used to normalise it), clipped to the range of the
+source's integer dtype so that casting back never wraps around.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..data import PatchSampler, ValRegion, fit_patch
+from ..errors import InputError
+from ..masking import mask_batch, masked_mse
+from ..metrics import psnr
+from ..normalize import Normalizer
+from .base import Problem, Task, check_task_config
+
+#: Most pixels held apart for validation (2D, 3D): enough for a stable score, cheap to evaluate.
+VAL_MAX_PIXELS = {2: 2 * 128 * 128, 3: 2 * 8 * 48 * 48}
+#: Masked pixels per training patch: more than Noise2Void's 0.2% (as Noise2Self's 1/16 grid) gives many
+#: more supervised pixels per step, which matters most when training gets minutes on a CPU.
+DEFAULT_MASK_FRACTION = 0.06
+#: Share of training patches centred on the image's brighter structures rather than anywhere.
+DEFAULT_FOCUS = 0.5
+#: Fraction of the validation pixels masked when scoring the blind-spot loss (fixed, seeded).
+VAL_MASK_FRACTION = 1 / 16
+
+
+def held_apart_boxes(shape: tuple[int, ...], val_fraction: float, max_pixels: int) -> list[ValRegion]:
+    """Validation boxes for an ``(N, C, *spatial)`` image when every pixel is a training pixel.
+
+    With 4 or more samples (frames, slices) a few evenly spread ones each give a
+    box; otherwise every sample does. Boxes sit in the far corner, are about as
+    long as they are wide, hold about ``val_fraction`` of the pixels (at most
+    ``max_pixels`` in all, at most half a sample) and are at least 8 pixels a side.
+    Returns ``[]`` for images too small to spare any.
+    """
+    n, spatial = shape[0], tuple(shape[2:])
+    size = int(np.prod(spatial))
+    if val_fraction <= 0 or n * size < 4096:
+        return []
+    if n >= 4:
+        k = min(4, max(1, int(round(val_fraction * n))))
+        samples = np.unique(np.linspace(0, n - 1, k + 2)[1:-1].round().astype(int))
+    else:
+        samples = np.arange(n)
+    per = min(max_pixels, val_fraction * n * size) / len(samples)
+    per = min(per, 0.5 * size)
+    sides = [0] * len(spatial)
+    remaining = per
+    for j, d in enumerate(np.argsort(spatial)):
+        side = int(round(remaining ** (1.0 / (len(spatial) - j))))
+        sides[d] = int(min(spatial[d], max(8, side)))
+        remaining /= sides[d]
+    box = tuple(slice(s - b, s) for s, b in zip(spatial, sides))
+    return [ValRegion(int(i), box) for i in samples]
+
+
+def bright_regions(inputs: np.ndarray, held: np.ndarray, quantile: float = 0.7, stride: int = 4) -> np.ndarray:
+    """Where to centre most training patches: the brightest 30% of the image (locally averaged).
+
+    Microscopy images are often mostly dark background, which a denoiser learns
+    quickly; the structures are where the remaining error is. Candidates sit on a
+    ``stride`` grid (fewer coordinates to keep) and outside the held-apart boxes.
+    ``(N, *spatial)`` bool.
+    """
+    from scipy import ndimage as ndi
+
+    grid = (slice(None), *[slice(None, None, stride)] * (inputs.ndim - 2))
+    mean = inputs.mean(axis=1)
+    smooth = np.stack([ndi.uniform_filter(m, size=9, mode="reflect") for m in mean])
+    coarse = smooth[grid]
+    threshold = np.quantile(coarse, quantile)
+    out = np.zeros(held.shape, dtype=bool)
+    out[grid] = (coarse > threshold) & ~held[grid]
+    return out
+
+
+def _held_mask(shape: tuple[int, ...], regions: list[ValRegion]) -> np.ndarray:
+    held = np.zeros((shape[0], *shape[2:]), dtype=bool)
+    for r in regions:
+        held[(r.sample, *r.box)] = True
+    return held
+
+
+def _training_targets(values: np.ndarray, invalid: np.ndarray | None, held: np.ndarray) -> np.ndarray:
+    """A float copy of ``values`` with NaN (= ignored by the loss) where held apart or not finite."""
+    targets = np.array(values, dtype=np.float32)
+    targets[np.broadcast_to(held[:, None], targets.shape)] = np.nan
+    if invalid is not None:
+        targets[invalid] = np.nan
+    return targets
+
+
+class ImageTask(Task):
+    """Shared behaviour of tasks whose result is an image (float32, the source's intensities)."""
+
+    output_kind = "image"
+    needs_annotations = False
+    inputs = ("image",)
+    val_margin = 16
+    default_patch = 64
+    options: dict[str, tuple[float, float]] = {}
+
+    def activation(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits
+
+    def postprocess(self, outputs: np.ndarray, meta: dict) -> np.ndarray:
+        """``(C, *spatial)`` normalised output -> intensities of the image that was normalised.
+
+        ``meta`` carries that image's ``intensity_low``/``intensity_high`` (per
+        channel) and ``source_dtype``; channels that were constant come back as
+        that constant.
+        """
+        out = np.asarray(outputs, dtype=np.float32)
+        low, high = meta.get("intensity_low"), meta.get("intensity_high")
+        if low is not None and high is not None:
+            out = Normalizer().invert(out, channel_axis=0, low=low, high=high).astype(np.float32, copy=False)
+            for c, (lo, hi) in enumerate(zip(low, high)):
+                if not hi - lo > 1e-12:
+                    out[c] = lo
+        dtype = meta.get("source_dtype")
+        if dtype is not None and np.dtype(dtype).kind in "iu":
+            info = np.iinfo(np.dtype(dtype))
+            np.clip(out, info.min, info.max, out=out)
+        return out
+
+    def _patch(self, config, spatial, divisor) -> tuple[int, ...]:
+        return fit_patch(config.patch_size, spatial, divisor, default_2d=64, default_3d=(16, 64, 64))
+
+    def _psnr_validation(self, problem: Problem, predictions: list[np.ndarray]) -> tuple[dict, float]:
+        refs, data_range = problem.val_data
+        value = psnr(np.concatenate([p.ravel() for p in predictions]),
+                     np.concatenate([r.ravel() for r in refs]), data_range)
+        return {"psnr": value}, value
+
+
+def _reference_crops(values: np.ndarray, regions: list[ValRegion]) -> tuple[list[np.ndarray], float]:
+    """The reference inside each validation box, and its data range over all boxes (for PSNR)."""
+    refs = [values[(r.sample, slice(None), *r.box)] for r in regions]
+    finite = np.concatenate([r[np.isfinite(r)] for r in refs])
+    span = float(finite.max() - finite.min()) if finite.size else 0.0
+    return refs, span if span > 0 else 1.0
+
+
+def pixel_loss(prediction: torch.Tensor, target: torch.Tensor, l1: bool = False) -> torch.Tensor:
+    """Mean squared (or absolute) error over the pixels whose target is finite (NaN = ignore)."""
+    use = torch.isfinite(target)
+    diff = torch.where(use, prediction.float() - torch.nan_to_num(target.float()),
+                       torch.zeros((), device=target.device))
+    return (diff.abs() if l1 else diff**2).sum() / use.sum().clamp(min=1)
+
+
+def require_signal(values: np.ndarray, invalid: np.ndarray | None = None, what: str = "image") -> None:
+    """Raise if no channel of ``values`` varies (ignoring NaN and ``invalid``): there is nothing to learn."""
+    for c in range(values.shape[1]):
+        ok = np.isfinite(values[:, c])
+        if invalid is not None:
+            ok &= ~invalid[:, c]
+        v = values[:, c][ok]
+        if v.size and v.max() > v.min():
+            return
+    raise InputError(f"the {what} is constant (every pixel has the same value): there is no structure or noise "
+                     f"to learn from; pick another {what}")
+
+
+class DenoiseTask(ImageTask):
+    """Self-supervised denoising from the noisy image alone (Noise2Void / N2V2).
+
+    Options (``TrainConfig.task_config``): ``mask_fraction`` (masked pixels per
+    patch, default 0.06), ``radius`` (neighbourhood half-width, default 2),
+    ``median`` (1: N2V2 median replacement, 0: a random neighbour), ``focus``
+    (share of patches centred on the brighter structures, default 0.5).
+
+    Validation holds a few boxes apart and scores the blind-spot loss on a fixed
+    set of masked pixels in them (score = -loss; a curve to watch, the final
+    weights are kept); with ``extra["reference"]`` (a clean image) it scores PSNR
+    against it instead, and the best weights by PSNR are kept.
+    """
+
+    name = "denoise"
+    description = "Denoising without clean data (Noise2Void/N2V2 blind spot): needs only the noisy image"
+    result_label = "denoised"
+    default_learning_rate = 4e-3
+    options = {"mask_fraction": (0.001, 0.25), "radius": (1, 5), "median": (0, 1), "focus": (0, 1)}
+
+    def default_model_config(self, spatial_dims, device_type="cpu", model=None):
+        width = 32 if device_type == "cuda" else 16  # on a CPU more steps beat more width within minutes
+        if model == "autoencoder":
+            return {"depth": 2, "base_channels": width, "latent_channels": 64, "pool": "blur"}
+        if model in (None, "unet"):
+            return {"depth": 2, "base_channels": width, "pool": "blur", "top_skip": False}
+        return {}
+
+    def make_problem(self, inputs, annotations, config, rng, divisor, extra=None):
+        extra = extra or {}
+        opts = check_task_config(dict(config.task_config), self.options)
+        invalid = extra.get("invalid")
+        require_signal(inputs, invalid)
+        meta = {"mask_fraction": opts.get("mask_fraction", DEFAULT_MASK_FRACTION), "radius": int(opts.get("radius", 2)),
+                "replace": "median" if opts.get("median", 1.0) >= 0.5 else "random"}
+        regions = held_apart_boxes(inputs.shape, config.val_fraction, VAL_MAX_PIXELS[inputs.ndim - 2])
+        held = _held_mask(inputs.shape, regions)
+        targets = _training_targets(inputs, invalid, held)
+        patch = self._patch(config, inputs.shape[2:], divisor)
+        focus = opts.get("focus", DEFAULT_FOCUS)
+        centres = bright_regions(inputs, held) if focus > 0 else None
+        if centres is not None and not centres.any():
+            centres = None
+        sampler = PatchSampler(inputs, targets, centres, patch, rng, augment=config.augment, focus=focus,
+                               rescale=False, intensity=False)
+        problem = Problem(self, inputs, sampler, inputs.shape[1], meta, regions, None,
+                          int((~held).sum()), int(held.sum()))
+        reference = extra.get("reference")
+        if regions and reference is not None:
+            problem.val_data = _reference_crops(reference, regions)
+        elif regions:
+            problem.val_inputs, problem.val_data = self._blind_spot_validation(inputs, invalid, regions, meta)
+            # the blind-spot loss is mostly the noise's own variance: too noisy a score to pick a checkpoint,
+            # so it is shown as a curve and the final (annealed) weights are kept
+            problem.select_best = False
+        return problem
+
+    def _blind_spot_validation(self, inputs, invalid, regions, meta):
+        """Masked copies of the held-apart samples, and per box the mask and the original values."""
+        vrng = np.random.default_rng(12345)
+        val_inputs, data = {}, []
+        for r in regions:
+            sample = torch.from_numpy(np.ascontiguousarray(inputs[r.sample][None]))
+            inside = torch.zeros(sample.shape, dtype=torch.bool)
+            inside[(slice(None), slice(None), *r.box)] = True
+            masked, mask = mask_batch(sample, VAL_MASK_FRACTION, vrng, meta["radius"], meta["replace"], inside)
+            val_inputs[r.sample] = masked[0].numpy()
+            crop = (slice(None), *r.box)
+            truth = inputs[r.sample][crop]
+            use = mask[0].numpy()[crop]
+            if invalid is not None:
+                use &= ~invalid[r.sample][crop]
+            data.append((use, truth[use]))
+        return val_inputs, data
+
+    def prepare_batch(self, x, y, rng, meta):
+        masked, mask = mask_batch(x, meta["mask_fraction"], rng, meta["radius"], meta["replace"])
+        return masked, (y, mask)
+
+    def loss(self, logits, target, meta):
+        y, mask = target
+        return masked_mse(logits, y, mask)
+
+    def validate(self, problem, predictions):
+        if problem.val_inputs is None:
+            return self._psnr_validation(problem, predictions)
+        se, n = 0.0, 0
+        for (use, truth), pred in zip(problem.val_data, predictions):
+            se += float(np.sum((pred[use].astype(np.float64) - truth) ** 2))
+            n += int(use.sum())
+        loss = se / max(n, 1)
+        return {"blind_spot_loss": loss}, -loss
+
+
+class RestoreTask(ImageTask):
+    """Supervised restoration (CARE-style) from the image and a clean target of the same pixels.
+
+    The target is normalised with the image's percentiles (not its own), so the
+    network also learns any gain or offset between the two acquisitions and its
+    output comes back in the target's intensities. Option ``l1`` (1: L1 loss,
+    default 0: MSE). Validation: PSNR against the target on held-apart boxes.
+    """
+
+    name = "restore"
+    description = "Restoration from pairs: the noisy image and a clean (or high-SNR) target of the same pixels"
+    inputs = ("image", "target")
+    options = {"l1": (0, 1)}
+    result_label = "restored"
+    default_learning_rate = 4e-3
+
+    def default_model_config(self, spatial_dims, device_type="cpu", model=None):
+        width = 32 if device_type == "cuda" else 16
+        if model == "autoencoder":
+            return {"depth": 2, "base_channels": width, "latent_channels": 64}
+        if model in (None, "unet"):
+            return {"depth": 2, "base_channels": width}
+        return {}
+
+    def make_problem(self, inputs, annotations, config, rng, divisor, extra=None):
+        extra = extra or {}
+        opts = check_task_config(dict(config.task_config), self.options)
+        target = extra.get("target")
+        if target is None:
+            raise InputError("task 'restore' needs a target: a clean (or high-SNR) image of the same pixels")
+        invalid = extra.get("invalid")
+        require_signal(target, what="target")
+        meta = {"l1": bool(opts.get("l1", 0.0) >= 0.5)}
+        regions = held_apart_boxes(inputs.shape, config.val_fraction, VAL_MAX_PIXELS[inputs.ndim - 2])
+        held = _held_mask(inputs.shape, regions)
+        targets = _training_targets(target, invalid, held)  # target NaN stay NaN: ignored too
+        patch = self._patch(config, inputs.shape[2:], divisor)
+        sampler = PatchSampler(inputs, targets, None, patch, rng, augment=config.augment)
+        problem = Problem(self, inputs, sampler, inputs.shape[1], meta, regions, None,
+                          int((~held).sum()), int(held.sum()))
+        if regions:
+            problem.val_data = _reference_crops(target, regions)
+        return problem
+
+    def loss(self, logits, target, meta):
+        return pixel_loss(logits, target, l1=bool(meta.get("l1")))
+
+    def validate(self, problem, predictions):
+        return self._psnr_validation(problem, predictions)
+
+
+class ReconstructTask(ImageTask):
+    """Plain autoencoder training: reproduce the input through the bottleneck (MSE).
+
+    Useful for compression and to learn latent features (``AutoEncoder.encode``).
+    Validation: PSNR of the reconstruction on held-apart boxes.
+    """
+
+    name = "reconstruct"
+    description = "Autoencoder reconstruction (MSE): learns a compact latent representation of the image"
+    default_model = "autoencoder"
+    result_label = "reconstructed"
+
+    def make_problem(self, inputs, annotations, config, rng, divisor, extra=None):
+        extra = extra or {}
+        check_task_config(dict(config.task_config), self.options)
+        invalid = extra.get("invalid")
+        require_signal(inputs, invalid)
+        regions = held_apart_boxes(inputs.shape, config.val_fraction, VAL_MAX_PIXELS[inputs.ndim - 2])
+        held = _held_mask(inputs.shape, regions)
+        targets = _training_targets(inputs, invalid, held)
+        patch = self._patch(config, inputs.shape[2:], divisor)
+        sampler = PatchSampler(inputs, targets, None, patch, rng, augment=config.augment)
+        problem = Problem(self, inputs, sampler, inputs.shape[1], {}, regions, None,
+                          int((~held).sum()), int(held.sum()))
+        if regions:
+            problem.val_data = _reference_crops(inputs, regions)
+        return problem
+
+    def loss(self, logits, target, meta):
+        return pixel_loss(logits, target)
+
+    def validate(self, problem, predictions):
+        return self._psnr_validation(problem, predictions)
