@@ -42,6 +42,8 @@ class TrainConfig:
     preview_every: float = 5.0
     percentiles: tuple[float, float] = (1.0, 99.8)
     task_config: dict[str, Any] = field(default_factory=dict)
+    temporal_context: int = 0
+    """Time-lapses: also feed frames t-k..t+k as channels (0 = each frame alone)."""
 
     def validate(self) -> TrainConfig:
         """Check ranges; raise :class:`ConfigError` saying how to fix a bad value."""
@@ -74,6 +76,8 @@ class TrainConfig:
         lo, hi = self.percentiles
         if not 0 <= lo < hi <= 100:
             raise ConfigError(f"percentiles must satisfy 0 <= low < high <= 100, got {self.percentiles}")
+        if not 0 <= int(self.temporal_context) <= 10:
+            raise ConfigError(f"temporal_context must be between 0 and 10 frames, got {self.temporal_context}")
         if self.preview_every < 0:
             raise ConfigError("preview_every must be >= 0 seconds (0 turns the live preview off)")
         return self

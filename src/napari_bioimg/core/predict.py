@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Generator
 from typing import Any
 
@@ -15,22 +16,61 @@ from .control import Control
 from .device import autocast
 from .errors import InputError
 from .events import Notice, PredictProgress
+from .fast import inference_model, memory_format
 from .normalize import count_nonfinite
+from .temporal import check_context, stack_context
 from .tiling import tiled_apply
+from .zarrio import first_level
 
 DEFAULT_TILE = {2: 256, 3: (32, 128, 128)}
+#: Above this estimated working set (input + outputs as float32), prediction goes block by block.
+LAZY_BYTES = 1 << 30
 
 
-def model_fn(loaded: LoadedModel, amp: bool = True):
-    """Batch -> activated outputs, in eval mode with autocast on CUDA."""
-    model, task, device = loaded.model, loaded.task, loaded.device
-    model.eval()
+def model_fn(loaded: LoadedModel, amp: bool = True, *, fast: bool = True, compile: bool = False):
+    """Batch -> activated outputs, using an inference-ready copy of the model.
+
+    With ``fast`` the copy has batch-norm folded into the convolutions and uses
+    channels-last memory where that is faster (:mod:`.fast`); ``compile`` adds
+    ``torch.compile`` (falls back to eager with a warning if compiling fails).
+    Autocast (bf16/fp16) is used on CUDA when ``amp``.
+    """
+    task, device = loaded.task, loaded.device
+    key = (fast, compile, str(device))
+    if key not in loaded.fast:
+        if fast or compile:
+            loaded.fast[key] = inference_model(loaded.model, device, loaded.spatial_dims, fold=fast,
+                                               channels_last=None if fast else False, compile=compile)
+        else:
+            loaded.fast[key] = (loaded.model.eval(), False)
+    model, channels_last = loaded.fast[key]
+    fmt = memory_format(loaded.spatial_dims)
+    state = {"model": model}
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        with autocast(device, amp):
+            return state["model"](x)
 
     def fn(x: torch.Tensor) -> torch.Tensor:
-        with autocast(device, amp):
-            return task.activation(model(x).float())
+        if channels_last:
+            x = x.contiguous(memory_format=fmt)
+        try:
+            y = run(x)
+        except Exception as err:
+            if not compile or state["model"] is not model:
+                raise
+            warnings.warn(f"torch.compile failed ({type(err).__name__}); predicting without it", stacklevel=2)
+            state["model"] = getattr(model, "_orig_mod", loaded.model)
+            y = run(x)
+        return task.activation(y.float()).contiguous()
 
     return fn
+
+
+def working_bytes(shape: tuple[int, ...], loaded: LoadedModel) -> int:
+    """Estimated memory of the in-memory path for an image of ``shape`` (float32 input and outputs)."""
+    n = int(np.prod(shape, dtype=np.int64))
+    return 4 * n * (2 * loaded.temporal_context + 2 + loaded.out_channels)
 
 
 def predict(
@@ -46,34 +86,57 @@ def predict(
     rgb: bool = False,
     axes_hint: str | None = None,
     amp: bool = True,
-) -> Generator[PredictProgress | Notice, None, np.ndarray | None]:
+    out: str | os.PathLike | None = None,
+    lazy: bool | None = None,
+    block: int | tuple[int, ...] | None = None,
+    label_margin: int | None = None,
+    compile: bool = False,
+) -> Generator[PredictProgress | Notice, None, Any]:
     """Predict ``image`` with a trained model.
 
     Yields :class:`PredictProgress` (tiles done / total) and :class:`Notice`; returns
     the result in the image's layout without its channel axis (labels for
     segmentation tasks, float32 for image tasks), or ``None`` if stopped.
+
+    Small images are predicted in memory and give a numpy array. Images that do
+    not fit comfortably (estimated working set above :data:`LAZY_BYTES`), or any
+    call with a zarr ``out`` path or ``lazy=True``, go block by block through
+    :func:`.lazy.predict_lazy` with bounded memory, and the result is a zarr
+    array (written to ``out``, or to a temporary folder). ``image`` may be a
+    numpy, zarr or dask array, a napari multiscale list, or a path for the lazy path.
     """
     loaded = model if isinstance(model, LoadedModel) else load_model(model, device)
     if not 0 <= overlap < 1:
         raise InputError(f"overlap must be a fraction in [0, 1), got {overlap}")
+    image = first_level(image)
+    if lazy is None:
+        lazy = out is not None or isinstance(image, (str, os.PathLike)) or \
+            working_bytes(tuple(image.shape), loaded) > LAZY_BYTES
+    if lazy:
+        from .lazy import predict_lazy
+
+        return (yield from predict_lazy(loaded, image, axes, out=out, tile=tile, overlap=overlap,
+                                        batch_size=batch_size, control=control, rgb=rgb, axes_hint=axes_hint,
+                                        amp=amp, block=block, label_margin=label_margin, compile=compile))
     image = np.asarray(image)
     if axes is None and loaded.spatial_dims == 2 and image.ndim == len(loaded.axes) and "Z" not in loaded.axes:
         axes = loaded.axes  # same layout as the training image
     layout = make_layout(image.shape, axes, loaded.spatial_dims, rgb=rgb, hint=axes_hint)
     if loaded.spatial_dims == 2 and "Z" in layout.axes:
         yield Notice(f"the model is 2D: the {layout.axes} image is predicted slice by slice along Z", "info")
-    if layout.n_channels != loaded.in_channels:
+    context = check_context(loaded.temporal_context, layout)
+    if layout.n_channels * (2 * context + 1) != loaded.in_channels:
         raise InputError(
-            f"the model expects {loaded.in_channels} channel(s) but the image has {layout.n_channels} "
-            f"(axes {layout.axes}); check the axes or pick another image"
+            f"the model expects {loaded.in_channels // (2 * context + 1)} channel(s) but the image has "
+            f"{layout.n_channels} (axes {layout.axes}); check the axes or pick another image"
         )
     x = layout.to_canonical(image)
     bad = count_nonfinite(x)
     if bad:
         yield Notice(f"{bad} NaN/inf pixel(s) were treated as the image's low value")
-    xn = loaded.normalizer.apply(x)
+    xn = stack_context(loaded.normalizer.apply(x), layout, context)
     tile = tile or DEFAULT_TILE[loaded.spatial_dims]
-    fn = model_fn(loaded, amp)
+    fn = model_fn(loaded, amp, compile=compile)
     stop = (lambda: control.stop_requested) if control is not None else None
     results = []
     n = xn.shape[0]
@@ -87,7 +150,7 @@ def predict(
         if out is None:
             return None
         res = loaded.task.postprocess(out, loaded.meta)
-        if loaded.task.output_kind == "labels" and loaded.meta.get("unique_ids", True) and n > 1 and res.max():
+        if loaded.task.instance_labels and loaded.meta.get("unique_ids", True) and n > 1 and res.max():
             res = res.astype(np.uint32)
             res[res > 0] += offset  # keep object ids unique across frames / slices
             offset = int(res.max())

@@ -28,6 +28,7 @@ from .models import get_model, model_entry
 from .normalize import Normalizer, count_nonfinite
 from .predict import drain
 from .tasks import get_task
+from .temporal import check_context, stack_context
 from .tiling import tiled_apply
 
 WARMUP_STEPS = 20
@@ -47,6 +48,17 @@ def lr_factor(step: int, fraction: float) -> float:
     """Linear warm-up, then cosine decay to 5% over the budget (time or epochs)."""
     warm = min(1.0, (step + 1) / WARMUP_STEPS)
     return warm * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, fraction))))
+
+
+def auto_z_levels(patch_size, z_extent: int, depth: int) -> int:
+    """How many U-Net levels should halve Z for this 3D patch: keep at least ~4 slices at the bottom.
+
+    Flat patches (e.g. 8x128x128 on anisotropic stacks) pool Z fewer times than
+    Y and X; the default 32x96x96 patch pools every level, as before.
+    """
+    z = 32 if patch_size is None else (patch_size if isinstance(patch_size, int) else tuple(patch_size)[0])
+    z = max(1, min(int(z), int(z_extent)))
+    return int(min(depth, max(0, math.floor(math.log2(max(z, 1) / 4)))))
 
 
 def _seed_everything(seed: int | None) -> np.random.Generator:
@@ -114,8 +126,10 @@ def train(
         yield Notice(f"{bad} NaN/inf pixel(s) in the image were set to its low value for training")
     if min(layout.spatial_shape) < 4:
         raise InputError(f"the image is too small to train on: spatial size {layout.spatial_shape} (axes {layout.axes})")
+    context = check_context(config.temporal_context, layout)
     normalizer = Normalizer(*config.percentiles).fit(x)
-    xn = normalizer.apply(x, refit=False)
+    xn = stack_context(normalizer.apply(x, refit=False), layout, context)
+    in_channels = xn.shape[1]
     ann = None
     if annotations is not None:
         ann = layout.labels_to_canonical(np.asarray(annotations))
@@ -128,13 +142,16 @@ def train(
         if init_checkpoint["task"]["name"] != task.name or init_checkpoint["model"]["name"] != config.model:
             raise ConfigError("the starting model was trained for another task or model family")
         model_config = dict(init_checkpoint["model"]["config"])
-    probe = get_model(config.model, spatial_dims=layout.spatial_dims, in_channels=layout.n_channels,
+    elif config.model == "unet" and layout.spatial_dims == 3 and "pool_z_levels" not in model_config:
+        model_config["pool_z_levels"] = auto_z_levels(config.patch_size, layout.spatial_shape[0],
+                                                      int(model_config.get("depth", 3)))
+    probe = get_model(config.model, spatial_dims=layout.spatial_dims, in_channels=in_channels,
                       out_channels=1, **model_config)
-    divisor = int(getattr(probe, "size_divisor", 1))
+    divisor = getattr(probe, "size_divisor", 1)
     problem = task.make_problem(xn, ann, config, rng, divisor, extra)
     if init_checkpoint is not None and init_checkpoint["data"]["out_channels"] != problem.out_channels:
         raise ConfigError("the starting model predicts a different number of classes than these annotations")
-    model = get_model(config.model, spatial_dims=layout.spatial_dims, in_channels=layout.n_channels,
+    model = get_model(config.model, spatial_dims=layout.spatial_dims, in_channels=in_channels,
                       out_channels=problem.out_channels, **model_config).to(device)
     if init_checkpoint is not None:
         model.load_state_dict(init_checkpoint["state_dict"])
@@ -245,11 +262,12 @@ def train(
     ckpt = build_checkpoint(
         model_name=config.model, model_config=model_config, state_dict=chosen, task=task.name,
         task_meta=problem.meta, normalizer=normalizer, axes=layout.axes, spatial_dims=layout.spatial_dims,
-        in_channels=layout.n_channels, out_channels=problem.out_channels, metrics=metrics,
+        in_channels=in_channels, out_channels=problem.out_channels, metrics=metrics,
         history=history, train_config=config.to_dict(),
         extra={"training": {"steps": step, "seconds": seconds, "stopped_early": stopped_early,
                             "last_loss": float(np.mean(losses[-20:]))}},
     )
+    ckpt["data"]["temporal_context"] = context
     return TrainResult(ckpt, history, metrics, stopped_early, step, seconds)
 
 

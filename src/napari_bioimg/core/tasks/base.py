@@ -26,6 +26,10 @@ class Task:
     output_kind: str = "labels"
     """``"labels"`` (integer label image) or ``"image"`` (float image)."""
     needs_annotations: bool = True
+    instance_labels: bool = False
+    """``postprocess`` numbers objects that may span many pixels (instances): prediction in
+    blocks then labels with a margin and makes ids globally unique (see :mod:`..lazy`).
+    ``False`` means ``postprocess`` works pixel by pixel."""
     model_kind: str = "dense"
     default_model: str = "unet"
 
