@@ -180,7 +180,7 @@ def _sizes(values):
 
 
 def cmd_predict(args) -> int:
-    from .core.checkpoint import load_model
+    from .core.checkpoint import load_checkpoint, load_model
     from .core.errors import InputError
     from .core.io import read_image, write_image
     from .core.predict import LAZY_BYTES, drain, predict, working_bytes
@@ -189,34 +189,38 @@ def cmd_predict(args) -> int:
     image_path, out = Path(args.image), Path(args.out)
     opts = {"tile": _sizes(args.tile), "overlap": args.overlap, "batch_size": args.batch_size,
             "block": _sizes(args.block), "label_margin": args.label_margin, "compile": args.compile}
+    folder = image_path.is_dir() and not is_zarr_path(image_path)
+    if folder or args.scheduler:
+        load_checkpoint(args.model)  # a bad model file fails here, before a cluster starts
+        if args.scheduler and not folder and not is_zarr_path(out):
+            raise InputError("--scheduler on one image writes its blocks to a zarr store: use --out result.zarr")
+        loaded = None
+    else:
+        loaded = load_model(args.model, args.device)
     progress = _Progress(args.quiet, "predict")
     try:
-        if image_path.is_dir() and not is_zarr_path(image_path):
+        if folder:
             return _predict_folder(args, image_path, out, opts, progress)
         if args.scheduler:
-            if not is_zarr_path(out):
-                raise InputError("--scheduler on one image writes its blocks to a zarr store: use --out result.zarr")
             from .core.distributed import dask_client, predict_image_distributed
 
             with dask_client(args.scheduler) as client:
                 result = drain(predict_image_distributed(args.model, image_path, out, client, axes=args.axes,
                                                          device=args.device, **opts), progress)
+        elif is_zarr_path(out):
+            result = drain(predict(loaded, str(image_path), args.axes, out=out, **opts), progress)
         else:
-            loaded = load_model(args.model, args.device)
-            if is_zarr_path(out):
-                result = drain(predict(loaded, str(image_path), args.axes, out=out, **opts), progress)
-            else:
-                if is_zarr_path(image_path) or image_path.suffix.lower() in (".tif", ".tiff"):
-                    lazy_image, hint, _ = open_image(image_path)
-                    need = working_bytes(tuple(lazy_image.shape), loaded)
-                    if need > LAZY_BYTES:
-                        raise InputError(
-                            f"{image_path.name} needs about {need / 2**30:.1f} GiB to predict in memory; write the "
-                            "result to a zarr folder instead (--out result.zarr) to predict it block by block"
-                        )
-                image, hint = (lazy_image[...], hint) if is_zarr_path(image_path) else read_image(image_path)
-                result = drain(predict(loaded, image, args.axes, axes_hint=hint, lazy=False, **opts), progress)
-                write_image(out, result)
+            if is_zarr_path(image_path) or image_path.suffix.lower() in (".tif", ".tiff"):
+                lazy_image, hint, _ = open_image(image_path)
+                need = working_bytes(tuple(lazy_image.shape), loaded)
+                if need > LAZY_BYTES:
+                    raise InputError(
+                        f"{image_path.name} needs about {need / 2**30:.1f} GiB to predict in memory; write the "
+                        "result to a zarr folder instead (--out result.zarr) to predict it block by block"
+                    )
+            image, hint = (lazy_image[...], hint) if is_zarr_path(image_path) else read_image(image_path)
+            result = drain(predict(loaded, image, args.axes, axes_hint=hint, lazy=False, **opts), progress)
+            write_image(out, result)
     finally:
         progress.close()
     print(f"wrote {out}: shape {tuple(result.shape)}, {result.dtype}", file=sys.stderr)
