@@ -24,6 +24,7 @@ from .control import Control
 from .device import amp_dtype, autocast, describe, resolve_device
 from .errors import ConfigError, InputError
 from .events import Notice, PreviewReady, StepDone, TrainingStarted, TrainResult, ValidationDone
+from .fast import inference_model, memory_format
 from .models import get_model, model_entry
 from .normalize import Normalizer, count_nonfinite
 from .predict import drain
@@ -33,6 +34,10 @@ from .tiling import tiled_apply
 
 WARMUP_STEPS = 20
 VAL_MARGIN = 32
+#: Seconds of training before the first live preview (later ones follow every ``preview_every``).
+FIRST_PREVIEW = 1.0
+#: 2D tile for previews and validation: a 512x512 frame is one tile (no overlap to recompute).
+PREVIEW_TILE_2D = 512
 
 
 def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
@@ -165,15 +170,19 @@ def train(
                           problem.n_train_pixels, problem.n_val_pixels, config.time_limit, total_steps, problem.patch)
 
     def apply_model(region_input: np.ndarray) -> np.ndarray:
-        model.eval()
-        try:
-            def fn(b):
-                with autocast(device, config.amp):
-                    return task.activation(model(b).float())
-            return drain(tiled_apply(fn, region_input, problem.out_channels, problem.patch if layout.spatial_dims == 3
-                                     else 256, 0.25, divisor, 4, device))
-        finally:
-            model.train()
+        # an inference copy (batch-norm folded, channels-last): previews cost less and the training
+        # model is never switched to eval mode under the loop's feet
+        fast, channels_last = inference_model(model, device, layout.spatial_dims)
+        fmt = memory_format(layout.spatial_dims)
+
+        def fn(b):
+            if channels_last:
+                b = b.contiguous(memory_format=fmt)
+            with autocast(device, config.amp):
+                return task.activation(fast(b).float())
+
+        tile = problem.patch if layout.spatial_dims == 3 else PREVIEW_TILE_2D
+        return drain(tiled_apply(fn, region_input, problem.out_channels, tile, 0.25, divisor, 2, device))
 
     def run_validation() -> tuple[dict, float] | None:
         if not problem.val_regions:
@@ -191,7 +200,7 @@ def train(
     metrics: dict[str, float] = {}
     best_score, best_state = -math.inf, None
     start = time.perf_counter()
-    last_preview = start
+    last_preview = start - config.preview_every + min(config.preview_every, FIRST_PREVIEW)
     step = 0
     losses: list[float] = []
     model.train()
