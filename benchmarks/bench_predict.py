@@ -17,15 +17,15 @@ import numpy as np
 import torch
 from _common import matmul_peak_gflops, nuclei_2d, row
 
-from napari_bioimg.core import get_model
+from napari_bioimg.core import get_model, get_task
 from napari_bioimg.core.checkpoint import build_checkpoint, load_model
 from napari_bioimg.core.normalize import Normalizer
 from napari_bioimg.core.predict import drain, model_fn
 from napari_bioimg.core.tiling import TileGrid, tiled_apply
 
 
-def _loaded(model, device: str):
-    ckpt = build_checkpoint(model_name="unet", model_config={}, state_dict=model.state_dict(), task="instance",
+def _loaded(model, config: dict, device: str):
+    ckpt = build_checkpoint(model_name="unet", model_config=config, state_dict=model.state_dict(), task="instance",
                             task_meta={}, normalizer=Normalizer(), axes="YX", spatial_dims=2, in_channels=1,
                             out_channels=3)
     return load_model(ckpt, device)
@@ -46,8 +46,9 @@ def run(device: str = "cpu", size: int = 768, tile: int = 256, batch: int = 4, r
     img, _ = nuclei_2d(size)
     x = Normalizer().fit(img[None, None]).apply(img[None, None])[0]  # (1, H, W) float32
     torch.manual_seed(0)
-    model = get_model("unet", spatial_dims=2, in_channels=1, out_channels=3).to(dev).eval()
-    loaded = _loaded(model, device)
+    config = get_task("instance").default_model_config(2, dev.type)  # the product's default U-Net here
+    model = get_model("unet", spatial_dims=2, in_channels=1, out_channels=3, **config).to(dev).eval()
+    loaded = _loaded(model, config, device)
     ours_fn = model_fn(loaded, amp=True)  # the product path: folded batch-norm, channels-last, autocast on CUDA
     x_t = torch.from_numpy(x[None]).to(dev)
     amp = dev.type == "cuda"
@@ -93,7 +94,7 @@ def run(device: str = "cpu", size: int = 768, tile: int = 256, batch: int = 4, r
     flops = conv_flops(model, (1, 1, tile, tile), dev) * n_tiles
     peak = matmul_peak_gflops(device)
     best, ref, ref_fast = min(t_ours), min(t_ref), min(t_ref_fast)
-    common = {"device": device, "image": f"{size}x{size}", "tile": tile, "overlap": 0.25, "batch": batch,
+    common = {"device": device, "model": f"unet {config}", "image": f"{size}x{size}", "tile": tile, "overlap": 0.25, "batch": batch,
               "tiles": n_tiles, "max_abs_diff_vs_monai": round(diff, 5)}
     gflops = flops / best / 1e9
     return [

@@ -16,7 +16,7 @@ import torch
 from _common import nuclei_2d, row
 from torch.nn import functional as F
 
-from napari_bioimg.core import TrainConfig, get_model
+from napari_bioimg.core import TrainConfig, get_model, get_task
 from napari_bioimg.core import events as E
 from napari_bioimg.core.train import train
 
@@ -28,7 +28,8 @@ def run(device: str = "cpu", steps: int = 12, warmup: int = 3, batch: int = 8, p
     gen = train(img, lbl, cfg, preview_index=None)
     dev = torch.device(device)
     torch.manual_seed(0)
-    ref_model = get_model("unet", spatial_dims=2, in_channels=1, out_channels=3).to(dev).train()
+    config = get_task("instance").default_model_config(2, dev.type)  # the product's default U-Net here
+    ref_model = get_model("unet", spatial_dims=2, in_channels=1, out_channels=3, **config).to(dev).train()
     opt = torch.optim.Adam(ref_model.parameters(), lr=cfg.learning_rate)
     x = torch.randn(batch, 1, patch, patch, device=dev)
     y = torch.randint(0, 3, (batch, patch, patch), device=dev)
@@ -65,7 +66,7 @@ def run(device: str = "cpu", steps: int = 12, warmup: int = 3, batch: int = 8, p
     gen.close()
     o, r = float(np.median(ours)), float(np.median(ref))
     return [row("train_step_time", o, r, unit="s/step", goal="ratio <= 1.05", met=o / r <= 1.05,
-                device=device, batch=batch, patch=patch, steps=steps, model="unet depth 3, 32 base channels")]
+                device=device, batch=batch, patch=patch, steps=steps, model=f"unet {config}")]
 
 
 if __name__ == "__main__":

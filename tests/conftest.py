@@ -2,7 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-torch.set_num_threads(2)
+# One torch thread: leaves a core for Qt's main thread in GUI tests and avoids
+# oversubscription (OpenMP threads spinning against each other) on a busy 2-core machine.
+torch.set_num_threads(1)
 
 
 @pytest.fixture
@@ -53,3 +55,11 @@ def blob_field():
     """A 200x232 field of 36 blobs on a grid, many crossing 64-pixel block borders."""
     centres = [(18 + 34 * i + (j % 2) * 6, 16 + 40 * j) for i in range(6) for j in range(6) if 16 + 40 * j < 225]
     return _blobs((200, 232), centres, 11, 1)
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    # napari's make_napari_viewer fixture reads item.rep_call after the test
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, f"rep_{rep.when}", rep)

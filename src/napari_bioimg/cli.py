@@ -1,4 +1,4 @@
-"""Command line: ``napari-bioimg train | predict | evaluate | info | demo``.
+"""Command line: ``napari-bioimg train | predict | export | evaluate | info | demo``.
 
 The same engine as the napari widgets. Progress goes to stderr (tqdm), results to
 files or stdout (JSON); an error is one line on stderr and a non-zero exit code.
@@ -28,10 +28,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model on an image and its annotations")
-    t.add_argument("--task", default="instance", help="instance, semantic, ... (see 'napari-bioimg info')")
+    t.add_argument("--task", default=None, help="instance, semantic, ... (see 'napari-bioimg info'; default: instance, "
+                                                "or the task of --init/--resume)")
     t.add_argument("--image", required=True, help="image file (.tif, .png, .npy)")
     t.add_argument("--labels", help="annotations: instance masks or class scribbles (0 = not annotated)")
     t.add_argument("--out", required=True, help="model file to write (.pt)")
+    start = t.add_mutually_exclusive_group()
+    start.add_argument("--resume", metavar="CKPT", help="continue a stopped run exactly where it stopped (same image "
+                                                        "and labels; settings come from CKPT, --epochs/--time-limit "
+                                                        "may give it a new budget)")
+    start.add_argument("--init", metavar="CKPT", help="fine-tune this model, e.g. on corrected labels (a new "
+                                                      "budget; step numbers and loss history continue)")
     t.add_argument("--model", default=None, help="model family (default: the task's)")
     budget = t.add_mutually_exclusive_group()
     budget.add_argument("--time-limit", type=float, default=None, help="seconds of training (default 120)")
@@ -57,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(t)
 
     p = sub.add_parser("predict", help="predict an image (or a folder of images) with a trained model")
-    p.add_argument("--model", required=True, help="model file (.pt)")
+    p.add_argument("--model", required=True, help="model file (.pt) or bioimage.io package (.zip, folder, rdf.yaml)")
     p.add_argument("--image", required=True,
                    help="image file (.tif, .png, .npy), zarr / OME-Zarr folder, or a folder of images")
     p.add_argument("--out", required=True,
@@ -75,7 +82,22 @@ def build_parser() -> argparse.ArgumentParser:
                         "on that cluster; folders use a local cluster when omitted")
     p.add_argument("--workers", type=int, help="local cluster workers for a folder (default: one per 4 cores)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (slower start, faster tiles)")
+    p.add_argument("--tta", action="store_true", help="average over flips (test-time augmentation, 4x slower)")
     _add_common(p)
+
+    x = sub.add_parser("export", help="export a model: bioimage.io package, TorchScript or ONNX")
+    x.add_argument("--model", required=True, help="model file (.pt) written by train")
+    x.add_argument("--format", default="bioimageio", choices=("bioimageio", "torchscript", "onnx"))
+    x.add_argument("--out", required=True, help="file to write (.zip for bioimageio; a .json sidecar comes "
+                                                "with torchscript/onnx)")
+    x.add_argument("--sample", help="an image like the training data, for tracing, test tensors and cover "
+                                    "(default: the bundled nuclei sample)")
+    x.add_argument("--axes", help="axes of --sample, e.g. YX, ZYX, YXC (guessed when omitted)")
+    x.add_argument("--name", help="bioimage.io: model name (letters, digits, spaces, _+-())")
+    x.add_argument("--description", help="bioimage.io: one-line description")
+    x.add_argument("--author", action="append", help="bioimage.io: author name (repeat for several)")
+    x.add_argument("--license", default="CC-BY-4.0", help="bioimage.io: SPDX licence id (default CC-BY-4.0)")
+    x.add_argument("--debug", action="store_true")
 
     e = sub.add_parser("evaluate", help="score a prediction against ground truth (JSON on stdout)")
     e.add_argument("--task", default="instance")
@@ -86,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--debug", action="store_true")
 
     i = sub.add_parser("info", help="describe a model file, or list tasks and models")
-    i.add_argument("--model", help="model file (.pt)")
+    i.add_argument("--model", help="model file (.pt) or bioimage.io package (.zip)")
     i.add_argument("--debug", action="store_true")
 
     d = sub.add_parser("demo", help="train and predict on the bundled sample data, save outputs and a screenshot")
@@ -140,38 +162,103 @@ class _Progress:
             self.bar.close()
 
 
-def cmd_train(args) -> int:
-    from .core import TrainConfig, get_task
-    from .core.checkpoint import save_checkpoint
-    from .core.io import read_image
-    from .core.predict import drain
-    from .core.train import train
+#: train options that a resumed run takes from its checkpoint instead
+RESUME_FIXED = ("task", "model", "steps_per_epoch", "dims", "batch_size", "patch_size", "lr", "optimizer",
+                "grad_clip", "val_fraction", "depth", "base_channels", "norm", "no_augment", "seed",
+                "pool_z_levels", "temporal_context")
 
-    task = get_task(args.task)
-    image, hint = read_image(args.image)
-    labels = read_image(args.labels)[0] if args.labels else None
+
+def train_config_from_args(args, start=None):
+    """The :class:`TrainConfig` a ``train`` command line asks for (``start``: the --init/--resume checkpoint)."""
+    from .core import TrainConfig, get_task
+
+    if args.resume:
+        config = TrainConfig.from_dict(start["train_config"])
+        config.device, config.preview_every = args.device, 0
+        if args.epochs:
+            config.epochs = args.epochs
+        if args.time_limit:
+            config.time_limit = args.time_limit
+        return config
+    task = get_task(args.task or (start["task"]["name"] if start else "instance"))
+    model = args.model or (start["model"]["name"] if start else task.default_model)
     model_config = {k: v for k, v in {"depth": args.depth, "base_channels": args.base_channels,
                                       "norm": args.norm, "pool_z_levels": args.pool_z_levels}.items()
                     if v is not None}
-    time_limit = args.time_limit if (args.time_limit or not args.epochs) else None
-    config = TrainConfig(
-        task=task.name, model=args.model or task.default_model, model_config=model_config, spatial_dims=args.dims,
-        time_limit=time_limit if time_limit is not None else (None if args.epochs else 120.0), epochs=args.epochs,
+    return TrainConfig(
+        task=task.name, model=model, model_config=model_config,
+        spatial_dims=args.dims or (int(start["data"]["spatial_dims"]) if start else None),
+        time_limit=args.time_limit or (None if args.epochs else 120.0), epochs=args.epochs,
         steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size,
         patch_size=tuple(args.patch_size) if args.patch_size else None, learning_rate=args.lr,
         optimizer=args.optimizer, grad_clip=args.grad_clip or None, val_fraction=args.val_fraction,
         augment=not args.no_augment, seed=args.seed, device=args.device, preview_every=0,
         temporal_context=args.temporal_context,
     )
-    progress = _Progress(args.quiet, f"train {task.name}")
+
+
+class _GracefulStop:
+    """First Ctrl+C: finish the current step and save a resumable model; second: abort."""
+
+    def __init__(self, control, progress):
+        self.control, self.progress, self.previous = control, progress, None
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.control.stop_requested:
+            raise KeyboardInterrupt
+        self.control.stop()
+        self.progress.write("stopping after this step; the model will be saved (Ctrl+C again aborts)")
+
+    def __exit__(self, *exc):
+        import signal
+
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+        return False
+
+
+def cmd_train(args) -> int:
+    from .core import Control
+    from .core.checkpoint import load_checkpoint, save_checkpoint
+    from .core.io import read_image
+    from .core.predict import drain
+    from .core.train import train
+
+    start = load_checkpoint(args.resume or args.init) if (args.resume or args.init) else None
+    config = train_config_from_args(args, start)
+    if args.resume:
+        defaults = build_parser().parse_args(["train", "--image", "-", "--out", "-"])
+        ignored = [f"--{k.replace('_', '-')}" for k in RESUME_FIXED if getattr(args, k) != getattr(defaults, k)]
+        if ignored:
+            print(f"napari-bioimg: note: {', '.join(ignored)} ignored: a resumed run keeps its checkpoint's settings",
+                  file=sys.stderr)
+    image, hint = read_image(args.image)
+    labels = read_image(args.labels)[0] if args.labels else None
+    progress = _Progress(args.quiet, f"train {config.task}")
+    control = Control()
     try:
-        result = drain(train(image, labels, config, axes=args.axes, axes_hint=hint, preview_index=None), progress)
+        with _GracefulStop(control, progress):
+            result = drain(train(image, labels, config, axes=args.axes, axes_hint=hint, preview_index=None,
+                                 control=control, init_checkpoint=start if args.init else None,
+                                 resume=start if args.resume else None), progress)
     finally:
         progress.close()
     path = save_checkpoint(result.checkpoint, args.out)
     summary = {"model": str(path), "steps": result.steps, "seconds": round(result.seconds, 1),
-               "validation": result.metrics}
+               "stopped_early": result.stopped_early, "validation": result.metrics}
     print(json.dumps(summary), file=sys.stderr)
+    if result.stopped_early:
+        print(f"napari-bioimg: stopped early at step {result.steps}; continue later with: napari-bioimg train "
+              f"--resume {path} --image {args.image}" + (f" --labels {args.labels}" if args.labels else "")
+              + f" --out {path}", file=sys.stderr)
     return 0
 
 
@@ -188,7 +275,8 @@ def cmd_predict(args) -> int:
 
     image_path, out = Path(args.image), Path(args.out)
     opts = {"tile": _sizes(args.tile), "overlap": args.overlap, "batch_size": args.batch_size,
-            "block": _sizes(args.block), "label_margin": args.label_margin, "compile": args.compile}
+            "block": _sizes(args.block), "label_margin": args.label_margin, "compile": args.compile,
+            "tta": args.tta}
     folder = image_path.is_dir() and not is_zarr_path(image_path)
     if folder or args.scheduler:
         load_checkpoint(args.model)  # a bad model file fails here, before a cluster starts
@@ -240,6 +328,28 @@ def _predict_folder(args, folder: Path, out_dir: Path, opts: dict, progress) -> 
     return EXIT_USER_ERROR if failed else 0
 
 
+def cmd_export(args) -> int:
+    from .core.checkpoint import load_model
+    from .core.errors import ConfigError
+    from .core.export import export_model, onnx_difference, sample_input
+    from .core.io import read_image
+
+    loaded = load_model(args.model, "cpu")
+    sample, hint = read_image(args.sample) if args.sample else (None, None)
+    info = {k: v for k, v in {"name": args.name, "description": args.description, "authors": args.author,
+                              "license": args.license}.items() if v is not None and args.format == "bioimageio"}
+    path = export_model(loaded, args.format, args.out, sample=sample, sample_axes=args.axes or hint, **info)
+    print(f"wrote {path}", file=sys.stderr)
+    if args.format == "onnx":
+        try:
+            diff = onnx_difference(loaded, path, sample_input(loaded, sample, args.axes or hint))
+        except ConfigError as err:
+            print(f"napari-bioimg: note: not checked with onnxruntime ({err})", file=sys.stderr)
+        else:
+            print(f"onnxruntime vs PyTorch on the sample: max abs difference {diff:.2e}", file=sys.stderr)
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     import numpy as np
 
@@ -275,9 +385,14 @@ def cmd_info(args) -> int:
     from .core.checkpoint import load_checkpoint
 
     if args.model:
-        ck = load_checkpoint(args.model)
+        from .core.bioimageio import is_bioimageio_source
+        from .core.checkpoint import load_model
+
+        ck = load_model(args.model, "cpu").checkpoint if is_bioimageio_source(args.model) else \
+            load_checkpoint(args.model)
         info = {k: ck.get(k) for k in ("version", "created", "model", "task", "data", "normalizer", "metrics",
-                                      "training")}
+                                      "training", "bioimageio") if k in ck}
+        info["resumable"] = "resume" in ck
         print(json.dumps(info, indent=2, default=str))
     else:
         print(json.dumps({"tasks": list_tasks(), "models": list_models()}, indent=2))
@@ -290,8 +405,8 @@ def cmd_demo(args) -> int:
     return run_demo(Path(args.out), args.time_limit, gui=not args.no_gui, device=args.device)
 
 
-COMMANDS = {"train": cmd_train, "predict": cmd_predict, "evaluate": cmd_evaluate, "info": cmd_info,
-            "demo": cmd_demo}
+COMMANDS = {"train": cmd_train, "predict": cmd_predict, "export": cmd_export, "evaluate": cmd_evaluate,
+            "info": cmd_info, "demo": cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:

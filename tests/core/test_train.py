@@ -98,3 +98,21 @@ def test_drain_returns_value():
         return 5
 
     assert drain(g()) == 5
+
+
+def test_tta_prediction_close_to_plain(blobs2d):
+    from napari_bioimg.core.checkpoint import load_model
+    from napari_bioimg.core.predict import model_fn
+
+    image, labels = blobs2d
+    res = train_sync(image, labels, TrainConfig(epochs=1, time_limit=None, **FAST))
+    loaded = load_model(res.checkpoint, "cpu")
+    import torch
+
+    x = torch.from_numpy(loaded.normalizer.apply(image[None, None]))
+    plain = model_fn(loaded)(x)
+    tta = model_fn(loaded, tta=True)(x)
+    assert tta.shape == plain.shape
+    assert torch.allclose(tta.sum(1), torch.ones_like(tta.sum(1)), atol=1e-4)  # still probabilities
+    out = predict_sync(res.checkpoint, image, tta=True)
+    assert out.shape == labels.shape

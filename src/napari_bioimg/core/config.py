@@ -41,6 +41,8 @@ class TrainConfig:
     amp: bool = True
     preview_every: float = 5.0
     percentiles: tuple[float, float] = (1.0, 99.8)
+    num_threads: int | None = None
+    """CPU threads for torch (None: leave torch's setting). A GUI keeps one core free for itself."""
     task_config: dict[str, Any] = field(default_factory=dict)
     temporal_context: int = 0
     """Time-lapses: also feed frames t-k..t+k as channels (0 = each frame alone)."""
@@ -78,6 +80,8 @@ class TrainConfig:
             raise ConfigError(f"percentiles must satisfy 0 <= low < high <= 100, got {self.percentiles}")
         if not 0 <= int(self.temporal_context) <= 10:
             raise ConfigError(f"temporal_context must be between 0 and 10 frames, got {self.temporal_context}")
+        if self.num_threads is not None and not 1 <= self.num_threads <= 1024:
+            raise ConfigError(f"num_threads must be between 1 and 1024, got {self.num_threads}")
         if self.preview_every < 0:
             raise ConfigError("preview_every must be >= 0 seconds (0 turns the live preview off)")
         return self

@@ -161,7 +161,7 @@ def predict_folder(model_path: str | os.PathLike, folder: str | os.PathLike, out
 # ---------------------------------------------------------------- one huge image, its blocks as tasks
 
 def _block_task(model_path: str, device: str, plan, source_path: str, out_path: str, indices: list[int],
-                amp: bool, compile: bool):
+                amp: bool, compile: bool, tta: bool):
     """Run a run of consecutive blocks on a worker (sharing a tile cache); return their ids and cut count."""
     from .fast import configure_threads
     from .lazy import CACHE_BYTES, finish_block, keep_for_later, prepare
@@ -173,7 +173,7 @@ def _block_task(model_path: str, device: str, plan, source_path: str, out_path: 
     loaded = worker_model(model_path, device)
     source = open_image(source_path)[0]
     out = open_output(out_path, mode="r+")
-    fn = model_fn(loaded, amp, compile=compile)
+    fn = model_fn(loaded, amp, tta, compile=compile)
     ids, cut, cache, sample = [], 0, None, None
     for i in indices:
         b = plan.blocks[i]
@@ -204,7 +204,7 @@ def predict_image_distributed(model_path: str | os.PathLike, image_path: str | o
                               out: str | os.PathLike, client, *, axes: str | None = None,
                               tile=None, overlap: float = 0.25, batch_size: int = 4, device: str = "auto",
                               block=None, label_margin: int | None = None, amp: bool = True,
-                              compile: bool = False, blocks_per_task: int = 4
+                              compile: bool = False, tta: bool = False, blocks_per_task: int = 4
                               ) -> Generator[PredictProgress | Notice, None, Any]:
     """Predict one image block by block with the blocks spread over a dask cluster.
 
@@ -236,7 +236,7 @@ def predict_image_distributed(model_path: str | os.PathLike, image_path: str | o
                   for i in range(0, len(plan.blocks), blocks_per_task)]
         plan_f = client.scatter(plan, broadcast=True)
         futures = [client.submit(_block_task, str(model_path), device, plan_f, str(image_path), str(tmp), g, amp,
-                                 compile, pure=False) for g in groups]
+                                 compile, tta, pure=False) for g in groups]
         all_ids, cut, done = [], 0, 0
         for fut in as_completed(futures):
             ids, n_cut, n = fut.result()

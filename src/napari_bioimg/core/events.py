@@ -24,6 +24,8 @@ class TrainingStarted:
     time_limit: float | None
     total_steps: int | None
     patch_size: tuple[int, ...]
+    start_step: int = 0
+    """Global step the run starts from (> 0 when resuming or fine-tuning: the loss curve continues)."""
 
 
 @dataclass(frozen=True)

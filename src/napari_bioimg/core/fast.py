@@ -61,6 +61,11 @@ def fold_batchnorm(model: nn.Module) -> int:
     return folded
 
 
+def is_plain(model: nn.Module) -> bool:
+    """A network built from ordinary modules (ours), not a scripted or wrapped foreign one."""
+    return not any(isinstance(m, torch.jit.ScriptModule) for m in model.modules())
+
+
 def channels_last_helps(device: torch.device, spatial_dims: int) -> bool:
     """Whether channels-last memory is the faster layout here.
 
@@ -95,6 +100,8 @@ def inference_model(model: nn.Module, device: torch.device, spatial_dims: int, *
     (model, channels_last)
         The prepared copy, and whether its inputs should be channels-last.
     """
+    if not is_plain(model):  # e.g. an imported TorchScript network: run it as it is
+        return model.eval(), False
     fast = copy.deepcopy(model).eval()
     if fold:
         fold_batchnorm(fast)

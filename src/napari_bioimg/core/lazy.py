@@ -264,7 +264,7 @@ def make_plan(loaded: LoadedModel, source: Any, layout: Layout, *, tile: int | t
     norm.mode = "fixed"
     return LazyPlan(layout.axes, layout.shape, nd, oaxes, out_shape, out_chunks, dtype.str, channels, k,
                     tuple(tile) if not isinstance(tile, int) else (tile,) * nd, float(overlap),
-                    loaded.size_divisor, int(batch_size), norm.to_dict(), context, (margin,) * nd, instance, blocks)
+                    loaded.size_divisors, int(batch_size), norm.to_dict(), context, (margin,) * nd, instance, blocks)
 
 
 # ---------------------------------------------------------------- one block
@@ -405,6 +405,7 @@ def predict_lazy(
     label_margin: int | None = None,
     compile: bool = False,
     scale: list[float] | None = None,
+    tta: bool = False,
 ) -> Generator[PredictProgress | Notice, None, Any]:
     """Predict an image of any size with bounded memory; return the result as a zarr array.
 
@@ -443,14 +444,15 @@ def predict_lazy(
     layout = make_layout(tuple(image.shape), axes, loaded.spatial_dims, rgb=rgb, hint=axes_hint)
     if loaded.spatial_dims == 2 and "Z" in layout.axes:
         yield Notice(f"the model is 2D: the {layout.axes} image is predicted slice by slice along Z", "info")
-    plan = make_plan(loaded, image, layout, tile=tile or DEFAULT_TILE[loaded.spatial_dims], overlap=overlap,
+    tile = tile or getattr(loaded.model, "preferred_tile", None) or DEFAULT_TILE[loaded.spatial_dims]
+    plan = make_plan(loaded, image, layout, tile=tile, overlap=overlap,
                      batch_size=batch_size, block=block, label_margin=label_margin)
     tmp, final = temporary_sibling(out)
     stop = (lambda: control.stop_requested) if control is not None else None
     try:
         result = create_output(tmp, plan.out_shape, plan.out_chunks, np.dtype(plan.out_dtype), plan.out_axes,
                                _out_scale(meta_scale, layout, plan.out_axes))
-        done = yield from _run_blocks(plan, loaded, image, result, model_fn(loaded, amp, compile=compile), stop)
+        done = yield from _run_blocks(plan, loaded, image, result, model_fn(loaded, amp, tta, compile=compile), stop)
         if done is None:
             shutil.rmtree(tmp, ignore_errors=True)
             return None

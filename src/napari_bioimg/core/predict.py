@@ -25,15 +25,19 @@ from .zarrio import first_level
 DEFAULT_TILE = {2: 256, 3: (32, 128, 128)}
 #: Above this estimated working set (input + outputs as float32), prediction goes block by block.
 LAZY_BYTES = 1 << 30
+FLIPS = ((), (-1,), (-2,), (-2, -1))
 
 
-def model_fn(loaded: LoadedModel, amp: bool = True, *, fast: bool = True, compile: bool = False):
+def model_fn(loaded: LoadedModel, amp: bool = True, tta: bool = False, *, fast: bool = True,
+             compile: bool = False):
     """Batch -> activated outputs, using an inference-ready copy of the model.
 
     With ``fast`` the copy has batch-norm folded into the convolutions and uses
     channels-last memory where that is faster (:mod:`.fast`); ``compile`` adds
     ``torch.compile`` (falls back to eager with a warning if compiling fails).
-    Autocast (bf16/fp16) is used on CUDA when ``amp``.
+    Autocast (bf16/fp16) is used on CUDA when ``amp``. With ``tta`` the outputs
+    are averaged over the four flips of the YX plane (test-time augmentation:
+    4x the compute, smoother boundaries).
     """
     task, device = loaded.task, loaded.device
     key = (fast, compile, str(device))
@@ -49,7 +53,14 @@ def model_fn(loaded: LoadedModel, amp: bool = True, *, fast: bool = True, compil
 
     def run(x: torch.Tensor) -> torch.Tensor:
         with autocast(device, amp):
-            return state["model"](x)
+            if not tta:
+                return task.activation(state["model"](x).float())
+            total = None
+            for dims in FLIPS:
+                y = task.activation(state["model"](x.flip(dims) if dims else x).float())
+                y = y.flip(dims) if dims else y
+                total = y if total is None else total + y
+            return total / len(FLIPS)
 
     def fn(x: torch.Tensor) -> torch.Tensor:
         if channels_last:
@@ -62,7 +73,7 @@ def model_fn(loaded: LoadedModel, amp: bool = True, *, fast: bool = True, compil
             warnings.warn(f"torch.compile failed ({type(err).__name__}); predicting without it", stacklevel=2)
             state["model"] = getattr(model, "_orig_mod", loaded.model)
             y = run(x)
-        return task.activation(y.float()).contiguous()
+        return y.contiguous()
 
     return fn
 
@@ -91,6 +102,7 @@ def predict(
     block: int | tuple[int, ...] | None = None,
     label_margin: int | None = None,
     compile: bool = False,
+    tta: bool = False,
 ) -> Generator[PredictProgress | Notice, None, Any]:
     """Predict ``image`` with a trained model.
 
@@ -117,7 +129,8 @@ def predict(
 
         return (yield from predict_lazy(loaded, image, axes, out=out, tile=tile, overlap=overlap,
                                         batch_size=batch_size, control=control, rgb=rgb, axes_hint=axes_hint,
-                                        amp=amp, block=block, label_margin=label_margin, compile=compile))
+                                        amp=amp, block=block, label_margin=label_margin, compile=compile,
+                                        tta=tta))
     image = np.asarray(image)
     if axes is None and loaded.spatial_dims == 2 and image.ndim == len(loaded.axes) and "Z" not in loaded.axes:
         axes = loaded.axes  # same layout as the training image
@@ -135,15 +148,15 @@ def predict(
     if bad:
         yield Notice(f"{bad} NaN/inf pixel(s) were treated as the image's low value")
     xn = stack_context(loaded.normalizer.apply(x), layout, context)
-    tile = tile or DEFAULT_TILE[loaded.spatial_dims]
-    fn = model_fn(loaded, amp, compile=compile)
+    tile = tile or getattr(loaded.model, "preferred_tile", None) or DEFAULT_TILE[loaded.spatial_dims]
+    fn = model_fn(loaded, amp, tta, compile=compile)
     stop = (lambda: control.stop_requested) if control is not None else None
     results = []
     n = xn.shape[0]
     offset = 0
     for i in range(n):
         out = yield from _progress_offset(
-            tiled_apply(fn, xn[i], loaded.out_channels, tile, overlap, loaded.size_divisor, batch_size,
+            tiled_apply(fn, xn[i], loaded.out_channels, tile, overlap, loaded.size_divisors, batch_size,
                         loaded.device, stop),
             i, n,
         )

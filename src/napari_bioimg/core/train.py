@@ -20,7 +20,7 @@ import torch
 from .axes import make_layout
 from .checkpoint import build_checkpoint, check_checkpoint
 from .config import TrainConfig
-from .control import Control
+from .control import ActiveClock, Control, run_clocked
 from .device import amp_dtype, autocast, describe, resolve_device
 from .errors import ConfigError, InputError
 from .events import Notice, PreviewReady, StepDone, TrainingStarted, TrainResult, ValidationDone
@@ -28,6 +28,7 @@ from .fast import inference_model, memory_format
 from .models import get_model, model_entry
 from .normalize import Normalizer, count_nonfinite
 from .predict import drain
+from .resume import RunState, data_fingerprint, last_weights, read_run_state, restore_rng, training_state
 from .tasks import get_task
 from .temporal import check_context, stack_context
 from .tiling import tiled_apply
@@ -94,6 +95,7 @@ def train(
     rgb: bool = False,
     axes_hint: str | None = None,
     init_checkpoint: dict | None = None,
+    resume: dict | None = None,
     extra: dict | None = None,
 ) -> Generator[Any, None, TrainResult]:
     """Train a model on one image (or stack) and its annotations.
@@ -106,24 +108,71 @@ def train(
         Labels in the image's layout without its channel axis (``None`` for
         self-supervised tasks).
     config
-        :class:`TrainConfig`; defaults train an instance U-Net for 120 s.
+        :class:`TrainConfig`; defaults train an instance U-Net for 120 s. With
+        ``resume`` it defaults to the checkpoint's own configuration.
     control
         Set :meth:`Control.stop` to finish early and still get the model.
     preview_index
         Which sample (frame/slice along the non-spatial axes) to preview while
         training; ``None`` disables previews.
     init_checkpoint
-        Start from these weights (fine-tuning); its task and model must match.
+        Start from these weights (fine-tuning, e.g. on corrected annotations); its
+        task and model must match. A new budget and learning-rate schedule start,
+        while step numbers and the loss history continue.
+    resume
+        A checkpoint written by an earlier (stopped) run: training continues from
+        its last weights, optimizer, step, random streams and elapsed time, so that
+        with the same data and budget it matches an uninterrupted run step for step.
+
+    Notes
+    -----
+    The time budget counts only the time the generator runs: while its consumer
+    does not ask for the next event (a paused napari worker) the clock stands still.
+    The returned checkpoint's ``state_dict`` holds the best weights by validation
+    score when a validation split exists (else the last ones); ``last_state_dict``
+    holds the last weights when they differ.
     """
+    clock = ActiveClock()
+    return (yield from run_clocked(
+        _train(image, annotations, config, axes=axes, control=control or Control(), preview_index=preview_index,
+               rgb=rgb, axes_hint=axes_hint, init_checkpoint=init_checkpoint, resume=resume, extra=extra,
+               clock=clock),
+        clock))
+
+
+def _check_resumable(resume: dict, config: TrainConfig | None) -> tuple[dict, TrainConfig, list[str]]:
+    resume = check_checkpoint(resume)
+    read_run_state(resume)  # raises a clear error when the file holds no training state
+    saved = TrainConfig.from_dict(resume["train_config"])
+    if config is None:
+        return resume, saved, []
+    if (config.task, config.model) != (saved.task, saved.model):
+        raise ConfigError(f"the checkpoint trained {saved.model!r} for task {saved.task!r}, "
+                          f"not {config.model!r} for {config.task!r}")
+    free = {"time_limit", "epochs", "device", "preview_every", "amp", "num_threads"}
+    changed = [k for k, v in config.to_dict().items() if k not in free and v != saved.to_dict().get(k)]
+    return resume, config, changed
+
+
+def _train(image, annotations, config, *, axes, control, preview_index, rgb, axes_hint, init_checkpoint,
+           resume, extra, clock: ActiveClock) -> Generator[Any, None, TrainResult]:
+    if resume is not None and init_checkpoint is not None:
+        raise ConfigError("give either a checkpoint to resume or one to fine-tune from, not both")
+    changed: list[str] = []
+    if resume is not None:
+        resume, config, changed = _check_resumable(resume, config)
     config = (config or TrainConfig()).validate()
-    control = control or Control()
     task = get_task(config.task)
     if model_entry(config.model).kind != task.model_kind:
         raise ConfigError(f"model {config.model!r} cannot do task {task.name!r}")
     device = resolve_device(config.device)
     rng = _seed_everything(config.seed)
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
 
     image = np.asarray(image)
+    if resume is not None and axes is None:
+        axes = resume["data"]["axes"]
     layout = make_layout(image.shape, axes, config.spatial_dims, rgb=rgb, hint=axes_hint)
     x = layout.to_canonical(image)
     bad = count_nonfinite(x)
@@ -131,22 +180,35 @@ def train(
         yield Notice(f"{bad} NaN/inf pixel(s) in the image were set to its low value for training")
     if min(layout.spatial_shape) < 4:
         raise InputError(f"the image is too small to train on: spatial size {layout.spatial_shape} (axes {layout.axes})")
+    if resume is not None:
+        normalizer = Normalizer.from_dict(resume["normalizer"])  # the weights were trained with these values
+    else:
+        normalizer = Normalizer(*config.percentiles).fit(x)
     context = check_context(config.temporal_context, layout)
-    normalizer = Normalizer(*config.percentiles).fit(x)
     xn = stack_context(normalizer.apply(x, refit=False), layout, context)
-    in_channels = xn.shape[1]
+    in_channels = xn.shape[1]  # the image's channels, times 2k+1 frames with temporal context
     ann = None
     if annotations is not None:
         ann = layout.labels_to_canonical(np.asarray(annotations))
     elif task.needs_annotations:
         raise InputError(f"task {task.name!r} needs annotations: pick or paint a labels layer")
+    fingerprint = data_fingerprint(image, None if annotations is None else np.asarray(annotations))
 
-    model_config = dict(task.default_model_config(layout.spatial_dims), **config.model_config)
+    model_config = dict(task.default_model_config(layout.spatial_dims, device.type), **config.model_config)
+    start_from = init_checkpoint if init_checkpoint is not None else resume
     if init_checkpoint is not None:
         init_checkpoint = check_checkpoint(init_checkpoint)
         if init_checkpoint["task"]["name"] != task.name or init_checkpoint["model"]["name"] != config.model:
             raise ConfigError("the starting model was trained for another task or model family")
-        model_config = dict(init_checkpoint["model"]["config"])
+        start_from = init_checkpoint
+    if start_from is not None:
+        model_config = dict(start_from["model"]["config"])
+        if int(start_from["data"]["spatial_dims"]) != layout.spatial_dims:
+            raise ConfigError(f"the model is {start_from['data']['spatial_dims']}D but training would be "
+                              f"{layout.spatial_dims}D (axes {layout.axes}); set the dimensionality to match")
+        if int(start_from["data"]["in_channels"]) != in_channels:
+            raise InputError(f"the model was trained on {start_from['data']['in_channels']} input channel(s) but "
+                             f"this image gives {in_channels} (axes {layout.axes}, temporal context {context})")
     elif config.model == "unet" and layout.spatial_dims == 3 and "pool_z_levels" not in model_config:
         model_config["pool_z_levels"] = auto_z_levels(config.patch_size, layout.spatial_shape[0],
                                                       int(model_config.get("depth", 3)))
@@ -154,20 +216,43 @@ def train(
                       out_channels=1, **model_config)
     divisor = getattr(probe, "size_divisor", 1)
     problem = task.make_problem(xn, ann, config, rng, divisor, extra)
-    if init_checkpoint is not None and init_checkpoint["data"]["out_channels"] != problem.out_channels:
+    if start_from is not None and start_from["data"]["out_channels"] != problem.out_channels:
         raise ConfigError("the starting model predicts a different number of classes than these annotations")
     model = get_model(config.model, spatial_dims=layout.spatial_dims, in_channels=in_channels,
                       out_channels=problem.out_channels, **model_config).to(device)
-    if init_checkpoint is not None:
-        model.load_state_dict(init_checkpoint["state_dict"])
     optimizer = make_optimizer(model.parameters(), config)
     dtype = amp_dtype(device) if config.amp else None
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
 
+    run = RunState()
+    if init_checkpoint is not None:
+        model.load_state_dict(init_checkpoint["state_dict"])
+        run.history = [dict(h) for h in init_checkpoint.get("history", [])]
+        run.step = run.run_start = int(run.history[-1]["step"]) if run.history else 0
+    elif resume is not None:
+        run, state = read_run_state(resume)
+        model.load_state_dict(last_weights(resume))
+        optimizer.load_state_dict(state["optimizer"])
+        if state.get("scaler") and scaler.is_enabled():
+            scaler.load_state_dict(state["scaler"])
+        restore_rng(state["rng"], rng, device)
+        if state.get("data_fingerprint") != fingerprint:
+            yield Notice("the image or annotations differ from the checkpoint's: training continues, but it will "
+                         "not match an uninterrupted run (to train on corrected annotations, fine-tune instead)")
+        if changed:
+            yield Notice(f"settings differ from the checkpoint's ({', '.join(changed)}): the run will not match "
+                         "an uninterrupted one", "info")
+
     total_steps = config.epochs * config.steps_per_epoch if config.epochs else None
     preview_n = _flat_index(preview_index, layout.batch_shape, layout.n_samples)
     yield TrainingStarted(task.name, config.model, describe(device), sum(p.numel() for p in model.parameters()),
-                          problem.n_train_pixels, problem.n_val_pixels, config.time_limit, total_steps, problem.patch)
+                          problem.n_train_pixels, problem.n_val_pixels, config.time_limit, total_steps, problem.patch,
+                          run.step)
+
+    def budget_used() -> float:
+        elapsed = clock.elapsed()
+        return max(elapsed / config.time_limit if config.time_limit else 0.0,
+                   run.local_step / total_steps if total_steps else 0.0)
 
     def apply_model(region_input: np.ndarray) -> np.ndarray:
         # an inference copy (batch-norm folded, channels-last): previews cost less and the training
@@ -196,22 +281,27 @@ def train(
             outs.append(out[(slice(None), *inner)])
         return task.validate(problem, outs)
 
-    history: list[dict[str, float]] = []
-    metrics: dict[str, float] = {}
-    best_score, best_state = -math.inf, None
-    start = time.perf_counter()
-    last_preview = start - config.preview_every + min(config.preview_every, FIRST_PREVIEW)
-    step = 0
-    losses: list[float] = []
+    def validate_now() -> ValidationDone | None:
+        val = run_validation()
+        if val is None:
+            return None
+        run.metrics, score = val
+        is_best = score > run.best_score
+        if is_best:
+            run.best_score, run.best_step = score, run.step
+            run.best_state = copy.deepcopy(model.state_dict())
+        return ValidationDone(run.step, (run.local_step - 1) // config.steps_per_epoch, run.metrics, score, is_best)
+
+    last_preview = time.perf_counter() - config.preview_every + min(config.preview_every, FIRST_PREVIEW)
+    first_step = run.step
+    clock.reset(run.elapsed_before)  # the budget counts training, not the set-up above
     model.train()
     while True:
-        elapsed = time.perf_counter() - start
-        fraction = max(elapsed / config.time_limit if config.time_limit else 0.0,
-                       step / total_steps if total_steps else 0.0)
+        fraction = budget_used()
         if fraction >= 1.0 or control.stop_requested:
             break
         for group in optimizer.param_groups:
-            group["lr"] = config.learning_rate * lr_factor(step, fraction)
+            group["lr"] = config.learning_rate * lr_factor(run.local_step, fraction)
         xb, yb = problem.sampler.sample(config.batch_size, device)
         xb, yb = task.prepare_batch(xb, yb, rng, problem.meta)
         with autocast(device, config.amp):
@@ -226,58 +316,62 @@ def train(
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         scaler.step(optimizer)
         scaler.update()
-        step += 1
+        run.step += 1
         loss_value = float(loss.detach())
-        losses.append(loss_value)
-        elapsed = time.perf_counter() - start
-        fraction = max(elapsed / config.time_limit if config.time_limit else 0.0,
-                       step / total_steps if total_steps else 0.0)
-        rate = step / max(elapsed, 1e-9)
+        elapsed = clock.elapsed()
+        fraction = budget_used()
+        session = elapsed - run.elapsed_before
+        rate = (run.step - first_step) / max(session, 1e-9)
         eta = max(0.0, (1 - fraction) / max(fraction, 1e-9) * elapsed) if fraction > 0 else None
-        epoch = (step - 1) // config.steps_per_epoch
-        history.append({"step": step, "epoch": epoch, "loss": loss_value, "time": elapsed})
-        yield StepDone(step, epoch, loss_value, optimizer.param_groups[0]["lr"], elapsed, min(fraction, 1.0), eta, rate)
+        epoch = (run.local_step - 1) // config.steps_per_epoch
+        run.history.append({"step": run.step, "epoch": epoch, "loss": loss_value, "time": elapsed})
+        yield StepDone(run.step, epoch, loss_value, optimizer.param_groups[0]["lr"], elapsed, min(fraction, 1.0),
+                       eta, rate)
 
-        if step % config.steps_per_epoch == 0:
-            val = run_validation()
-            if val is not None:
-                metrics, score = val
-                is_best = score > best_score
-                if is_best:
-                    best_score, best_state = score, copy.deepcopy(model.state_dict())
-                history[-1].update({f"val_{k}": v for k, v in metrics.items()})
-                yield ValidationDone(step, epoch, metrics, score, is_best)
+        if run.local_step % config.steps_per_epoch == 0:
+            event = validate_now()
+            if event is not None:
+                run.history[-1].update({f"val_{k}": v for k, v in run.metrics.items()})
+                yield event
         now = time.perf_counter()
         if preview_n is not None and config.preview_every and now - last_preview >= config.preview_every:
             out = apply_model(xn[preview_n])
             data = task.postprocess(out, problem.meta)
-            last_preview = time.perf_counter()
-            yield PreviewReady(step, layout.sample_index(preview_n), data, task.output_kind)
+            last_preview = time.perf_counter() - config.preview_every + min(config.preview_every, FIRST_PREVIEW)
+            yield PreviewReady(run.step, layout.sample_index(preview_n), data, task.output_kind)
 
     stopped_early = control.stop_requested
-    if step == 0:
+    if run.step == first_step:
+        if resume is not None and not stopped_early:
+            raise ConfigError("the checkpoint has already used its whole budget; give more epochs or a longer "
+                              "time limit to train further")
         raise InputError("training stopped before the first step; nothing to save")
-    final = run_validation()
-    if final is not None:
-        metrics, score = final
-        is_best = score > best_score
-        if is_best:
-            best_score, best_state = score, copy.deepcopy(model.state_dict())
-        yield ValidationDone(step, (step - 1) // config.steps_per_epoch, metrics, score, is_best)
-    chosen = best_state if best_state is not None else model.state_dict()
-    if best_state is not None:
-        metrics = dict(metrics, best_score=best_score)
-    seconds = time.perf_counter() - start
+    event = validate_now()
+    if event is not None:
+        yield event
+    metrics = dict(run.metrics)
+    last = model.state_dict()
+    has_best = run.best_state is not None and run.best_step != run.step
+    chosen = run.best_state if has_best else last
+    if run.best_step is not None:
+        metrics["best_score"] = run.best_score
+    seconds = clock.elapsed()
+    extra_keys: dict[str, Any] = {
+        "training": {"steps": run.step, "seconds": seconds, "stopped_early": stopped_early,
+                     "last_loss": float(np.mean([h["loss"] for h in run.history[-20:]])),
+                     "best_step": run.best_step},
+        "resume": training_state(run, optimizer, scaler, rng, device, seconds, not stopped_early, fingerprint),
+    }
+    if has_best:
+        extra_keys["last_state_dict"] = {k: v.detach().cpu().clone() for k, v in last.items()}
     ckpt = build_checkpoint(
         model_name=config.model, model_config=model_config, state_dict=chosen, task=task.name,
         task_meta=problem.meta, normalizer=normalizer, axes=layout.axes, spatial_dims=layout.spatial_dims,
         in_channels=in_channels, out_channels=problem.out_channels, metrics=metrics,
-        history=history, train_config=config.to_dict(),
-        extra={"training": {"steps": step, "seconds": seconds, "stopped_early": stopped_early,
-                            "last_loss": float(np.mean(losses[-20:]))}},
+        history=run.history, train_config=config.to_dict(), extra=extra_keys,
     )
     ckpt["data"]["temporal_context"] = context
-    return TrainResult(ckpt, history, metrics, stopped_early, step, seconds)
+    return TrainResult(ckpt, run.history, metrics, stopped_early, run.step, seconds)
 
 
 def train_sync(image, annotations=None, config: TrainConfig | None = None, callback=None, **kwargs) -> TrainResult:

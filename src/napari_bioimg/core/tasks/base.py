@@ -33,7 +33,8 @@ class Task:
     model_kind: str = "dense"
     default_model: str = "unet"
 
-    def default_model_config(self, spatial_dims: int) -> dict[str, Any]:
+    def default_model_config(self, spatial_dims: int, device_type: str = "cpu") -> dict[str, Any]:
+        """Model options used when the user gives none (small on CPU, wider on a GPU)."""
         return {}
 
     def make_problem(self, inputs: np.ndarray, annotations: np.ndarray | None, config: TrainConfig,

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The whole test suite: set up, then pytest under a virtual display (real napari windows).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export QT_QPA_PLATFORM=xcb NAPARI_BIOIMG_TESTING=1 PYTHONFAULTHANDLER=1
+exec xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -1,0 +1,73 @@
+"""Helpers between napari layers and the engine's arrays (main thread only)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+OWNER_KEY = "napari_bioimg"
+
+
+def axes_choices(layer) -> list[str]:
+    """Axis layouts that make sense for an image layer, the default first."""
+    if layer is None:
+        return ["YX"]
+    ndim = layer.data.ndim if not layer.multiscale else layer.data[0].ndim
+    if getattr(layer, "rgb", False):
+        return {3: ["YXC"], 4: ["TYXC", "ZYXC"]}.get(ndim, ["YXC"])
+    return {2: ["YX"], 3: ["ZYX", "TYX"], 4: ["TZYX", "CZYX", "TCYX"], 5: ["TCZYX"]}.get(ndim, ["YX"])
+
+
+def layer_array(layer) -> np.ndarray:
+    """The full-resolution data of a layer as a numpy array."""
+    data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+    return np.asarray(data)
+
+
+def is_ours(layer) -> bool:
+    return bool(layer.metadata.get(OWNER_KEY))
+
+
+def data_index(layer, viewer) -> tuple[int, ...]:
+    """The viewer's current position as an integer index into ``layer``'s data."""
+    try:
+        coords = layer.world_to_data(viewer.dims.point[-layer.ndim :])
+    except Exception:  # very old napari or odd transforms: fall back to the first frame
+        return (0,) * layer.ndim
+    return tuple(int(np.clip(round(float(c)), 0, s - 1)) for c, s in zip(coords, layer.data.shape))
+
+
+def batch_index(axes: str, spatial_dims: int, index: tuple[int, ...]) -> tuple[int, ...]:
+    """Pick the entries of ``index`` (over the image's non-channel axes) that are batch axes."""
+    spatial = "ZYX" if spatial_dims == 3 else "YX"
+    out_axes = axes.replace("C", "")
+    return tuple(i for a, i in zip(out_axes, index) if a not in spatial)
+
+
+def result_layer(viewer, source, name: str, kind: str, shape: tuple[int, ...], dtype, axes: str):
+    """Find our own result layer called ``name`` or add a new one aligned with ``source``.
+
+    A layer of that name that the user made (not ours) is never reused: the new
+    layer gets a distinct name instead, so the user's layers are never modified.
+    """
+    for layer in viewer.layers:
+        if layer.name == name and is_ours(layer) and layer.data.shape == tuple(shape) \
+                and layer.__class__.__name__.lower() == kind:
+            return layer
+    keep = [i for i, a in enumerate(axes) if a != "C"] if not getattr(source, "rgb", False) else None
+    scale = np.asarray(source.scale)
+    translate = np.asarray(source.translate)
+    if keep is not None and len(keep) != len(scale):
+        keep = None
+    if keep is not None and len(keep) < len(scale):
+        scale, translate = scale[keep], translate[keep]
+    taken = {layer.name for layer in viewer.layers}
+    unique = name
+    n = 1
+    while unique in taken:
+        unique = f"{name} ({n})"
+        n += 1
+    meta = {OWNER_KEY: True, "source": source.name}
+    data = np.zeros(shape, dtype=dtype)
+    if kind == "labels":
+        return viewer.add_labels(data, name=unique, scale=scale, translate=translate, metadata=meta)
+    return viewer.add_image(data, name=unique, scale=scale, translate=translate, metadata=meta)

@@ -1,0 +1,562 @@
+"""The napari dock widget: pick layers, train in the background, watch, stop, predict, save.
+
+Thin by design: it turns GUI state into a :class:`~napari_bioimg.core.TrainConfig`,
+runs the engine's generators in napari ``thread_worker``s, and applies their events
+to layers on the main thread. All computation lives in :mod:`napari_bioimg.core`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import napari
+import numpy as np
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, LineEdit, PushButton, SpinBox
+from napari.layers import Image, Labels
+from napari.qt.threading import create_worker
+from napari.utils import progress
+from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtWidgets import QFileDialog, QSizePolicy
+from superqt import QCollapsible
+
+from . import _layers as L
+from ._plot import LossPlot
+
+
+def _fmt_time(seconds: float | None) -> str:
+    if seconds is None:
+        return "--:--"
+    s = int(round(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+class BioimgWidget(Container):
+    """Train a U-Net (and other registered models) on the current image and annotations."""
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        super().__init__(labels=False)
+        from .core import list_models, list_tasks
+        from .core.device import available_devices
+
+        self.viewer = viewer
+        self._train_worker = None
+        self._predict_worker = None
+        self._control = None
+        self._checkpoint: dict | None = None
+        self._loaded = None  # a LoadedModel when the model came from another tool's bioimage.io package
+        self._export_worker = None
+        self._pbar = None
+        self._run: dict = {}
+        self._watched: set[int] = set()
+
+        self.task = ComboBox(label="Task", choices=list_tasks(), value="instance",
+                             tooltip="instance: separate objects from instance masks; semantic: classes from scribbles")
+        self.image = ComboBox(label="Image", choices=self._image_choices, nullable=True)
+        self.annotations = ComboBox(label="Annotations", choices=self._labels_choices, nullable=True,
+                                    tooltip="Labels layer: instance masks, or class scribbles (0 = not annotated)")
+        self.model = ComboBox(label="Model", choices=list_models(kind="dense"), value="unet")
+        self.time_limit = SpinBox(label="Time limit [s]", value=120, min=1, max=7 * 24 * 3600, step=10)
+        self.device = ComboBox(label="Device", choices=["auto"] + available_devices(), value="auto",
+                               tooltip=f"auto = {available_devices()[0]}")
+        # advanced settings
+        self.axes = ComboBox(label="Axes", choices=self._axes_choices,
+                             tooltip="ZYX: volume; TYX: frames (a 2D model per frame)")
+        self.dims = ComboBox(label="Model dims", choices=["auto", "2D", "3D"], value="auto",
+                             tooltip="auto: 3D if the axes have Z; 2D: slice by slice")
+        self.epochs = SpinBox(label="Epochs (0 = time)", value=0, min=0, max=100000)
+        self.patch = SpinBox(label="Patch size", value=128, min=16, max=1024, step=16)
+        self.batch = SpinBox(label="Batch size", value=8, min=1, max=256)
+        self.lr = FloatSpinBox(label="Learning rate", value=3e-3, min=1e-6, max=1.0, step=1e-4)
+        self.optimizer = ComboBox(label="Optimizer", choices=["adam", "adamw", "sgd"], value="adam")
+        self.depth = SpinBox(label="U-Net depth", value=3, min=1, max=6)
+        self.base_channels = SpinBox(label="Base channels", value=16, min=4, max=128, step=4)
+        self.val = SpinBox(label="Validation %", value=15, min=0, max=50)
+        self.augment = CheckBox(label="Augment", value=True)
+        self.preview = CheckBox(label="Live preview", value=True)
+        self.seed = LineEdit(label="Seed", value="0")
+        self.advanced = Container(widgets=[self.axes, self.dims, self.epochs, self.patch, self.batch, self.lr,
+                                           self.optimizer, self.depth, self.base_channels, self.val, self.augment,
+                                           self.preview, self.seed], labels=True)
+        collapsible = QCollapsible("Advanced")
+        collapsible.addWidget(self.advanced.native)
+
+        self.train_btn = PushButton(text="Train", tooltip="Train a new model")
+        self.continue_btn = PushButton(text="Continue", enabled=False,
+                                       tooltip="Continue training the current model on the current annotations "
+                                               "(e.g. after correcting its prediction); the loss curve continues")
+        self.pause_btn = PushButton(text="Pause", enabled=False,
+                                    tooltip="Pause / resume training; the time budget does not run while paused")
+        self.stop_btn = PushButton(text="Stop", enabled=False, tooltip="Stop and keep the model so far")
+        self.predict_btn = PushButton(text="Predict", enabled=False)
+        self.save_btn = PushButton(text="Save model…", enabled=False)
+        self.load_btn = PushButton(text="Load model…", tooltip="A napari-bioimg model (.pt) or a bioimage.io "
+                                                               "package (.zip)")
+        self.export_btn = PushButton(text="Export…", enabled=False,
+                                     tooltip="bioimage.io package (.zip), TorchScript or ONNX, for other tools")
+        self.status = Label(value="Pick an image and its annotations, then Train.")
+        self.status.native.setWordWrap(True)
+        self.status.native.setMinimumHeight(40)
+        self.status.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self.plot = LossPlot()
+
+        self.form = Container(widgets=[self.task, self.image, self.annotations, self.model, self.time_limit,
+                                        self.device], labels=True)
+        self.buttons = Container(widgets=[self.train_btn, self.continue_btn, self.pause_btn, self.stop_btn,
+                                          self.predict_btn], layout="horizontal", labels=False)
+        self.files = Container(widgets=[self.save_btn, self.load_btn, self.export_btn], layout="horizontal",
+                               labels=False)
+        self.append(self.form)
+        layout = self.native.layout()
+        for part in (collapsible, self.buttons.native, self.files.native, self.status.native, self.plot):
+            layout.addWidget(part)
+        layout.addStretch(1)
+
+        self.train_btn.changed.connect(self.start_training)
+        self.continue_btn.changed.connect(self.continue_training)
+        self.pause_btn.changed.connect(self.toggle_pause)
+        self.export_btn.changed.connect(self._export_dialog)
+        self.stop_btn.changed.connect(self.stop)
+        self.predict_btn.changed.connect(self.start_prediction)
+        self.save_btn.changed.connect(self._save_dialog)
+        self.load_btn.changed.connect(self._load_dialog)
+        self.image.changed.connect(self._on_image_changed)
+        self.task.changed.connect(self._on_task_changed)
+        for ev in (viewer.layers.events.inserted, viewer.layers.events.removed, viewer.layers.events.moved):
+            ev.connect(self._refresh_layers)
+        self.native.destroyed.connect(self._shutdown)
+        self._refresh_layers()
+
+    # ---------------------------------------------------------------- layer pickers
+    def _image_choices(self, widget=None):
+        return [(lay.name, lay) for lay in self.viewer.layers if isinstance(lay, Image) and not L.is_ours(lay)]
+
+    def _labels_choices(self, widget=None):
+        return [(lay.name, lay) for lay in self.viewer.layers if isinstance(lay, Labels) and not L.is_ours(lay)]
+
+    def _axes_choices(self, widget=None):
+        return L.axes_choices(self.image.value if hasattr(self, "image") else None)
+
+    def _refresh_layers(self, event=None) -> None:
+        for w in (self.image, self.annotations):
+            w.reset_choices()
+        images = [c for c in self.image.choices if c is not None]
+        if self.image.value is None and images:
+            self.image.value = images[0]
+        self._pick_annotations()
+        self.axes.reset_choices()
+        for layer in self.viewer.layers:
+            if id(layer) not in self._watched:  # follow renames
+                self._watched.add(id(layer))
+                layer.events.name.connect(self._refresh_layers)
+
+    def _pick_annotations(self) -> None:
+        """Prefer a Labels layer with the image's shape (ignoring a channel axis)."""
+        img = self.image.value
+        current = self.annotations.value
+        if img is None or (current is not None and self._fits(current, img)):
+            return
+        for lay in self.annotations.choices:
+            if lay is not None and self._fits(lay, img):
+                self.annotations.value = lay
+                return
+
+    @staticmethod
+    def _fits(labels, image) -> bool:
+        shape = tuple(labels.data.shape)
+        ishape = tuple(L.layer_array(image).shape) if not image.multiscale else tuple(image.data[0].shape)
+        return shape == ishape or (image.rgb and shape == ishape[:-1])
+
+    def _on_image_changed(self, value=None) -> None:
+        self.axes.reset_choices()
+        self._pick_annotations()
+
+    def _on_task_changed(self, value=None) -> None:
+        from .core import get_task, list_models
+
+        task = get_task(self.task.value)
+        self.model.choices = list_models(kind=task.model_kind)
+        inputs = getattr(task, "inputs", ("image", "labels"))
+        self.annotations.visible = "labels" in inputs
+
+    # ---------------------------------------------------------------- config
+    def make_config(self):
+        """The :class:`TrainConfig` described by the widget's fields."""
+        from .core import TrainConfig
+
+        seed = self.seed.value.strip()
+        dims = {"auto": None, "2D": 2, "3D": 3}[self.dims.value]
+        volumetric = dims == 3 or (dims is None and "Z" in (self.axes.value or ""))
+        # a 3D patch keeps Z short: cubes of the YX size would be ~100x the work of a 2D patch
+        patch = (16, self.patch.value, self.patch.value) if volumetric else self.patch.value
+        return TrainConfig(
+            task=self.task.value, model=self.model.value,
+            model_config={"depth": self.depth.value, "base_channels": self.base_channels.value},
+            spatial_dims=dims,
+            time_limit=float(self.time_limit.value) if not self.epochs.value else None,
+            epochs=self.epochs.value or None, batch_size=self.batch.value, patch_size=patch,
+            learning_rate=float(self.lr.value), optimizer=self.optimizer.value,
+            val_fraction=self.val.value / 100, augment=self.augment.value, seed=int(seed) if seed else None,
+            device=self.device.value, preview_every=4.0 if self.preview.value else 0.0,
+            num_threads=max(1, (os.cpu_count() or 2) - 1),  # one core stays free for the viewer
+        ).validate()
+
+    # ---------------------------------------------------------------- training
+    @property
+    def busy(self) -> bool:
+        return any(w is not None for w in (self._train_worker, self._predict_worker, self._export_worker))
+
+    @property
+    def trainable(self) -> bool:
+        """Whether the current model can be trained further, saved and exported (not another tool's)."""
+        return self._checkpoint is not None and self._loaded is None
+
+    def continue_training(self, value=None) -> None:
+        """Fine-tune the current model on the current annotations; a new budget, the loss curve continues."""
+        self.start_training(fine_tune=True)
+
+    def start_training(self, value=None, *, fine_tune: bool = False) -> None:
+        from .core import BioimgError, Control, get_task
+        from .core.train import train
+
+        if self.busy or (fine_tune and not self.trainable):
+            return
+        image = self.image.value
+        if image is None:
+            show_error("napari-bioimg: open or pick an image layer first")
+            return
+        if fine_tune:  # the model decides task, family and architecture
+            self.task.value = self._checkpoint["task"]["name"]
+            self.model.value = self._checkpoint["model"]["name"]
+        task = get_task(self.task.value)
+        ann_layer = self.annotations.value if "labels" in getattr(task, "inputs", ("image", "labels")) else None
+        if task.needs_annotations and ann_layer is None:
+            show_error("napari-bioimg: add a Labels layer and paint annotations (or load masks) first")
+            return
+        try:
+            config = self.make_config()
+        except BioimgError as err:
+            show_error(f"napari-bioimg: {err}")
+            return
+        annotations = np.array(ann_layer.data, copy=True) if ann_layer is not None else None  # snapshot
+        axes = self.axes.value
+        spatial_dims = config.spatial_dims or (3 if "Z" in axes else 2)
+        index = L.batch_index(axes, spatial_dims, L.data_index(image, self.viewer)[: len(axes.replace("C", ""))])
+        self._control = Control()
+        if fine_tune:  # the model's dimensionality, whatever the Model dims field says
+            spatial_dims = int(self._checkpoint["data"]["spatial_dims"])
+            config.spatial_dims = spatial_dims
+            config.patch_size = (16, self.patch.value, self.patch.value) if spatial_dims == 3 else self.patch.value
+        self._run = {"image": image, "axes": axes, "model": config.model, "task": task.name,
+                     "spatial_dims": spatial_dims, "kind": task.output_kind}
+        if not fine_tune:
+            self.plot.reset()
+        self._pbar = progress(total=100, desc=f"napari-bioimg: training {config.model}")
+        worker = create_worker(train, L.layer_array(image), annotations, config, axes=axes, control=self._control,
+                               preview_index=index if self.preview.value else None, rgb=image.rgb,
+                               init_checkpoint=self._checkpoint if fine_tune else None, _start_thread=False,
+                               _connect={"yielded": self._on_event, "returned": self._on_trained,
+                                         "errored": self._on_error, "finished": self._on_train_finished,
+                                         "paused": self._on_paused, "resumed": self._on_resumed})
+        self._train_worker = worker
+        self._set_running(True)
+        how = "Continuing" if fine_tune else "Starting"
+        self.status.value = f"{how} {config.model} ({task.name}) on {image.name}…"
+        worker.start()
+
+    def toggle_pause(self, value=None) -> None:
+        """Pause or resume the running training (it pauses at its next step)."""
+        worker = self._train_worker
+        if worker is None:
+            return
+        if worker.is_paused:
+            worker.resume()
+        else:
+            worker.pause()
+            self.status.value = "Pausing after this step…"
+
+    def _on_paused(self) -> None:
+        self.pause_btn.text = "Resume"
+        ev = self._run.get("last")
+        at = f" at step {ev.step}" if ev is not None else ""
+        self.status.value = f"Paused{at}; the time budget is on hold. Resume or Stop."
+
+    def _on_resumed(self) -> None:
+        self.pause_btn.text = "Pause"
+        self._update_status()
+
+    def stop(self, value=None) -> None:
+        """Finish the current step, keep the model so far (training) or cancel (prediction)."""
+        if self._control is not None:
+            self._control.stop()
+            self.status.value = "Stopping…"
+        if self._train_worker is not None and self._train_worker.is_paused:
+            self._train_worker.resume()  # a paused generator only sees the stop when it runs again
+
+    def _set_running(self, running: bool) -> None:
+        training = running and self._train_worker is not None
+        self.train_btn.enabled = not running
+        self.continue_btn.enabled = not running and self.trainable
+        self.pause_btn.enabled = training
+        if not training:
+            self.pause_btn.text = "Pause"
+        self.predict_btn.enabled = not running and self._checkpoint is not None
+        self.load_btn.enabled = not running
+        self.save_btn.enabled = not running and self.trainable
+        self.export_btn.enabled = not running and self.trainable
+        self.stop_btn.enabled = running and self._export_worker is None
+
+    def _on_event(self, ev) -> None:
+        from .core import events as E
+
+        if isinstance(ev, E.StepDone):
+            self.plot.add_loss(ev.step, ev.loss)
+            self._run["last"] = ev
+            if self._pbar is not None:
+                self._pbar.n = int(round(100 * ev.fraction))
+                self._pbar.refresh()
+            self._update_status()
+        elif isinstance(ev, E.ValidationDone):
+            name = next(iter(ev.metrics), "score")
+            self.plot.add_validation(ev.step, ev.score, name)
+            self._run["val"] = ev
+            self._update_status()
+        elif isinstance(ev, E.PreviewReady):
+            self._show_result(ev.data, ev.index, ev.kind)
+        elif isinstance(ev, E.TrainingStarted):
+            self._run["started"] = ev
+            self.status.value = (f"Training on {ev.device}: {ev.n_parameters:,} parameters, patch "
+                                 f"{'×'.join(map(str, ev.patch_size))}")
+        elif isinstance(ev, E.PredictProgress):
+            if self._pbar is not None:
+                self._pbar.n = int(100 * ev.done / max(ev.total, 1))
+                self._pbar.refresh()
+            self.status.value = f"Predicting: {ev.done}/{ev.total} tiles"
+        elif isinstance(ev, E.Notice):
+            (show_warning if ev.level == "warning" else show_info)(f"napari-bioimg: {ev.message}")
+
+    def _update_status(self) -> None:
+        ev = self._run.get("last")
+        if ev is None:
+            return
+        parts = []
+        val = self._run.get("val")
+        if val is not None:
+            parts += [f"{k} {v:.3f}" for k, v in list(val.metrics.items())[:1]]
+        parts += [f"step {ev.step}", f"loss {ev.loss:.3f}", f"{ev.steps_per_second:.1f} it/s",
+                  f"ETA {_fmt_time(ev.eta)}"]
+        self.status.value = " · ".join(parts)
+
+    def _on_trained(self, result) -> None:
+        self._checkpoint = result.checkpoint
+        self._loaded = None
+        self._run["trained"] = True
+        metrics = ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items() if k != "best_score")
+        how = "stopped" if result.stopped_early else "finished"
+        self.status.value = f"Training {how}: {result.steps} steps in {result.seconds:.0f} s. {metrics}"
+
+    def _on_error(self, err) -> None:
+        from .core import BioimgError
+
+        msg = str(err) if isinstance(err, BioimgError) else f"{type(err).__name__}: {err}"
+        self.status.value = f"Error: {msg}"
+        show_error(f"napari-bioimg: {msg}")
+
+    def _on_train_finished(self) -> None:
+        self._train_worker = None
+        self._close_pbar()
+        self._set_running(False)
+        if self._run.pop("trained", False) and self._run.get("image") in self.viewer.layers:
+            self.start_prediction()  # the whole image with the final model
+
+    def _close_pbar(self) -> None:
+        if self._pbar is not None:
+            self._pbar.close()
+            self._pbar = None
+
+    # ---------------------------------------------------------------- prediction
+    def start_prediction(self, value=None) -> None:
+        """Predict the selected image with the current (trained or loaded) model into a new layer."""
+        from .core import Control
+        from .core.predict import predict
+
+        if self.busy or self._checkpoint is None:
+            return
+        image = self.image.value
+        if image is None:
+            show_error("napari-bioimg: pick an image layer to predict")
+            return
+        data = self._checkpoint["data"]
+        axes = self.axes.value
+        if data["spatial_dims"] == 2 and "Z" in axes and image.ndim == 3 and not image.rgb:
+            axes = "ZYX"
+        self._control = Control()
+        self._run.update({"image": image, "axes": axes, "model": self._checkpoint["model"]["name"],
+                          "spatial_dims": data["spatial_dims"]})
+        self._pbar = progress(total=100, desc="napari-bioimg: predicting")
+        worker = create_worker(predict, self._loaded or self._checkpoint, L.layer_array(image), axes,
+                               device=self.device.value,
+                               control=self._control, rgb=image.rgb, _start_thread=False,
+                               _connect={"yielded": self._on_event, "returned": self._on_predicted,
+                                         "errored": self._on_error, "finished": self._on_predict_finished})
+        self._predict_worker = worker
+        self._set_running(True)
+        worker.start()
+
+    def _on_predicted(self, result) -> None:
+        if result is None:
+            self.status.value = "Prediction cancelled."
+            return
+        kind = self._output_kind()
+        layer = self._show_result(result, None, kind)
+        if layer is not None:
+            n = int(result.max()) if kind == "labels" and result.size else None
+            extra = f": {n} objects" if n is not None and self._checkpoint["task"]["name"] == "instance" else ""
+            self.status.value = f"Prediction in layer '{layer.name}'{extra}."
+
+    def _on_predict_finished(self) -> None:
+        self._predict_worker = None
+        self._close_pbar()
+        self._set_running(False)
+
+    def _output_kind(self) -> str:
+        from .core import get_task
+
+        if self._loaded is not None:
+            return self._loaded.task.output_kind
+        return get_task(self._checkpoint["task"]["name"]).output_kind
+
+    def _result_name(self) -> str:
+        return f"{self._run['image'].name} [{self._run['model']}]"
+
+    def _show_result(self, data: np.ndarray, index: tuple[int, ...] | None, kind: str):
+        """Write a preview (one frame at ``index``) or a full result into our own result layer."""
+        image = self._run.get("image")
+        if image is None or image not in self.viewer.layers:
+            return None
+        axes = self._run["axes"]
+        full_shape = tuple(s for a, s in zip(axes, L.layer_array(image).shape) if a != "C")
+        if kind == "image" and data.ndim == len(full_shape) + 1 and index is None:
+            full_shape = data.shape
+        dtype = np.uint32 if kind == "labels" else np.float32
+        layer = L.result_layer(self.viewer, image, self._result_name(), kind, full_shape, dtype, axes)
+        if index is None or not index:
+            layer.data = data.astype(dtype, copy=False)
+        else:
+            target = np.asarray(layer.data)
+            spatial = "ZYX" if self._run["spatial_dims"] == 3 else "YX"
+            sel = []
+            it = iter(index)
+            for a in axes.replace("C", ""):
+                sel.append(slice(None) if a in spatial else next(it))
+            target[tuple(sel)] = data
+            layer.refresh()
+        if kind == "image":
+            layer.reset_contrast_limits()
+        return layer
+
+    # ---------------------------------------------------------------- files
+    def save_model(self, path: str | Path) -> Path:
+        from .core.checkpoint import save_checkpoint
+
+        if not self.trainable:
+            raise RuntimeError("no napari-bioimg model to save: train or load one first (an imported bioimage.io "
+                               "package is already a file)")
+        path = Path(path)
+        if path.suffix != ".pt":
+            path = path.with_suffix(".pt")
+        save_checkpoint(self._checkpoint, path)
+        self.status.value = f"Saved model to {path}"
+        return path
+
+    def load_model(self, path: str | Path) -> None:
+        """Load a napari-bioimg model (.pt) or a bioimage.io package (.zip, folder or rdf.yaml)."""
+        from .core import BioimgError
+        from .core.bioimageio import is_bioimageio_source, load_bioimageio
+        from .core.checkpoint import load_checkpoint
+
+        loaded = None
+        try:
+            if is_bioimageio_source(path):
+                loaded = load_bioimageio(path, self.device.value)
+                ckpt = loaded.checkpoint
+            else:
+                ckpt = load_checkpoint(path)
+        except BioimgError as err:
+            show_error(f"napari-bioimg: {err}")
+            self.status.value = f"Error: {err}"
+            return
+        foreign = loaded is not None and ckpt["task"]["name"] == "bioimageio"
+        self._checkpoint, self._loaded = ckpt, (loaded if foreign else None)
+        if not foreign:
+            self.task.value = ckpt["task"]["name"]
+            self.model.value = ckpt["model"]["name"]
+        self._run["model"] = ckpt["model"]["name"]
+        metrics = ", ".join(f"{k} {v:.3f}" for k, v in ckpt.get("metrics", {}).items() if k != "best_score")
+        what = (f"bioimage.io model {ckpt['bioimageio'].get('name')!r}: predicts {loaded.out_channels} "
+                "channel(s) as an image" if foreign else f"{ckpt['model']['name']} for {ckpt['task']['name']}")
+        self.status.value = f"Loaded {Path(path).name}: {what}. {metrics}"
+        self._set_running(False)
+
+    def export_model(self, path: str | Path, fmt: str | None = None) -> None:
+        """Export the current model in the background: bioimage.io (.zip), TorchScript or ONNX (.onnx).
+
+        The current image layer provides the sample for tracing, the test tensors and
+        the cover (the bundled nuclei when no image is picked).
+        """
+        from .core.export import export_model
+
+        if self.busy or not self.trainable:
+            return
+        path = Path(path)
+        fmt = fmt or {".zip": "bioimageio", ".onnx": "onnx"}.get(path.suffix.lower(), "torchscript")
+        image = self.image.value
+        sample = L.layer_array(image) if image is not None and not image.rgb else None
+        axes = self.axes.value if sample is not None else None
+        self.status.value = f"Exporting ({fmt}) to {path.name}…"
+        worker = create_worker(export_model, self._checkpoint, fmt, path, sample=sample, sample_axes=axes,
+                               _start_thread=False,
+                               _connect={"returned": self._on_exported, "errored": self._on_error,
+                                         "finished": self._on_export_finished})
+        self._export_worker = worker
+        self._set_running(True)
+        worker.start()
+
+    def _on_exported(self, path) -> None:
+        self.status.value = f"Exported to {path}"
+        show_info(f"napari-bioimg: exported to {path}")
+
+    def _on_export_finished(self) -> None:
+        self._export_worker = None
+        self._set_running(False)
+
+    def _save_dialog(self, value=None) -> None:
+        path, _ = QFileDialog.getSaveFileName(self.native, "Save model", "model.pt", "napari-bioimg model (*.pt)")
+        if path:
+            self.save_model(path)
+
+    def _load_dialog(self, value=None) -> None:
+        path, _ = QFileDialog.getOpenFileName(self.native, "Load model", "", "Models (*.pt *.zip *.yaml);;"
+                                              "napari-bioimg model (*.pt);;bioimage.io package (*.zip *.yaml)")
+        if path:
+            self.load_model(path)
+
+    EXPORT_FILTERS = {"bioimage.io package (*.zip)": ("bioimageio", ".zip"),
+                      "TorchScript (*.pt)": ("torchscript", ".pt"), "ONNX (*.onnx)": ("onnx", ".onnx")}
+
+    def _export_dialog(self, value=None) -> None:
+        path, chosen = QFileDialog.getSaveFileName(self.native, "Export model", "model.zip",
+                                                   ";;".join(self.EXPORT_FILTERS))
+        if path:
+            fmt, suffix = self.EXPORT_FILTERS.get(chosen, ("bioimageio", ".zip"))
+            path = Path(path)
+            self.export_model(path if path.suffix else path.with_suffix(suffix), fmt)
+
+    def _shutdown(self, *args) -> None:
+        """Stop workers when the widget (or the viewer) closes."""
+        if self._control is not None:
+            self._control.stop()
+        for w in (self._train_worker, self._predict_worker, self._export_worker):
+            if w is not None:
+                w.quit()
+        self._close_pbar()
