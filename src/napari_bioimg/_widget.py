@@ -66,6 +66,11 @@ class BioimgWidget(Container):
                              tooltip="auto: 3D if the axes have Z; 2D: slice by slice")
         self.epochs = SpinBox(label="Epochs (0 = time)", value=0, min=0, max=100000)
         self.patch = SpinBox(label="Patch size", value=128, min=16, max=1024, step=16)
+        self.patch_z = SpinBox(label="Patch Z (3D)", value=16, min=8, max=256, step=8,
+                               tooltip="Z size of 3D patches; keep it small for anisotropic stacks (coarse Z): "
+                                       "the 3D U-Net then halves Z less often than Y and X")
+        self.temporal = SpinBox(label="Temporal context", value=0, min=0, max=10,
+                                tooltip="Time-lapse (TYX): also show the model frames t-N..t+N as channels")
         self.batch = SpinBox(label="Batch size", value=8, min=1, max=256)
         self.lr = FloatSpinBox(label="Learning rate", value=3e-3, min=1e-6, max=1.0, step=1e-4)
         self.optimizer = ComboBox(label="Optimizer", choices=["adam", "adamw", "sgd"], value="adam")
@@ -75,7 +80,8 @@ class BioimgWidget(Container):
         self.augment = CheckBox(label="Augment", value=True)
         self.preview = CheckBox(label="Live preview", value=True)
         self.seed = LineEdit(label="Seed", value="0")
-        self.advanced = Container(widgets=[self.axes, self.dims, self.epochs, self.patch, self.batch, self.lr,
+        self.advanced = Container(widgets=[self.axes, self.dims, self.epochs, self.patch, self.patch_z,
+                                           self.temporal, self.batch, self.lr,
                                            self.optimizer, self.depth, self.base_channels, self.val, self.augment,
                                            self.preview, self.seed], labels=True)
         collapsible = QCollapsible("Advanced")
@@ -188,7 +194,7 @@ class BioimgWidget(Container):
         dims = {"auto": None, "2D": 2, "3D": 3}[self.dims.value]
         volumetric = dims == 3 or (dims is None and "Z" in (self.axes.value or ""))
         # a 3D patch keeps Z short: cubes of the YX size would be ~100x the work of a 2D patch
-        patch = (16, self.patch.value, self.patch.value) if volumetric else self.patch.value
+        patch = (self.patch_z.value, self.patch.value, self.patch.value) if volumetric else self.patch.value
         return TrainConfig(
             task=self.task.value, model=self.model.value,
             model_config={"depth": self.depth.value, "base_channels": self.base_channels.value},
@@ -199,6 +205,7 @@ class BioimgWidget(Container):
             val_fraction=self.val.value / 100, augment=self.augment.value, seed=int(seed) if seed else None,
             device=self.device.value, preview_every=4.0 if self.preview.value else 0.0,
             num_threads=max(1, (os.cpu_count() or 2) - 1),  # one core stays free for the viewer
+            temporal_context=self.temporal.value,
         ).validate()
 
     # ---------------------------------------------------------------- training
@@ -331,7 +338,7 @@ class BioimgWidget(Container):
             if self._pbar is not None:
                 self._pbar.n = int(100 * ev.done / max(ev.total, 1))
                 self._pbar.refresh()
-            self.status.value = f"Predicting: {ev.done}/{ev.total} tiles"
+            self.status.value = f"Predicting: {ev.done}/{ev.total} {ev.stage}"
         elif isinstance(ev, E.Notice):
             (show_warning if ev.level == "warning" else show_info)(f"napari-bioimg: {ev.message}")
 
@@ -394,7 +401,8 @@ class BioimgWidget(Container):
         self._run.update({"image": image, "axes": axes, "model": self._checkpoint["model"]["name"],
                           "spatial_dims": data["spatial_dims"]})
         self._pbar = progress(total=100, desc="napari-bioimg: predicting")
-        worker = create_worker(predict, self._loaded or self._checkpoint, L.layer_array(image), axes,
+        # the layer's own (possibly lazy: dask, zarr) data: big images are predicted block by block
+        worker = create_worker(predict, self._loaded or self._checkpoint, L.layer_data(image), axes,
                                device=self.device.value,
                                control=self._control, rgb=image.rgb, _start_thread=False,
                                _connect={"yielded": self._on_event, "returned": self._on_predicted,
@@ -404,10 +412,19 @@ class BioimgWidget(Container):
         worker.start()
 
     def _on_predicted(self, result) -> None:
+        from .core.zarrio import store_location
+
         if result is None:
             self.status.value = "Prediction cancelled."
             return
         kind = self._output_kind()
+        if not isinstance(result, np.ndarray):  # a zarr store written block by block: shown lazily
+            image = self._run.get("image")
+            if image is None or image not in self.viewer.layers:
+                return
+            layer = L.add_lazy_result(self.viewer, image, self._result_name(), kind, result, self._run["axes"])
+            self.status.value = f"Prediction in layer '{layer.name}' (shown from {store_location(result)})."
+            return
         layer = self._show_result(result, None, kind)
         if layer is not None:
             n = int(result.max()) if kind == "labels" and result.size else None

@@ -149,3 +149,12 @@ def open_output(path: str | os.PathLike, mode: str = "r"):
 
     node = zarr.open(str(path), mode=mode)
     return node if isinstance(node, zarr.Array) else node["0"]
+
+
+def store_location(array: Any) -> str:
+    """Where a zarr array lives (a folder path for local stores)."""
+    sp = getattr(array, "store_path", None)
+    root = getattr(getattr(sp, "store", None), "root", None)
+    if root is not None:
+        return str(Path(str(root)) / (sp.path or ""))
+    return str(sp or "a zarr store")
