@@ -8,6 +8,7 @@ to layers on the main thread. All computation lives in :mod:`napari_bioimg.core`
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import napari
@@ -132,6 +133,11 @@ class BioimgWidget(Container):
             ev.connect(self._refresh_layers)
         self.native.destroyed.connect(self._shutdown)
         self._refresh_layers()
+        # torch's one-time start-up (importing its compiler stack, first kernels) now, off the GUI thread,
+        # rather than in the first seconds of training where it would freeze the viewer
+        from .core.fast import warm_up
+
+        threading.Thread(target=warm_up, name="napari-bioimg-warm-up", daemon=True).start()
 
     # ---------------------------------------------------------------- layer pickers
     def _image_choices(self, widget=None):
@@ -455,12 +461,17 @@ class BioimgWidget(Container):
         full_shape = tuple(s for a, s in zip(axes, L.layer_array(image).shape) if a != "C")
         if kind == "image" and data.ndim == len(full_shape) + 1 and index is None:
             full_shape = data.shape
-        dtype = np.uint32 if kind == "labels" else np.float32
+        # uint16 labels go straight to the GPU; napari maps uint32 on the CPU (slower previews)
+        wide = kind == "labels" and data.size and int(data.max()) >= 2**16
+        dtype = np.float32 if kind != "labels" else np.uint32 if wide else np.uint16
         layer = L.result_layer(self.viewer, image, self._result_name(), kind, full_shape, dtype, axes)
         if index is None or not index:
             layer.data = data.astype(dtype, copy=False)
         else:
             target = np.asarray(layer.data)
+            if kind == "labels" and np.iinfo(target.dtype).max < int(data.max()):
+                target = target.astype(np.uint32)
+                layer.data = target
             spatial = "ZYX" if self._run["spatial_dims"] == 3 else "YX"
             sel = []
             it = iter(index)

@@ -118,3 +118,18 @@ def inference_model(model: nn.Module, device: torch.device, spatial_dims: int, *
             warnings.warn(f"torch.compile is unavailable here ({type(err).__name__}); running uncompiled",
                           stacklevel=2)
     return fast, bool(channels_last)
+
+
+def warm_up() -> None:
+    """Pay torch's one-time start-up costs now, e.g. in a background thread when the widget opens.
+
+    The first optimizer imports ``torch._dynamo`` (over a second, holding the GIL
+    for stretches of ~150 ms, which would freeze the viewer if it happened after
+    Train is pressed), and the first convolution and backward pass set up oneDNN.
+    """
+    import torch._dynamo  # noqa: F401  (imported by the first optimizer otherwise)
+
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU())
+    opt = torch.optim.Adam(net.parameters())
+    net(torch.zeros(2, 1, 32, 32)).sum().backward()
+    opt.step()

@@ -337,7 +337,7 @@ def _train(image, annotations, config, *, axes, control, preview_index, rgb, axe
         if preview_n is not None and config.preview_every and now - last_preview >= config.preview_every:
             out = apply_model(xn[preview_n])
             data = task.postprocess(out, problem.meta)
-            last_preview = time.perf_counter() - config.preview_every + min(config.preview_every, FIRST_PREVIEW)
+            last_preview = time.perf_counter()
             yield PreviewReady(run.step, layout.sample_index(preview_n), data, task.output_kind)
 
     stopped_early = control.stop_requested
