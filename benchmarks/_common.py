@@ -51,17 +51,19 @@ def best_of(fn, repeats: int = 3) -> float:
     return min(times)
 
 
-def matmul_peak_gflops(device: str = "cpu", n: int = 4096, repeats: int = 3) -> float:
-    """This machine's fp32 matrix-multiply throughput, measured now (GFLOP/s)."""
+def matmul_peak_gflops(device: str = "cpu", n: int = 4096, repeats: int = 3, dtype=None) -> float:
+    """This machine's matrix-multiply throughput (fp32 unless ``dtype``), measured now (GFLOP/s)."""
     import torch
 
-    a = torch.randn(n, n, device=device)
-    b = torch.randn(n, n, device=device)
+    dtype = dtype or torch.float32
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
 
     def run():
-        torch.mm(a, b)
+        for _ in range(10 if device.startswith("cuda") else 1):
+            torch.mm(a, b)
         if device.startswith("cuda"):
             torch.cuda.synchronize()
 
     run()
-    return 2 * n**3 / best_of(run, repeats) / 1e9
+    return (10 if device.startswith("cuda") else 1) * 2 * n**3 / best_of(run, repeats) / 1e9
