@@ -61,6 +61,35 @@ def objects2d():
     return make_objects2d()
 
 
+def _blobs(shape, centres, radius, seed):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    labels = np.zeros(shape, dtype=np.uint16)
+    for i, (cy, cx) in enumerate(centres, 1):
+        labels[(yy - cy) ** 2 + (xx - cx) ** 2 < radius**2] = i
+    image = (labels > 0) * 200.0 + rng.normal(0, 20, shape) + 50
+    return image.astype(np.float32), labels
+
+
+@pytest.fixture(scope="session")
+def blob_model():
+    """A small instance model trained (20 steps) on synthetic blobs: a real checkpoint, quick to make."""
+    from napari_bioimg.core import TrainConfig, train_sync
+
+    image, labels = _blobs((96, 96), [(20, 20), (20, 45), (50, 30), (70, 70), (30, 75), (75, 20), (55, 58)], 11, 0)
+    cfg = TrainConfig(task="instance", epochs=1, steps_per_epoch=20, time_limit=None, val_fraction=0,
+                      model_config={"depth": 1, "base_channels": 8}, batch_size=4, patch_size=48,
+                      learning_rate=1e-2, preview_every=0)
+    return train_sync(image, labels, cfg).checkpoint
+
+
+@pytest.fixture
+def blob_field():
+    """A 200x232 field of 36 blobs on a grid, many crossing 64-pixel block borders."""
+    centres = [(18 + 34 * i + (j % 2) * 6, 16 + 40 * j) for i in range(6) for j in range(6) if 16 + 40 * j < 225]
+    return _blobs((200, 232), centres, 11, 1)
+
+
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     # napari's make_napari_viewer fixture reads item.rep_call after the test

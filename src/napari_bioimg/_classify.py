@@ -12,7 +12,8 @@ from matplotlib.figure import Figure
 from napari.layers import Labels, Points
 
 from . import _layers as L
-from ._plot import BG, FG
+
+BG, FG = "#262930", "#d0d0d0"  # napari dark theme, as in the loss plot
 
 FEATURES = "features"
 """Class source: the ``class`` column of the objects layer's features table."""

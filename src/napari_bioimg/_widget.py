@@ -8,6 +8,7 @@ to layers on the main thread. All computation lives in :mod:`napari_bioimg.core`
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import napari
@@ -97,6 +98,11 @@ class BioimgWidget(Container):
                              tooltip="auto: 3D if the axes have Z; 2D: slice by slice")
         self.epochs = SpinBox(label="Epochs (0 = time)", value=0, min=0, max=100000)
         self.patch = SpinBox(label="Patch size", value=DEFAULT_PATCH, min=16, max=1024, step=16)
+        self.patch_z = SpinBox(label="Patch Z (3D)", value=16, min=8, max=256, step=8,
+                               tooltip="Z size of 3D patches; keep it small for anisotropic stacks (coarse Z): "
+                                       "the 3D U-Net then halves Z less often than Y and X")
+        self.temporal = SpinBox(label="Temporal context", value=0, min=0, max=10,
+                                tooltip="Time-lapse (TYX): also show the model frames t-N..t+N as channels")
         self.batch = SpinBox(label="Batch size", value=8, min=1, max=256)
         self.lr = FloatSpinBox(label="Learning rate", value=DEFAULT_LR, min=1e-6, max=1.0, step=1e-4)
         self.optimizer = ComboBox(label="Optimizer", choices=["adam", "adamw", "sgd"], value="adam")
@@ -106,7 +112,8 @@ class BioimgWidget(Container):
         self.augment = CheckBox(label="Augment", value=True)
         self.preview = CheckBox(label="Live preview", value=True)
         self.seed = LineEdit(label="Seed", value="0")
-        self.advanced = Container(widgets=[self.axes, self.dims, self.epochs, self.patch, self.batch, self.lr,
+        self.advanced = Container(widgets=[self.axes, self.dims, self.epochs, self.patch, self.patch_z,
+                                           self.temporal, self.batch, self.lr,
                                            self.optimizer, self.depth, self.base_channels, self.val, self.augment,
                                            self.preview, self.seed], labels=True)
         collapsible = QCollapsible("Advanced")
@@ -159,6 +166,11 @@ class BioimgWidget(Container):
             ev.connect(self._refresh_layers)
         self.native.destroyed.connect(self._shutdown)
         self._refresh_layers()
+        # torch's one-time start-up (importing its compiler stack, first kernels) now, off the GUI thread,
+        # rather than in the first seconds of training where it would freeze the viewer
+        from .core.fast import warm_up
+
+        threading.Thread(target=warm_up, name="napari-bioimg-warm-up", daemon=True).start()
 
     # ---------------------------------------------------------------- layer pickers
     def _image_choices(self, widget=None):
@@ -251,7 +263,7 @@ class BioimgWidget(Container):
         dims = {"auto": None, "2D": 2, "3D": 3}[self.dims.value]
         volumetric = dims == 3 or (dims is None and "Z" in (self.axes.value or ""))
         # a 3D patch keeps Z short: cubes of the YX size would be ~100x the work of a 2D patch
-        patch = (16, self.patch.value, self.patch.value) if volumetric else self.patch.value
+        patch = (self.patch_z.value, self.patch.value, self.patch.value) if volumetric else self.patch.value
         if get_task(self.task.value).direct_model:
             patch = None  # classification fits its crops to the objects
         return TrainConfig(
@@ -264,6 +276,7 @@ class BioimgWidget(Container):
             val_fraction=self.val.value / 100, augment=self.augment.value, seed=int(seed) if seed else None,
             device=self.device.value, preview_every=4.0 if self.preview.value else 0.0,
             num_threads=max(1, (os.cpu_count() or 2) - 1),  # one core stays free for the viewer
+            temporal_context=self.temporal.value,
         ).validate()
 
     # ---------------------------------------------------------------- training
@@ -498,7 +511,8 @@ class BioimgWidget(Container):
         self._pbar = progress(total=100, desc="napari-bioimg: predicting")
         direct = {"labels": objects, "class_image": objects is None} if task.direct_model else {}
         ref_data = np.array(L.layer_array(reference), copy=True) if reference is not None else None
-        worker = create_worker(_predict_and_score, self._loaded or self._checkpoint, L.layer_array(image), axes,
+        # the layer's own (possibly lazy: dask, zarr) data: big images are predicted block by block
+        worker = create_worker(_predict_and_score, self._loaded or self._checkpoint, L.layer_data(image), axes,
                                ref_data, device=self.device.value, **direct,
                                control=self._control, rgb=image.rgb, _start_thread=False,
                                _connect={"yielded": self._on_event, "returned": self._on_predicted,
@@ -509,6 +523,7 @@ class BioimgWidget(Container):
 
     def _on_predicted(self, returned) -> None:
         from .core.tasks import ClassPrediction
+        from .core.zarrio import store_location
 
         result, scores = returned
         if result is None:
@@ -518,6 +533,13 @@ class BioimgWidget(Container):
             self._show_prediction_classes(result)
             return
         kind = self._output_kind()
+        if not isinstance(result, np.ndarray):  # a zarr store written block by block: shown lazily
+            image = self._run.get("image")
+            if image is None or image not in self.viewer.layers:
+                return
+            layer = L.add_lazy_result(self.viewer, image, self._result_name(), kind, result, self._run["axes"])
+            self.status.value = f"Prediction in layer '{layer.name}' (shown from {store_location(result)})."
+            return
         layer = self._show_result(result, None, kind)
         if layer is not None:
             n = int(result.max()) if kind == "labels" and result.size else None
@@ -556,12 +578,17 @@ class BioimgWidget(Container):
         full_shape = tuple(s for a, s in zip(axes, source_shape) if a in kept)
         if kind == "image" and data.ndim == len(full_shape) + 1 and index is None:
             full_shape = data.shape
-        dtype = np.uint32 if kind == "labels" else np.float32
+        # uint16 labels go straight to the GPU; napari maps uint32 on the CPU (slower previews)
+        wide = kind == "labels" and data.size and int(data.max()) >= 2**16
+        dtype = np.float32 if kind != "labels" else np.uint32 if wide else np.uint16
         layer = L.result_layer(self.viewer, image, self._result_name(), kind, full_shape, dtype, axes)
         if index is None or not index:
             layer.data = data.astype(dtype, copy=False)
         else:
             target = np.asarray(layer.data)
+            if kind == "labels" and np.iinfo(target.dtype).max < int(data.max()):
+                target = target.astype(np.uint32)
+                layer.data = target
             spatial = "ZYX" if self._run["spatial_dims"] == 3 else "YX"
             sel = []
             it = iter(index)

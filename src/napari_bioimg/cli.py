@@ -66,19 +66,36 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--base-channels", type=int, help="width of the first level / stage")
     t.add_argument("--norm", choices=("batch", "group", "instance", "none"))
     t.add_argument("--latent-channels", type=int, help="autoencoder: features per position of the bottleneck")
+    t.add_argument("--pool-z-levels", type=int,
+                   help="3D U-Net: levels that also halve Z (default: from the patch's Z size, for anisotropic data)")
+    t.add_argument("--temporal-context", type=int, default=0, metavar="N",
+                   help="time-lapse (T axis): also feed frames t-N..t+N as channels (default 0); "
+                        "prediction reads N from the model file")
     t.add_argument("--no-augment", action="store_true")
     t.add_argument("--seed", type=int, default=0)
     _add_common(t)
 
-    p = sub.add_parser("predict", help="predict an image with a trained model")
+    p = sub.add_parser("predict", help="predict an image (or a folder of images) with a trained model")
     p.add_argument("--model", required=True, help="model file (.pt) or bioimage.io package (.zip, folder, rdf.yaml)")
-    p.add_argument("--image", required=True)
+    p.add_argument("--image", required=True,
+                   help="image file (.tif, .png, .npy), zarr / OME-Zarr folder, or a folder of images")
     p.add_argument("--labels", help="classify: the objects to classify (label image)")
-    p.add_argument("--out", required=True, help="output file (.tif, .png, .npy); for classification .csv writes "
-                                                "label_id,class,probability per object, an image the class labels")
+    p.add_argument("--out", required=True,
+                   help="output file (.tif, .png, .npy), .zarr / .ome.zarr folder (written block by block, "
+                        "any size), or an output folder when --image is a folder; for classification .csv "
+                        "writes label_id,class,probability per object, an image the class labels")
     p.add_argument("--tile", type=int, nargs="+", help="tile size (default 256 in 2D, 32x128x128 in 3D)")
     p.add_argument("--overlap", type=float, default=0.25, help="tile overlap as a fraction (default 0.25)")
-    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass (default 4)")
+    p.add_argument("--block", type=int, nargs="+",
+                   help="block size for zarr output (default 2048 in 2D, 64x256x256 in 3D); memory grows with it")
+    p.add_argument("--label-margin", type=int,
+                   help="instances: context in pixels around each block (default: about two object diameters)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="dask scheduler address (tcp://host:8786): run the images (folder) or blocks (zarr output) "
+                        "on that cluster; folders use a local cluster when omitted")
+    p.add_argument("--workers", type=int, help="local cluster workers for a folder (default: one per 4 cores)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (slower start, faster tiles)")
     p.add_argument("--tta", action="store_true", help="average over flips (test-time augmentation, 4x slower)")
     _add_common(p)
 
@@ -175,7 +192,8 @@ class _Progress:
 
 #: train options that a resumed run takes from its checkpoint instead
 RESUME_FIXED = ("task", "model", "steps_per_epoch", "dims", "batch_size", "patch_size", "lr", "optimizer",
-                "grad_clip", "val_fraction", "depth", "base_channels", "norm", "no_augment", "seed")
+                "grad_clip", "val_fraction", "depth", "base_channels", "norm", "no_augment", "seed",
+                "pool_z_levels", "temporal_context")
 
 
 def train_config_from_args(args, start=None):
@@ -193,7 +211,8 @@ def train_config_from_args(args, start=None):
     task = get_task(args.task or (start["task"]["name"] if start else "instance"))
     model = args.model or (start["model"]["name"] if start else task.default_model)
     model_config = {k: v for k, v in {"depth": args.depth, "base_channels": args.base_channels,
-                                      "norm": args.norm, "latent_channels": args.latent_channels}.items()
+                                      "norm": args.norm, "latent_channels": args.latent_channels,
+                                      "pool_z_levels": args.pool_z_levels}.items()
                     if v is not None}
     return TrainConfig(
         task=task.name, model=model, model_config=model_config,
@@ -204,6 +223,7 @@ def train_config_from_args(args, start=None):
         learning_rate=args.lr or task.default_learning_rate or 2e-3,
         optimizer=args.optimizer, grad_clip=args.grad_clip or None, val_fraction=args.val_fraction, patience=args.patience,
         augment=not args.no_augment, seed=args.seed, device=args.device, preview_every=0,
+        temporal_context=args.temporal_context,
     )
 
 
@@ -300,25 +320,60 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _sizes(values):
+    return None if not values else (values[0] if len(values) == 1 else tuple(values))
+
+
 def cmd_predict(args) -> int:
-    from .core.checkpoint import load_model
+    from .core.checkpoint import load_checkpoint, load_model
+    from .core.errors import InputError
     from .core.io import read_image, write_image
-    from .core.predict import drain, predict
+    from .core.predict import LAZY_BYTES, drain, predict, working_bytes
+    from .core.zarrio import is_zarr_path, open_image
 
     _set_threads(args)
-    loaded = load_model(args.model, args.device)
-    image, hint = read_image(args.image)
-    if loaded.task.direct_model:
-        return _predict_classes(args, loaded, image, hint)
-    tile = None if not args.tile else (args.tile[0] if len(args.tile) == 1 else tuple(args.tile))
+    image_path, out = Path(args.image), Path(args.out)
+    opts = {"tile": _sizes(args.tile), "overlap": args.overlap, "batch_size": args.batch_size,
+            "block": _sizes(args.block), "label_margin": args.label_margin, "compile": args.compile,
+            "tta": args.tta}
+    folder = image_path.is_dir() and not is_zarr_path(image_path)
+    if folder or args.scheduler:
+        load_checkpoint(args.model)  # a bad model file fails here, before a cluster starts
+        if args.scheduler and not folder and not is_zarr_path(out):
+            raise InputError("--scheduler on one image writes its blocks to a zarr store: use --out result.zarr")
+        loaded = None
+    else:
+        loaded = load_model(args.model, args.device)
+        if loaded.task.direct_model:
+            image, hint = read_image(args.image)
+            return _predict_classes(args, loaded, image, hint)
     progress = _Progress(args.quiet, "predict")
     try:
-        out = drain(predict(loaded, image, args.axes, tile=tile, overlap=args.overlap, batch_size=args.batch_size,
-                            axes_hint=hint, tta=args.tta), progress)
+        if folder:
+            return _predict_folder(args, image_path, out, opts, progress)
+        if args.scheduler:
+            from .core.distributed import dask_client, predict_image_distributed
+
+            with dask_client(args.scheduler) as client:
+                result = drain(predict_image_distributed(args.model, image_path, out, client, axes=args.axes,
+                                                         device=args.device, **opts), progress)
+        elif is_zarr_path(out):
+            result = drain(predict(loaded, str(image_path), args.axes, out=out, **opts), progress)
+        else:
+            if is_zarr_path(image_path) or image_path.suffix.lower() in (".tif", ".tiff"):
+                lazy_image, hint, _ = open_image(image_path)
+                need = working_bytes(tuple(lazy_image.shape), loaded)
+                if need > LAZY_BYTES:
+                    raise InputError(
+                        f"{image_path.name} needs about {need / 2**30:.1f} GiB to predict in memory; write the "
+                        "result to a zarr folder instead (--out result.zarr) to predict it block by block"
+                    )
+            image, hint = (lazy_image[...], hint) if is_zarr_path(image_path) else read_image(image_path)
+            result = drain(predict(loaded, image, args.axes, axes_hint=hint, lazy=False, **opts), progress)
+            write_image(out, result)
     finally:
         progress.close()
-    write_image(args.out, out)
-    print(f"wrote {args.out}: shape {out.shape}, {out.dtype}", file=sys.stderr)
+    print(f"wrote {out}: shape {tuple(result.shape)}, {result.dtype}", file=sys.stderr)
     return 0
 
 
@@ -370,6 +425,19 @@ def _evaluate_classes(args) -> dict:
     t, p = values[: len(common)], values[len(common):]
     scores = classification_scores(t, p, sorted(set(values)))
     return {"task": args.task, "n_truth": len(truth.classes), "n_missing": len(missing), **scores}
+
+
+def _predict_folder(args, folder: Path, out_dir: Path, opts: dict, progress) -> int:
+    from .core.distributed import dask_client, predict_folder
+    from .core.predict import drain
+
+    with dask_client(args.scheduler, args.workers) as client:
+        results = drain(predict_folder(args.model, folder, out_dir, client, axes=args.axes, device=args.device,
+                                       **opts), progress)
+    failed = [r for r in results if "error" in r]
+    print(json.dumps({"images": len(results), "written": len(results) - len(failed), "out": str(out_dir),
+                      "failed": failed}), file=sys.stderr)
+    return EXIT_USER_ERROR if failed else 0
 
 
 def cmd_export(args) -> int:

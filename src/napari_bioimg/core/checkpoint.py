@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -123,14 +123,29 @@ class LoadedModel:
     axes: str
     device: torch.device
     checkpoint: dict[str, Any]
+    fast: dict[Any, Any] = field(default_factory=dict, repr=False)
+    """Inference-ready copies of the model, by options (filled by :func:`.predict.model_fn`)."""
 
     @property
     def name(self) -> str:
         return self.checkpoint["model"]["name"]
 
     @property
+    def temporal_context(self) -> int:
+        """Neighbouring frames fed as channels on each side (0 = none)."""
+        return int(self.checkpoint["data"].get("temporal_context", 0))
+
+    @property
+    def size_divisors(self) -> int | tuple[int, ...]:
+        """Sizes the network needs: an int, or one per spatial dim (anisotropic 3D U-Net)."""
+        d = getattr(self.model, "size_divisor", 1)
+        return int(d) if isinstance(d, int) else tuple(int(v) for v in d)
+
+    @property
     def size_divisor(self) -> int:
-        return int(getattr(self.model, "size_divisor", 1))
+        """One size that suits every spatial dim (the largest per-dim divisor; they are powers of two)."""
+        d = self.size_divisors
+        return d if isinstance(d, int) else max(d)
 
 
 def instantiate(ckpt: dict[str, Any], device: str | torch.device = "cpu") -> LoadedModel:

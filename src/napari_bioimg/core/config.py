@@ -46,6 +46,8 @@ class TrainConfig:
     num_threads: int | None = None
     """CPU threads for torch (None: leave torch's setting). A GUI keeps one core free for itself."""
     task_config: dict[str, Any] = field(default_factory=dict)
+    temporal_context: int = 0
+    """Time-lapses: also feed frames t-k..t+k as channels (0 = each frame alone)."""
 
     def validate(self) -> TrainConfig:
         """Check ranges; raise :class:`ConfigError` saying how to fix a bad value."""
@@ -80,6 +82,8 @@ class TrainConfig:
         lo, hi = self.percentiles
         if not 0 <= lo < hi <= 100:
             raise ConfigError(f"percentiles must satisfy 0 <= low < high <= 100, got {self.percentiles}")
+        if not 0 <= int(self.temporal_context) <= 10:
+            raise ConfigError(f"temporal_context must be between 0 and 10 frames, got {self.temporal_context}")
         if self.num_threads is not None and not 1 <= self.num_threads <= 1024:
             raise ConfigError(f"num_threads must be between 1 and 1024, got {self.num_threads}")
         if self.preview_every < 0:

@@ -24,17 +24,23 @@ from .control import ActiveClock, Control, run_clocked
 from .device import amp_dtype, autocast, describe, resolve_device
 from .errors import ConfigError, InputError
 from .events import Notice, PreviewReady, StepDone, TrainingStarted, TrainResult, ValidationDone
+from .fast import inference_model, memory_format
 from .models import get_model, list_models, model_entry
 from .normalize import Normalizer, count_nonfinite
 from .predict import drain
 from .resume import RunState, data_fingerprint, last_weights, read_run_state, restore_rng, training_state
 from .tasks import get_task
+from .temporal import check_context, stack_context
 from .tiling import tiled_apply
 
 WARMUP_STEPS = 20
 VAL_MARGIN = 32
 #: Image-like entries of ``extra`` that are laid out and normalised exactly like the image.
 IMAGE_EXTRAS = ("target", "reference")
+#: Seconds of training before the first live preview (later ones follow every ``preview_every``).
+FIRST_PREVIEW = 1.0
+#: 2D tile for previews and validation: a 512x512 frame is one tile (no overlap to recompute).
+PREVIEW_TILE_2D = 512
 
 
 def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
@@ -50,6 +56,17 @@ def lr_factor(step: int, fraction: float) -> float:
     """Linear warm-up, then cosine decay to 5% over the budget (time or epochs)."""
     warm = min(1.0, (step + 1) / WARMUP_STEPS)
     return warm * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, fraction))))
+
+
+def auto_z_levels(patch_size, z_extent: int, depth: int) -> int:
+    """How many U-Net levels should halve Z for this 3D patch: keep at least ~4 slices at the bottom.
+
+    Flat patches (e.g. 8x128x128 on anisotropic stacks) pool Z fewer times than
+    Y and X; the default 32x96x96 patch pools every level, as before.
+    """
+    z = 32 if patch_size is None else (patch_size if isinstance(patch_size, int) else tuple(patch_size)[0])
+    z = max(1, min(int(z), int(z_extent)))
+    return int(min(depth, max(0, math.floor(math.log2(max(z, 1) / 4)))))
 
 
 def _seed_everything(seed: int | None) -> np.random.Generator:
@@ -209,7 +226,9 @@ def _train(image, annotations, config, *, axes, control, preview_index, rgb, axe
         normalizer = Normalizer.from_dict(resume["normalizer"])  # the weights were trained with these values
     else:
         normalizer = Normalizer(*config.percentiles).fit(x)
-    xn = normalizer.apply(x, refit=False)
+    context = check_context(config.temporal_context, layout)
+    xn = stack_context(normalizer.apply(x, refit=False), layout, context)
+    in_channels = xn.shape[1]  # the image's channels, times 2k+1 frames with temporal context
     ann = None
     if annotations is not None:
         ann = layout.labels_to_canonical(np.asarray(annotations))
@@ -235,13 +254,17 @@ def _train(image, annotations, config, *, axes, control, preview_index, rgb, axe
         if int(start_from["data"]["spatial_dims"]) != layout.spatial_dims:
             raise ConfigError(f"the model is {start_from['data']['spatial_dims']}D but training would be "
                               f"{layout.spatial_dims}D (axes {layout.axes}); set the dimensionality to match")
-    probe = get_model(config.model, spatial_dims=layout.spatial_dims, in_channels=layout.n_channels,
+    if start_from is None and config.model == "unet" and layout.spatial_dims == 3 \
+            and "pool_z_levels" not in model_config:
+        model_config["pool_z_levels"] = auto_z_levels(config.patch_size, layout.spatial_shape[0],
+                                                      int(model_config.get("depth", 3)))
+    probe = get_model(config.model, spatial_dims=layout.spatial_dims, in_channels=in_channels,
                       out_channels=1, **model_config)
-    divisor = int(getattr(probe, "size_divisor", 1))
+    divisor = getattr(probe, "size_divisor", 1)
     problem = task.make_problem(xn, ann, config, rng, divisor, extra)
     for message in problem.notices:
         yield Notice(message)
-    in_channels = problem.in_channels or layout.n_channels
+    in_channels = problem.in_channels or in_channels
     if start_from is not None and int(start_from["data"]["in_channels"]) != in_channels:
         raise InputError(f"the model was trained on {start_from['data']['in_channels']} input channel(s) but this "
                          f"image gives {in_channels} (axes {layout.axes})")
@@ -288,15 +311,19 @@ def _train(image, annotations, config, *, axes, control, preview_index, rgb, axe
                    run.local_step / total_steps if total_steps else 0.0)
 
     def apply_model(region_input: np.ndarray) -> np.ndarray:
-        model.eval()
-        try:
-            def fn(b):
-                with autocast(device, config.amp):
-                    return task.activation(model(b).float())
-            return drain(tiled_apply(fn, region_input, problem.out_channels, problem.patch if layout.spatial_dims == 3
-                                     else 256, 0.25, divisor, 4, device))
-        finally:
-            model.train()
+        # an inference copy (batch-norm folded, channels-last): previews cost less and the training
+        # model is never switched to eval mode under the loop's feet
+        fast, channels_last = inference_model(model, device, layout.spatial_dims)
+        fmt = memory_format(layout.spatial_dims)
+
+        def fn(b):
+            if channels_last:
+                b = b.contiguous(memory_format=fmt)
+            with autocast(device, config.amp):
+                return task.activation(fast(b).float())
+
+        tile = problem.patch if layout.spatial_dims == 3 else PREVIEW_TILE_2D
+        return drain(tiled_apply(fn, region_input, problem.out_channels, tile, 0.25, divisor, 2, device))
 
     @torch.no_grad()
     def forward(batch: torch.Tensor) -> torch.Tensor:
@@ -340,7 +367,7 @@ def _train(image, annotations, config, *, axes, control, preview_index, rgb, axe
         return ValidationDone(run.step, (run.local_step - 1) // config.steps_per_epoch, run.metrics, score, is_best,
                               report)
 
-    last_preview = time.perf_counter()
+    last_preview = time.perf_counter() - config.preview_every + min(config.preview_every, FIRST_PREVIEW)
     first_step = run.step
     since_best = 0
     early_stopped = False
@@ -438,6 +465,7 @@ def _train(image, annotations, config, *, axes, control, preview_index, rgb, axe
         in_channels=in_channels, out_channels=problem.out_channels, metrics=metrics,
         history=run.history, train_config=config.to_dict(), extra=extra_keys,
     )
+    ckpt["data"]["temporal_context"] = context
     return TrainResult(ckpt, run.history, metrics, stopped_early, run.step, seconds)
 
 

@@ -30,6 +30,10 @@ class Task:
     inputs: tuple[str, ...] = ("image", "labels")
     """What the user provides: ``"image"`` and ``"labels"`` (annotations), or
     ``"target"`` (a clean image of the same pixels, passed as ``extra["target"]``)."""
+    instance_labels: bool = False
+    """``postprocess`` numbers objects that may span many pixels (instances): prediction in
+    blocks then labels with a margin and makes ids globally unique (see :mod:`..lazy`).
+    ``False`` means ``postprocess`` works pixel by pixel."""
     model_kind: str = "dense"
     default_model: str = "unet"
     inputs: tuple[str, ...] = ("image", "labels")
