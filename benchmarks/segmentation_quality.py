@@ -20,8 +20,13 @@ Prints a Markdown table and writes JSON.
 
 from __future__ import annotations
 
-import argparse
-import json
+import os
+
+# the same OpenMP setting for the plain baseline (in this process) as napari-bioimg sets for itself
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
 import subprocess
 import sys
 import time

@@ -35,9 +35,9 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   # On a GPU machine set TORCH_SPEC (e.g. "torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128").
   if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
     echo "setup: installing ${TORCH_SPEC:-torch==2.13.0}" >&2
-    .venv/bin/pip install -q ${TORCH_SPEC:-torch==2.13.0}
+    .venv/bin/pip install -q ${TORCH_SPEC:-torch==2.13.0} 2> >(grep -v "is ignored: it is neither" >&2)
   fi
   echo "setup: installing napari-bioimg and its test extras" >&2
-  .venv/bin/pip install -q -e ".[testing]"
+  .venv/bin/pip install -q -e ".[testing]" 2> >(grep -v "is ignored: it is neither" >&2)
   echo "$want" > "$stamp"
 fi

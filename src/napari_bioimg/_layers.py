@@ -37,6 +37,11 @@ def layer_array(layer) -> np.ndarray:
     return np.asarray(data)
 
 
+def layer_data(layer):
+    """The full-resolution data of a layer as it is: numpy, or a lazy dask / zarr array for big images."""
+    return layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+
+
 def is_ours(layer) -> bool:
     return bool(layer.metadata.get(OWNER_KEY))
 
@@ -78,6 +83,12 @@ def result_layer(viewer, source, name: str, kind: str, shape: tuple[int, ...], d
         if layer.name == name and is_ours(layer) and layer.data.shape == tuple(shape) \
                 and layer.__class__.__name__.lower() == kind:
             return layer
+    unique, scale, translate = _aligned(viewer, source, name, axes)
+    return _add(viewer, kind, np.zeros(shape, dtype=dtype), unique, scale, translate, source)
+
+
+def _aligned(viewer, source, name: str, axes: str):
+    """A free layer name and the source's scale/translate restricted to its non-channel axes."""
     keep = [i for i, a in enumerate(axes) if a != "C"] if not getattr(source, "rgb", False) else None
     scale = np.asarray(source.scale)
     translate = np.asarray(source.translate)
@@ -91,8 +102,20 @@ def result_layer(viewer, source, name: str, kind: str, shape: tuple[int, ...], d
     while unique in taken:
         unique = f"{name} ({n})"
         n += 1
+    return unique, scale, translate
+
+
+def _add(viewer, kind: str, data, name: str, scale, translate, source):
     meta = {OWNER_KEY: True, "source": source.name}
-    data = np.zeros(shape, dtype=dtype)
     if kind == "labels":
-        return viewer.add_labels(data, name=unique, scale=scale, translate=translate, metadata=meta)
-    return viewer.add_image(data, name=unique, scale=scale, translate=translate, metadata=meta)
+        return viewer.add_labels(data, name=name, scale=scale, translate=translate, metadata=meta)
+    layer = viewer.add_image(data, name=name, scale=scale, translate=translate, metadata=meta)
+    return layer
+
+
+def add_lazy_result(viewer, source, name: str, kind: str, data, axes: str):
+    """Add a result that lives in a zarr store (too big for memory) as a new lazily displayed layer."""
+    unique, scale, translate = _aligned(viewer, source, name, axes)
+    if len(scale) != data.ndim:  # e.g. an image result with an added channel axis
+        scale, translate = None, None
+    return _add(viewer, kind, data, unique, scale, translate, source)

@@ -8,18 +8,20 @@ to layers on the main thread. All computation lives in :mod:`napari_bioimg.core`
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import napari
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, LineEdit, PushButton, SpinBox
-from napari.layers import Image, Labels
+from napari.layers import Image, Labels, Points
 from napari.qt.threading import create_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import QFileDialog, QSizePolicy
 from superqt import QCollapsible
 
+from . import _classify as C
 from . import _layers as L
 from ._plot import LossPlot
 
@@ -65,6 +67,8 @@ class BioimgWidget(Container):
         self._predict_worker = None
         self._control = None
         self._checkpoint: dict | None = None
+        self._loaded = None  # a LoadedModel when the model came from another tool's bioimage.io package
+        self._export_worker = None
         self._pbar = None
         self._run: dict = {}
         self._watched: set[int] = set()
@@ -74,6 +78,10 @@ class BioimgWidget(Container):
         self.image = ComboBox(label="Image", choices=self._image_choices, nullable=True)
         self.annotations = ComboBox(label="Annotations", choices=self._labels_choices, nullable=True,
                                     tooltip="Labels layer: instance masks, or class scribbles (0 = not annotated)")
+        self.classes = ComboBox(label="Classes", choices=self._class_choices, nullable=True, visible=False,
+                                tooltip="Where the classes of a few objects come from: a Points layer with a "
+                                        "'class' feature (the object under each point), a Labels layer painted "
+                                        "with class ids over objects, or the objects layer's features table")
         self.target = ComboBox(label="Target", choices=self._image_choices, nullable=True, visible=False,
                                tooltip="restore: a clean (or high-SNR) image of the same pixels")
         self.reference = ComboBox(label="Reference", choices=self._image_choices, nullable=True, visible=False,
@@ -90,6 +98,11 @@ class BioimgWidget(Container):
                              tooltip="auto: 3D if the axes have Z; 2D: slice by slice")
         self.epochs = SpinBox(label="Epochs (0 = time)", value=0, min=0, max=100000)
         self.patch = SpinBox(label="Patch size", value=DEFAULT_PATCH, min=16, max=1024, step=16)
+        self.patch_z = SpinBox(label="Patch Z (3D)", value=16, min=8, max=256, step=8,
+                               tooltip="Z size of 3D patches; keep it small for anisotropic stacks (coarse Z): "
+                                       "the 3D U-Net then halves Z less often than Y and X")
+        self.temporal = SpinBox(label="Temporal context", value=0, min=0, max=10,
+                                tooltip="Time-lapse (TYX): also show the model frames t-N..t+N as channels")
         self.batch = SpinBox(label="Batch size", value=8, min=1, max=256)
         self.lr = FloatSpinBox(label="Learning rate", value=DEFAULT_LR, min=1e-6, max=1.0, step=1e-4)
         self.optimizer = ComboBox(label="Optimizer", choices=["adam", "adamw", "sgd"], value="adam")
@@ -99,45 +112,65 @@ class BioimgWidget(Container):
         self.augment = CheckBox(label="Augment", value=True)
         self.preview = CheckBox(label="Live preview", value=True)
         self.seed = LineEdit(label="Seed", value="0")
-        self.advanced = Container(widgets=[self.axes, self.dims, self.epochs, self.patch, self.batch, self.lr,
+        self.advanced = Container(widgets=[self.axes, self.dims, self.epochs, self.patch, self.patch_z,
+                                           self.temporal, self.batch, self.lr,
                                            self.optimizer, self.depth, self.base_channels, self.val, self.augment,
                                            self.preview, self.seed], labels=True)
         collapsible = QCollapsible("Advanced")
         collapsible.addWidget(self.advanced.native)
 
-        self.train_btn = PushButton(text="Train")
-        self.stop_btn = PushButton(text="Stop", enabled=False)
+        self.train_btn = PushButton(text="Train", tooltip="Train a new model")
+        self.continue_btn = PushButton(text="Continue", enabled=False,
+                                       tooltip="Continue training the current model on the current annotations "
+                                               "(e.g. after correcting its prediction); the loss curve continues")
+        self.pause_btn = PushButton(text="Pause", enabled=False,
+                                    tooltip="Pause / resume training; the time budget does not run while paused")
+        self.stop_btn = PushButton(text="Stop", enabled=False, tooltip="Stop and keep the model so far")
         self.predict_btn = PushButton(text="Predict", enabled=False)
         self.save_btn = PushButton(text="Save model…", enabled=False)
-        self.load_btn = PushButton(text="Load model…")
+        self.load_btn = PushButton(text="Load model…", tooltip="A napari-bioimg model (.pt) or a bioimage.io "
+                                                               "package (.zip)")
+        self.export_btn = PushButton(text="Export…", enabled=False,
+                                     tooltip="bioimage.io package (.zip), TorchScript or ONNX, for other tools")
         self.status = Label(value="Pick an image and its annotations, then Train.")
         self.status.native.setWordWrap(True)
         self.status.native.setMinimumHeight(40)
         self.status.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.plot = LossPlot()
+        self.confusion = C.ConfusionPlot()
 
-        self.form = Container(widgets=[self.task, self.image, self.annotations, self.target, self.reference,
-                                        self.model, self.time_limit, self.device], labels=True)
-        self.buttons = Container(widgets=[self.train_btn, self.stop_btn, self.predict_btn], layout="horizontal",
-                                 labels=False)
-        self.files = Container(widgets=[self.save_btn, self.load_btn], layout="horizontal", labels=False)
+        self.form = Container(widgets=[self.task, self.image, self.annotations, self.classes, self.target,
+                                        self.reference, self.model, self.time_limit, self.device], labels=True)
+        self.buttons = Container(widgets=[self.train_btn, self.continue_btn, self.pause_btn, self.stop_btn,
+                                          self.predict_btn], layout="horizontal", labels=False)
+        self.files = Container(widgets=[self.save_btn, self.load_btn, self.export_btn], layout="horizontal",
+                               labels=False)
         self.append(self.form)
         layout = self.native.layout()
-        for part in (collapsible, self.buttons.native, self.files.native, self.status.native, self.plot):
+        for part in (collapsible, self.buttons.native, self.files.native, self.status.native, self.plot, self.confusion):
             layout.addWidget(part)
         layout.addStretch(1)
 
         self.train_btn.changed.connect(self.start_training)
+        self.continue_btn.changed.connect(self.continue_training)
+        self.pause_btn.changed.connect(self.toggle_pause)
+        self.export_btn.changed.connect(self._export_dialog)
         self.stop_btn.changed.connect(self.stop)
         self.predict_btn.changed.connect(self.start_prediction)
         self.save_btn.changed.connect(self._save_dialog)
         self.load_btn.changed.connect(self._load_dialog)
         self.image.changed.connect(self._on_image_changed)
         self.task.changed.connect(self._on_task_changed)
+        self.annotations.changed.connect(self._refresh_classes)
         for ev in (viewer.layers.events.inserted, viewer.layers.events.removed, viewer.layers.events.moved):
             ev.connect(self._refresh_layers)
         self.native.destroyed.connect(self._shutdown)
         self._refresh_layers()
+        # torch's one-time start-up (importing its compiler stack, first kernels) now, off the GUI thread,
+        # rather than in the first seconds of training where it would freeze the viewer
+        from .core.fast import warm_up
+
+        threading.Thread(target=warm_up, name="napari-bioimg-warm-up", daemon=True).start()
 
     # ---------------------------------------------------------------- layer pickers
     def _image_choices(self, widget=None):
@@ -145,6 +178,18 @@ class BioimgWidget(Container):
 
     def _labels_choices(self, widget=None):
         return [(lay.name, lay) for lay in self.viewer.layers if isinstance(lay, Labels) and not L.is_ours(lay)]
+
+    def _class_choices(self, widget=None):
+        return C.source_choices(self.viewer, self.annotations.value if hasattr(self, "annotations") else None)
+
+    def _refresh_classes(self, value=None) -> None:
+        """Re-list class sources; prefer a Points layer (the quickest way to mark a few objects)."""
+        self.classes.reset_choices()
+        current, objects = self.classes.value, self.annotations.value
+        features_usable = objects is not None and "class" in objects.features
+        if current is None or current is objects or (isinstance(current, str) and not features_usable):
+            points = [v for v in self.classes.choices if isinstance(v, Points)]
+            self.classes.value = points[0] if points else C.FEATURES
 
     def _axes_choices(self, widget=None):
         return L.axes_choices(self.image.value if hasattr(self, "image") else None)
@@ -156,6 +201,7 @@ class BioimgWidget(Container):
         if self.image.value is None and images:
             self.image.value = images[0]
         self._pick_annotations()
+        self._refresh_classes()
         self.axes.reset_choices()
         for layer in self.viewer.layers:
             if id(layer) not in self._watched:  # follow renames
@@ -191,9 +237,14 @@ class BioimgWidget(Container):
         if getattr(task, "default_model", None) in self.model.choices:
             self.model.value = task.default_model
         inputs = getattr(task, "inputs", ("image", "labels"))
-        self.annotations.visible = "labels" in inputs
+        self.annotations.visible = "labels" in inputs or "objects" in inputs
+        self.annotations.label = "Objects" if "objects" in inputs else "Annotations"
+        self.classes.visible = "classes" in inputs
         self.target.visible = "target" in inputs
         self.reference.visible = task.output_kind == "image"
+        self.batch.value = task.default_batch_size
+        if not task.direct_model:
+            self.confusion.show_report(None)
         # the task's own defaults for the advanced settings (the user can still change them)
         device = (self.device.value if self.device.value != "auto" else self.device.choices[1]).split(":")[0]
         suggested = task.default_model_config(2, device, self.model.value)
@@ -206,13 +257,15 @@ class BioimgWidget(Container):
     # ---------------------------------------------------------------- config
     def make_config(self):
         """The :class:`TrainConfig` described by the widget's fields."""
-        from .core import TrainConfig
+        from .core import TrainConfig, get_task
 
         seed = self.seed.value.strip()
         dims = {"auto": None, "2D": 2, "3D": 3}[self.dims.value]
         volumetric = dims == 3 or (dims is None and "Z" in (self.axes.value or ""))
         # a 3D patch keeps Z short: cubes of the YX size would be ~100x the work of a 2D patch
-        patch = (16, self.patch.value, self.patch.value) if volumetric else self.patch.value
+        patch = (self.patch_z.value, self.patch.value, self.patch.value) if volumetric else self.patch.value
+        if get_task(self.task.value).direct_model:
+            patch = None  # classification fits its crops to the objects
         return TrainConfig(
             task=self.task.value, model=self.model.value,
             model_config={"depth": self.depth.value, "base_channels": self.base_channels.value},
@@ -223,34 +276,55 @@ class BioimgWidget(Container):
             val_fraction=self.val.value / 100, augment=self.augment.value, seed=int(seed) if seed else None,
             device=self.device.value, preview_every=4.0 if self.preview.value else 0.0,
             num_threads=max(1, (os.cpu_count() or 2) - 1),  # one core stays free for the viewer
+            temporal_context=self.temporal.value,
         ).validate()
 
     # ---------------------------------------------------------------- training
     @property
     def busy(self) -> bool:
-        return self._train_worker is not None or self._predict_worker is not None
+        return any(w is not None for w in (self._train_worker, self._predict_worker, self._export_worker))
 
-    def start_training(self, value=None) -> None:
+    @property
+    def trainable(self) -> bool:
+        """Whether the current model can be trained further, saved and exported (not another tool's)."""
+        return self._checkpoint is not None and self._loaded is None
+
+    def continue_training(self, value=None) -> None:
+        """Fine-tune the current model on the current annotations; a new budget, the loss curve continues."""
+        self.start_training(fine_tune=True)
+
+    def start_training(self, value=None, *, fine_tune: bool = False) -> None:
         from .core import BioimgError, Control, get_task
         from .core.train import train
 
-        if self.busy:
+        if self.busy or (fine_tune and not self.trainable):
             return
         image = self.image.value
         if image is None:
             show_error("napari-bioimg: open or pick an image layer first")
             return
+        if fine_tune:  # the model decides task, family and architecture
+            self.task.value = self._checkpoint["task"]["name"]
+            self.model.value = self._checkpoint["model"]["name"]
         task = get_task(self.task.value)
-        ann_layer = self.annotations.value if "labels" in getattr(task, "inputs", ("image", "labels")) else None
+        inputs = getattr(task, "inputs", ("image", "labels"))
+        ann_layer = self.annotations.value if ("labels" in inputs or "objects" in inputs) else None
         if task.needs_annotations and ann_layer is None:
-            show_error("napari-bioimg: add a Labels layer and paint annotations (or load masks) first")
+            what = "the objects to classify (a Labels layer)" if "objects" in inputs else \
+                "a Labels layer with painted annotations (or masks)"
+            show_error(f"napari-bioimg: pick {what} first")
             return
         try:
             config = self.make_config()
+            extra = None
+            if "classes" in inputs:
+                extra = {"classes": C.read_classes(self.classes.value, ann_layer, image,
+                                                   per_frame="objects" not in inputs)}
         except BioimgError as err:
             show_error(f"napari-bioimg: {err}")
+            self.status.value = f"Error: {err}"
             return
-        extra = {}
+        extra = dict(extra or {})
         if "target" in getattr(task, "inputs", ()):
             if self.target.value is None:
                 show_error("napari-bioimg: pick a Target layer: a clean (or high-SNR) image of the same pixels")
@@ -263,33 +337,71 @@ class BioimgWidget(Container):
         spatial_dims = config.spatial_dims or (3 if "Z" in axes else 2)
         index = L.batch_index(axes, spatial_dims, L.data_index(image, self.viewer)[: len(axes.replace("C", ""))])
         self._control = Control()
+        if fine_tune:  # the model's dimensionality, whatever the Model dims field says
+            spatial_dims = int(self._checkpoint["data"]["spatial_dims"])
+            config.spatial_dims = spatial_dims
+            config.patch_size = (16, self.patch.value, self.patch.value) if spatial_dims == 3 else self.patch.value
         self._run = {"image": image, "axes": axes, "model": config.model, "task": task.name,
                      "spatial_dims": spatial_dims, "kind": task.output_kind,
+                     "objects": annotations if "objects" in inputs else None, "colors": {},
                      "label": getattr(task, "result_label", "") or config.model}
-        self.plot.reset()
+        if not fine_tune:
+            self.plot.reset()
         self._pbar = progress(total=100, desc=f"napari-bioimg: training {config.model}")
         worker = create_worker(train, L.layer_array(image), annotations, config, axes=axes, control=self._control,
                                preview_index=index if self.preview.value else None, rgb=image.rgb,
-                               extra=extra, _start_thread=False,
+                               init_checkpoint=self._checkpoint if fine_tune else None, extra=extra or None,
+                               _start_thread=False,
                                _connect={"yielded": self._on_event, "returned": self._on_trained,
-                                         "errored": self._on_error, "finished": self._on_train_finished})
+                                         "errored": self._on_error, "finished": self._on_train_finished,
+                                         "paused": self._on_paused, "resumed": self._on_resumed})
         self._train_worker = worker
         self._set_running(True)
-        self.status.value = f"Starting {config.model} ({task.name}) on {image.name}…"
+        how = "Continuing" if fine_tune else "Starting"
+        self.status.value = f"{how} {config.model} ({task.name}) on {image.name}…"
         worker.start()
+
+    def toggle_pause(self, value=None) -> None:
+        """Pause or resume the running training (it pauses at its next step)."""
+        worker = self._train_worker
+        if worker is None:
+            return
+        if worker.is_paused:
+            worker.resume()
+        else:
+            worker.pause()
+            self.status.value = "Pausing after this step…"
+
+    def _on_paused(self) -> None:
+        self.pause_btn.text = "Resume"
+        ev = self._run.get("last")
+        at = f" at step {ev.step}" if ev is not None else ""
+        self.status.value = f"Paused{at}; the time budget is on hold. Resume or Stop."
+
+    def _on_resumed(self) -> None:
+        self.pause_btn.text = "Pause"
+        self._update_status()
 
     def stop(self, value=None) -> None:
         """Finish the current step, keep the model so far (training) or cancel (prediction)."""
         if self._control is not None:
             self._control.stop()
             self.status.value = "Stopping…"
+        if self._train_worker is not None and self._train_worker.is_paused:
+            self._train_worker.resume()  # a paused generator only sees the stop when it runs again
 
     def _set_running(self, running: bool) -> None:
+        training = running and self._train_worker is not None
         self.train_btn.enabled = not running
+        self.continue_btn.enabled = not running and self.trainable
+        self.pause_btn.enabled = training
+        if not training:
+            self.pause_btn.text = "Pause"
         self.predict_btn.enabled = not running and self._checkpoint is not None
         self.load_btn.enabled = not running
-        self.save_btn.enabled = not running and self._checkpoint is not None
-        self.stop_btn.enabled = running
+        self.save_btn.enabled = not running and self.trainable
+        self.export_btn.enabled = not running and self.trainable
+        self.stop_btn.enabled = running and self._export_worker is None
 
     def _on_event(self, ev) -> None:
         from .core import events as E
@@ -307,7 +419,10 @@ class BioimgWidget(Container):
             self._run["val"] = ev
             self._update_status()
         elif isinstance(ev, E.PreviewReady):
-            self._show_result(ev.data, ev.index, ev.kind)
+            if self._run.get("objects") is not None:
+                self._show_object_classes(ev.data, ev.index)
+            else:
+                self._show_result(ev.data, ev.index, ev.kind)
         elif isinstance(ev, E.TrainingStarted):
             self._run["started"] = ev
             self.status.value = (f"Training on {ev.device}: {ev.n_parameters:,} parameters, patch "
@@ -316,7 +431,7 @@ class BioimgWidget(Container):
             if self._pbar is not None:
                 self._pbar.n = int(100 * ev.done / max(ev.total, 1))
                 self._pbar.refresh()
-            self.status.value = f"Predicting: {ev.done}/{ev.total} tiles"
+            self.status.value = f"Predicting: {ev.done}/{ev.total} {ev.stage}"
         elif isinstance(ev, E.Notice):
             (show_warning if ev.level == "warning" else show_info)(f"napari-bioimg: {ev.message}")
 
@@ -334,10 +449,12 @@ class BioimgWidget(Container):
 
     def _on_trained(self, result) -> None:
         self._checkpoint = result.checkpoint
+        self._loaded = None
         self._run["trained"] = True
         metrics = ", ".join(f"{k} {v:.3f}" for k, v in result.metrics.items() if k != "best_score")
         how = "stopped" if result.stopped_early else "finished"
         self.status.value = f"Training {how}: {result.steps} steps in {result.seconds:.0f} s. {metrics}"
+        self.confusion.show_report(result.checkpoint["task"]["meta"].get("validation_report"))
 
     def _on_error(self, err) -> None:
         from .core import BioimgError
@@ -373,7 +490,13 @@ class BioimgWidget(Container):
         axes = self.axes.value
         if data["spatial_dims"] == 2 and "Z" in axes and image.ndim == 3 and not image.rgb:
             axes = "ZYX"
-        task = get_task(self._checkpoint["task"]["name"])
+        task = self._loaded.task if self._loaded is not None else get_task(self._checkpoint["task"]["name"])
+        objects = None
+        if "objects" in task.inputs:
+            if self.annotations.value is None:
+                show_error("napari-bioimg: pick the objects to classify (a Labels layer)")
+                return
+            objects = np.array(L.layer_array(self.annotations.value), copy=True)  # snapshot
         reference = self.reference.value if task.output_kind == "image" else None
         if reference is not None and reference.data.shape != image.data.shape:
             show_warning(f"napari-bioimg: reference '{reference.name}' has another shape than the image; "
@@ -381,13 +504,17 @@ class BioimgWidget(Container):
             reference = None
         self._control = Control()
         self._run.update({"image": image, "axes": axes, "model": self._checkpoint["model"]["name"],
-                          "spatial_dims": data["spatial_dims"], "kind": task.output_kind,
+                          "spatial_dims": data["spatial_dims"], "objects": objects, "colors": {},
+                          "kind": task.output_kind,
                           "label": getattr(task, "result_label", "") or self._checkpoint["model"]["name"],
                           "reference": reference.name if reference is not None else None})
         self._pbar = progress(total=100, desc="napari-bioimg: predicting")
+        direct = {"labels": objects, "class_image": objects is None} if task.direct_model else {}
         ref_data = np.array(L.layer_array(reference), copy=True) if reference is not None else None
-        worker = create_worker(_predict_and_score, self._checkpoint, L.layer_array(image), axes, ref_data,
-                               device=self.device.value, control=self._control, rgb=image.rgb, _start_thread=False,
+        # the layer's own (possibly lazy: dask, zarr) data: big images are predicted block by block
+        worker = create_worker(_predict_and_score, self._loaded or self._checkpoint, L.layer_data(image), axes,
+                               ref_data, device=self.device.value, **direct,
+                               control=self._control, rgb=image.rgb, _start_thread=False,
                                _connect={"yielded": self._on_event, "returned": self._on_predicted,
                                          "errored": self._on_error, "finished": self._on_predict_finished})
         self._predict_worker = worker
@@ -395,13 +522,24 @@ class BioimgWidget(Container):
         worker.start()
 
     def _on_predicted(self, returned) -> None:
+        from .core.tasks import ClassPrediction
+        from .core.zarrio import store_location
+
         result, scores = returned
         if result is None:
             self.status.value = "Prediction cancelled."
             return
-        from .core import get_task
-
-        kind = get_task(self._checkpoint["task"]["name"]).output_kind
+        if isinstance(result, ClassPrediction):
+            self._show_prediction_classes(result)
+            return
+        kind = self._output_kind()
+        if not isinstance(result, np.ndarray):  # a zarr store written block by block: shown lazily
+            image = self._run.get("image")
+            if image is None or image not in self.viewer.layers:
+                return
+            layer = L.add_lazy_result(self.viewer, image, self._result_name(), kind, result, self._run["axes"])
+            self.status.value = f"Prediction in layer '{layer.name}' (shown from {store_location(result)})."
+            return
         layer = self._show_result(result, None, kind)
         if layer is not None:
             n = int(result.max()) if kind == "labels" and result.size else None
@@ -418,6 +556,13 @@ class BioimgWidget(Container):
         self._close_pbar()
         self._set_running(False)
 
+    def _output_kind(self) -> str:
+        from .core import get_task
+
+        if self._loaded is not None:
+            return self._loaded.task.output_kind
+        return get_task(self._checkpoint["task"]["name"]).output_kind
+
     def _result_name(self) -> str:
         return f"{self._run['image'].name} [{self._run.get('label') or self._run['model']}]"
 
@@ -433,12 +578,17 @@ class BioimgWidget(Container):
         full_shape = tuple(s for a, s in zip(axes, source_shape) if a in kept)
         if kind == "image" and data.ndim == len(full_shape) + 1 and index is None:
             full_shape = data.shape
-        dtype = np.uint32 if kind == "labels" else np.float32
+        # uint16 labels go straight to the GPU; napari maps uint32 on the CPU (slower previews)
+        wide = kind == "labels" and data.size and int(data.max()) >= 2**16
+        dtype = np.float32 if kind != "labels" else np.uint32 if wide else np.uint16
         layer = L.result_layer(self.viewer, image, self._result_name(), kind, full_shape, dtype, axes)
         if index is None or not index:
             layer.data = data.astype(dtype, copy=False)
         else:
             target = np.asarray(layer.data)
+            if kind == "labels" and np.iinfo(target.dtype).max < int(data.max()):
+                target = target.astype(np.uint32)
+                layer.data = target
             spatial = "ZYX" if self._run["spatial_dims"] == 3 else "YX"
             sel = []
             it = iter(index)
@@ -450,12 +600,55 @@ class BioimgWidget(Container):
             L.match_contrast(layer, image)
         return layer
 
+    def _class_layer(self):
+        image = self._run.get("image")
+        if image is None or image not in self.viewer.layers:
+            return None
+        shape = self._run["objects"].shape
+        return L.result_layer(self.viewer, image, self._result_name(), "labels", shape, np.uint32,
+                              self._run["axes"])
+
+    def _show_object_classes(self, class_image: np.ndarray, index: tuple[int, ...]) -> None:
+        """Live preview: the objects of one frame (or the volume), coloured by their current class."""
+        layer = self._class_layer()
+        if layer is None:
+            return
+        objects = self._run["objects"]
+        spatial = "ZYX" if self._run["spatial_dims"] == 3 else "YX"
+        it = iter(index or ())
+        sel = tuple(slice(None) if a in spatial else next(it) for a in self._run["axes"].replace("C", ""))
+        ids, values = C.object_classes(objects[sel], class_image)
+        self._run["colors"].update(zip(ids.tolist(), values.tolist()))
+        data = np.asarray(layer.data)
+        data[sel] = objects[sel]
+        colors = self._run["colors"]
+        C.paint_result(layer, data, list(colors), [v - 1 for v in colors.values()])
+
+    def _show_prediction_classes(self, result) -> None:
+        """Every object coloured by its predicted class; class and probability in the layer's features."""
+        counts = {str(c): int(n) for c, n in zip(result.class_names,
+                                                 np.bincount(result.index, minlength=len(result.class_names)))}
+        if self._run.get("objects") is None:  # image classification: one class value per frame
+            layer = self._show_result(result.class_image, None, "labels")
+            what = "frames"
+        else:
+            layer = self._class_layer()
+            if layer is None:
+                return
+            values = [result.class_values[k] for k in result.index]
+            C.paint_result(layer, self._run["objects"], result.ids, [v - 1 for v in values],
+                           C.prediction_features(result))
+            what = "objects"
+        if layer is not None:
+            self.status.value = f"Classified {len(result.ids)} {what} into layer '{layer.name}': {counts}"
+
     # ---------------------------------------------------------------- files
     def save_model(self, path: str | Path) -> Path:
         from .core.checkpoint import save_checkpoint
 
-        if self._checkpoint is None:
-            raise RuntimeError("no model to save: train or load one first")
+        if not self.trainable:
+            raise RuntimeError("no napari-bioimg model to save: train or load one first (an imported bioimage.io "
+                               "package is already a file)")
         path = Path(path)
         if path.suffix != ".pt":
             path = path.with_suffix(".pt")
@@ -464,21 +657,65 @@ class BioimgWidget(Container):
         return path
 
     def load_model(self, path: str | Path) -> None:
+        """Load a napari-bioimg model (.pt) or a bioimage.io package (.zip, folder or rdf.yaml)."""
         from .core import BioimgError
+        from .core.bioimageio import is_bioimageio_source, load_bioimageio
         from .core.checkpoint import load_checkpoint
 
+        loaded = None
         try:
-            ckpt = load_checkpoint(path)
+            if is_bioimageio_source(path):
+                loaded = load_bioimageio(path, self.device.value)
+                ckpt = loaded.checkpoint
+            else:
+                ckpt = load_checkpoint(path)
         except BioimgError as err:
             show_error(f"napari-bioimg: {err}")
             self.status.value = f"Error: {err}"
             return
-        self._checkpoint = ckpt
-        self.task.value = ckpt["task"]["name"]
-        self.model.value = ckpt["model"]["name"]
-        self._run.setdefault("model", ckpt["model"]["name"])
+        foreign = loaded is not None and ckpt["task"]["name"] == "bioimageio"
+        self._checkpoint, self._loaded = ckpt, (loaded if foreign else None)
+        if not foreign:
+            self.task.value = ckpt["task"]["name"]
+            self.model.value = ckpt["model"]["name"]
+        self._run["model"] = ckpt["model"]["name"]
+        self.confusion.show_report(ckpt["task"].get("meta", {}).get("validation_report"))
         metrics = ", ".join(f"{k} {v:.3f}" for k, v in ckpt.get("metrics", {}).items() if k != "best_score")
-        self.status.value = f"Loaded {Path(path).name}: {ckpt['model']['name']} for {ckpt['task']['name']}. {metrics}"
+        what = (f"bioimage.io model {ckpt['bioimageio'].get('name')!r}: predicts {loaded.out_channels} "
+                "channel(s) as an image" if foreign else f"{ckpt['model']['name']} for {ckpt['task']['name']}")
+        self.status.value = f"Loaded {Path(path).name}: {what}. {metrics}"
+        self._set_running(False)
+
+    def export_model(self, path: str | Path, fmt: str | None = None) -> None:
+        """Export the current model in the background: bioimage.io (.zip), TorchScript or ONNX (.onnx).
+
+        The current image layer provides the sample for tracing, the test tensors and
+        the cover (the bundled nuclei when no image is picked).
+        """
+        from .core.export import export_model
+
+        if self.busy or not self.trainable:
+            return
+        path = Path(path)
+        fmt = fmt or {".zip": "bioimageio", ".onnx": "onnx"}.get(path.suffix.lower(), "torchscript")
+        image = self.image.value
+        sample = L.layer_array(image) if image is not None and not image.rgb else None
+        axes = self.axes.value if sample is not None else None
+        self.status.value = f"Exporting ({fmt}) to {path.name}…"
+        worker = create_worker(export_model, self._checkpoint, fmt, path, sample=sample, sample_axes=axes,
+                               _start_thread=False,
+                               _connect={"returned": self._on_exported, "errored": self._on_error,
+                                         "finished": self._on_export_finished})
+        self._export_worker = worker
+        self._set_running(True)
+        worker.start()
+
+    def _on_exported(self, path) -> None:
+        self.status.value = f"Exported to {path}"
+        show_info(f"napari-bioimg: exported to {path}")
+
+    def _on_export_finished(self) -> None:
+        self._export_worker = None
         self._set_running(False)
 
     def _save_dialog(self, value=None) -> None:
@@ -487,15 +724,27 @@ class BioimgWidget(Container):
             self.save_model(path)
 
     def _load_dialog(self, value=None) -> None:
-        path, _ = QFileDialog.getOpenFileName(self.native, "Load model", "", "napari-bioimg model (*.pt)")
+        path, _ = QFileDialog.getOpenFileName(self.native, "Load model", "", "Models (*.pt *.zip *.yaml);;"
+                                              "napari-bioimg model (*.pt);;bioimage.io package (*.zip *.yaml)")
         if path:
             self.load_model(path)
+
+    EXPORT_FILTERS = {"bioimage.io package (*.zip)": ("bioimageio", ".zip"),
+                      "TorchScript (*.pt)": ("torchscript", ".pt"), "ONNX (*.onnx)": ("onnx", ".onnx")}
+
+    def _export_dialog(self, value=None) -> None:
+        path, chosen = QFileDialog.getSaveFileName(self.native, "Export model", "model.zip",
+                                                   ";;".join(self.EXPORT_FILTERS))
+        if path:
+            fmt, suffix = self.EXPORT_FILTERS.get(chosen, ("bioimageio", ".zip"))
+            path = Path(path)
+            self.export_model(path if path.suffix else path.with_suffix(suffix), fmt)
 
     def _shutdown(self, *args) -> None:
         """Stop workers when the widget (or the viewer) closes."""
         if self._control is not None:
             self._control.stop()
-        for w in (self._train_worker, self._predict_worker):
+        for w in (self._train_worker, self._predict_worker, self._export_worker):
             if w is not None:
                 w.quit()
         self._close_pbar()

@@ -2,7 +2,13 @@ import numpy as np
 import pytest
 
 from napari_bioimg.core.errors import InputError
-from napari_bioimg.core.metrics import iou_matrix, matching, matching_stack, semantic_scores
+from napari_bioimg.core.metrics import (
+    classification_scores,
+    iou_matrix,
+    matching,
+    matching_stack,
+    semantic_scores,
+)
 
 
 def test_perfect_match():
@@ -53,3 +59,26 @@ def test_semantic_scores_ignore_zero():
     assert s["per_class"]["2"]["iou"] == pytest.approx(2 / 3)
     with pytest.raises(InputError):
         semantic_scores(np.zeros(3, int), np.zeros(3, int))
+
+
+def test_classification_scores_by_hand():
+    truth = ["a", "a", "a", "b", "b", "c"]
+    pred = ["a", "a", "b", "b", "c", "c"]
+    s = classification_scores(truth, pred)
+    assert s["classes"] == ["a", "b", "c"] and s["n"] == 6
+    assert s["confusion_matrix"] == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]  # rows truth, columns prediction
+    assert s["accuracy"] == pytest.approx(4 / 6)
+    assert s["per_class"]["a"] == {"precision": 1.0, "recall": pytest.approx(2 / 3), "f1": pytest.approx(0.8),
+                                   "support": 3}
+    assert s["per_class"]["b"]["precision"] == pytest.approx(0.5) and s["per_class"]["c"]["recall"] == 1.0
+    assert s["balanced_accuracy"] == pytest.approx((2 / 3 + 1 / 2 + 1) / 3)
+
+
+def test_classification_scores_edge_cases():
+    s = classification_scores([1, 1], [2, 2], classes=[1, 2, 3])
+    assert s["accuracy"] == 0 and s["per_class"]["2"]["precision"] == 0 and s["per_class"]["3"]["support"] == 0
+    assert s["balanced_accuracy"] == 0  # only classes present in the truth count
+    with pytest.raises(InputError, match="not among"):
+        classification_scores(["a"], ["z"], classes=["a"])
+    with pytest.raises(InputError, match="nothing to score"):
+        classification_scores([], [])

@@ -100,6 +100,26 @@ def test_drain_returns_value():
     assert drain(g()) == 5
 
 
+def test_early_stopping_after_patience(blobs2d):
+    """With a vanishing learning rate the score cannot improve: training stops after `patience` checks."""
+    image, labels = blobs2d
+    cfg = TrainConfig(epochs=20, time_limit=None, patience=2, **dict(FAST, steps_per_epoch=2, learning_rate=1e-12,
+                                                                    model_config={"depth": 2, "base_channels": 8,
+                                                                                  "norm": "none"}))
+    seen = []
+    res = train_sync(image, labels, cfg, callback=seen.append)
+    assert res.steps == 6  # validations at steps 2 (best), 4 and 6 (no better) -> stop
+    assert any(isinstance(e, E.Notice) and "early stop" in e.message for e in seen)
+    assert res.checkpoint["training"]["early_stopped"] and not res.stopped_early
+
+
+def test_patience_is_validated():
+    from napari_bioimg.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="patience"):
+        TrainConfig(patience=0).validate()
+
+
 def test_tta_prediction_close_to_plain(blobs2d):
     from napari_bioimg.core.checkpoint import load_model
     from napari_bioimg.core.predict import model_fn

@@ -1,5 +1,10 @@
 """Model files: weights + config + normalisation + class names + metrics, written atomically.
 
+``state_dict`` holds the weights used to predict (the best by validation score
+when training had a validation split); training also stores ``last_state_dict``
+(when it differs) and a ``resume`` section so a run can continue exactly (see
+:mod:`.resume`).
+
 The file is a ``torch.save`` dict of plain Python values and tensors only, so it
 loads with ``torch.load(weights_only=True)`` (no arbitrary code runs on load).
 """
@@ -9,7 +14,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -118,14 +123,29 @@ class LoadedModel:
     axes: str
     device: torch.device
     checkpoint: dict[str, Any]
+    fast: dict[Any, Any] = field(default_factory=dict, repr=False)
+    """Inference-ready copies of the model, by options (filled by :func:`.predict.model_fn`)."""
 
     @property
     def name(self) -> str:
         return self.checkpoint["model"]["name"]
 
     @property
+    def temporal_context(self) -> int:
+        """Neighbouring frames fed as channels on each side (0 = none)."""
+        return int(self.checkpoint["data"].get("temporal_context", 0))
+
+    @property
+    def size_divisors(self) -> int | tuple[int, ...]:
+        """Sizes the network needs: an int, or one per spatial dim (anisotropic 3D U-Net)."""
+        d = getattr(self.model, "size_divisor", 1)
+        return int(d) if isinstance(d, int) else tuple(int(v) for v in d)
+
+    @property
     def size_divisor(self) -> int:
-        return int(getattr(self.model, "size_divisor", 1))
+        """One size that suits every spatial dim (the largest per-dim divisor; they are powers of two)."""
+        d = self.size_divisors
+        return d if isinstance(d, int) else max(d)
 
 
 def instantiate(ckpt: dict[str, Any], device: str | torch.device = "cpu") -> LoadedModel:
@@ -150,6 +170,15 @@ def instantiate(ckpt: dict[str, Any], device: str | torch.device = "cpu") -> Loa
 
 
 def load_model(path_or_ckpt: str | os.PathLike | dict, device: str | torch.device = "auto") -> LoadedModel:
-    """Load a model file (or an in-memory checkpoint dict) onto ``device``."""
+    """Load a model file, a bioimage.io package (``.zip``, folder or ``rdf.yaml``) or an in-memory checkpoint.
+
+    A checkpoint's ``state_dict`` is what predicts: the best weights by validation
+    score when training had a validation split, else the last ones.
+    """
+    if not isinstance(path_or_ckpt, dict):
+        from .bioimageio import is_bioimageio_source, load_bioimageio
+
+        if is_bioimageio_source(path_or_ckpt):
+            return load_bioimageio(path_or_ckpt, device)
     ckpt = path_or_ckpt if isinstance(path_or_ckpt, dict) else load_checkpoint(path_or_ckpt)
     return instantiate(check_checkpoint(ckpt), device)

@@ -35,6 +35,8 @@ class TrainConfig:
     weight_decay: float = 0.0
     grad_clip: float | None = 1.0
     val_fraction: float = 0.15
+    patience: int | None = None
+    """Stop when this many validations in a row did not improve the score (None: use the whole budget)."""
     augment: bool = True
     seed: int | None = 0
     device: str = "auto"
@@ -44,6 +46,8 @@ class TrainConfig:
     num_threads: int | None = None
     """CPU threads for torch (None: leave torch's setting). A GUI keeps one core free for itself."""
     task_config: dict[str, Any] = field(default_factory=dict)
+    temporal_context: int = 0
+    """Time-lapses: also feed frames t-k..t+k as channels (0 = each frame alone)."""
 
     def validate(self) -> TrainConfig:
         """Check ranges; raise :class:`ConfigError` saying how to fix a bad value."""
@@ -63,6 +67,8 @@ class TrainConfig:
             raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if not 0 <= self.val_fraction < 0.9:
             raise ConfigError(f"val_fraction must be in [0, 0.9), got {self.val_fraction}")
+        if self.patience is not None and not 1 <= self.patience <= 10_000:
+            raise ConfigError(f"patience must be between 1 and 10000 validations, or None, got {self.patience}")
         if self.grad_clip is not None and self.grad_clip <= 0:
             raise ConfigError(f"grad_clip must be positive or None, got {self.grad_clip}")
         if self.device.split(":")[0].lower() not in DEVICE_CHOICES:
@@ -76,6 +82,8 @@ class TrainConfig:
         lo, hi = self.percentiles
         if not 0 <= lo < hi <= 100:
             raise ConfigError(f"percentiles must satisfy 0 <= low < high <= 100, got {self.percentiles}")
+        if not 0 <= int(self.temporal_context) <= 10:
+            raise ConfigError(f"temporal_context must be between 0 and 10 frames, got {self.temporal_context}")
         if self.num_threads is not None and not 1 <= self.num_threads <= 1024:
             raise ConfigError(f"num_threads must be between 1 and 1024, got {self.num_threads}")
         if self.preview_every < 0:

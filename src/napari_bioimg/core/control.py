@@ -1,8 +1,10 @@
-"""Cooperative stop signal shared between a running job and whoever started it."""
+"""Cooperative stop signal and a pause-aware clock for running jobs."""
 
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Generator
 
 
 class Control:
@@ -23,3 +25,53 @@ class Control:
     @property
     def stop_requested(self) -> bool:
         return self._stop.is_set()
+
+
+class ActiveClock:
+    """Seconds spent *running*, not paused.
+
+    A generator is suspended at a ``yield`` while its consumer holds it (napari's
+    worker ``pause()`` simply stops asking for the next value), so measuring only
+    the time between resuming and the next ``yield`` leaves paused time out of the
+    training budget, the ETA and the learning-rate schedule.
+    """
+
+    def __init__(self, offset: float = 0.0) -> None:
+        self.offset = float(offset)
+        self._since: float | None = None
+
+    def reset(self, offset: float = 0.0) -> None:
+        """Restart counting from ``offset`` seconds (keeps running if running)."""
+        self.offset = float(offset)
+        if self._since is not None:
+            self._since = time.perf_counter()
+
+    def start(self) -> None:
+        if self._since is None:
+            self._since = time.perf_counter()
+
+    def stop(self) -> None:
+        if self._since is not None:
+            self.offset += time.perf_counter() - self._since
+            self._since = None
+
+    def elapsed(self) -> float:
+        running = time.perf_counter() - self._since if self._since is not None else 0.0
+        return self.offset + running
+
+
+def run_clocked(gen: Generator, clock: ActiveClock) -> Generator:
+    """Re-yield ``gen``'s events, with ``clock`` running only while ``gen`` runs; return its value."""
+    clock.start()
+    try:
+        while True:
+            try:
+                event = next(gen)
+            except StopIteration as stop:
+                return stop.value
+            clock.stop()
+            yield event
+            clock.start()
+    finally:
+        clock.stop()
+        gen.close()

@@ -201,7 +201,7 @@ class PatchSampler:
         return x.contiguous(), y.contiguous()
 
 
-def fit_patch(requested: tuple[int, ...] | int | None, spatial: tuple[int, ...], divisor: int,
+def fit_patch(requested: tuple[int, ...] | int | None, spatial: tuple[int, ...], divisor: int | tuple[int, ...],
               default_2d: int = 128, default_3d: tuple[int, int, int] = (32, 96, 96)) -> tuple[int, ...]:
     """Patch size per spatial dim: requested (or default), no larger than needed, a multiple of ``divisor``."""
     nd = len(spatial)
@@ -215,9 +215,10 @@ def fit_patch(requested: tuple[int, ...] | int | None, spatial: tuple[int, ...],
             req = req * nd
         if len(req) != nd:
             raise InputError(f"patch size {requested} has {len(req)} values but the data is {nd}D")
+    divs = (divisor,) * nd if isinstance(divisor, (int, np.integer)) else tuple(divisor)
     out = []
-    for r, s in zip(req, spatial):
+    for r, s, d in zip(req, spatial, divs):
         size = min(int(r), s)
-        size = max(divisor, int(np.ceil(size / divisor)) * divisor)
+        size = max(int(d), int(np.ceil(size / d)) * int(d))
         out.append(size)
     return tuple(out)

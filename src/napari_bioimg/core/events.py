@@ -24,6 +24,10 @@ class TrainingStarted:
     time_limit: float | None
     total_steps: int | None
     patch_size: tuple[int, ...]
+    start_step: int = 0
+    """Global step the run starts from (> 0 when resuming or fine-tuning: the loss curve continues)."""
+    unit: str = "pixels"
+    """What the training/validation counts count (pixels, objects or frames)."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,8 @@ class ValidationDone:
     score: float
     """The task's main validation number (higher is better)."""
     is_best: bool
+    report: dict | None = None
+    """Full report where the task makes one (classification: per-class scores, confusion matrix)."""
 
 
 @dataclass(frozen=True)

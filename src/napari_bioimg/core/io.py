@@ -1,4 +1,4 @@
-"""Reading and writing images and tables (TIFF, PNG, NPY, CSV) for the CLI and scripts."""
+"""Reading and writing images (TIFF, PNG, NPY) and tables (CSV) for the CLI and scripts."""
 
 from __future__ import annotations
 
@@ -81,6 +81,64 @@ def write_image(path: str | os.PathLike, data: np.ndarray, axes: str | None = No
                 np.save(f, data)
         else:
             raise InputError(f"unsupported output format {suffix!r}; use .tif, .png or .npy")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def read_table(path: str | os.PathLike, default_columns: tuple[str, ...] = ("label_id", "class")) -> dict[str, list[str]]:
+    """Read a CSV (comma, semicolon or tab separated) into ``{column: [values as text]}``.
+
+    A file without a header row (its first cell is a number) gets ``default_columns``.
+    """
+    import csv
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"file not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"could not read {path.name} as a text table: {type(err).__name__}") from None
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise InputError(f"{path.name} is empty; expected a header row such as 'label_id,class' and one row per object")
+    try:
+        dialect = csv.Sniffer().sniff(lines[0], delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    rows = [[cell.strip() for cell in row] for row in csv.reader(lines, dialect)]
+    header = rows[0]
+    try:
+        float(header[0])
+        header, body = list(default_columns[: len(header)]), rows
+        header += [f"column_{i}" for i in range(len(header), len(rows[0]))]
+    except ValueError:
+        body = rows[1:]
+    width = len(header)
+    short = [i + 2 for i, r in enumerate(body) if len(r) < width]
+    if short:
+        raise InputError(f"{path.name}: row(s) {', '.join(map(str, short[:5]))} have fewer than {width} cells")
+    return {name: [r[i] for r in body] for i, name in enumerate(header)}
+
+
+def write_table(path: str | os.PathLike, columns: dict[str, list]) -> Path:
+    """Write ``{column: values}`` as a comma-separated file with a header row (temp + rename)."""
+    import csv
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    names = list(columns)
+    n = len(columns[names[0]]) if names else 0
+    try:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(names)
+            for i in range(n):
+                writer.writerow([columns[c][i] for c in names])
         os.replace(tmp, path)
     finally:
         if tmp.exists():

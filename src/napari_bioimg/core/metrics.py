@@ -1,4 +1,4 @@
-"""Quality metrics: instance matching (StarDist definitions), semantic overlap, PSNR and SSIM."""
+"""Quality metrics: instance matching (StarDist definitions), semantic overlap, classification, PSNR and SSIM."""
 
 from __future__ import annotations
 
@@ -132,6 +132,61 @@ def semantic_scores(truth: np.ndarray, pred: np.ndarray, ignore_zero: bool = Tru
         "mean_iou": float(np.mean(present)) if present else 0.0,
         "n_pixels": int(t.size),
         "per_class": per_class,
+    }
+
+
+def confusion_matrix(truth, pred, classes=None) -> tuple[np.ndarray, list]:
+    """Counts ``(K, K)``: row = true class, column = predicted class, in the order of ``classes``.
+
+    ``classes`` defaults to the sorted union of the values seen. Values are compared
+    as given (use the same type, e.g. all strings, on both sides).
+    """
+    truth, pred = list(truth), list(pred)
+    if len(truth) != len(pred):
+        raise InputError(f"{len(truth)} true classes but {len(pred)} predictions")
+    if classes is None:
+        classes = sorted(set(truth) | set(pred), key=lambda v: (isinstance(v, str), v))
+    index = {c: i for i, c in enumerate(classes)}
+    unknown = sorted({str(v) for v in truth + pred if v not in index})
+    if unknown:
+        raise InputError(f"class value(s) {', '.join(unknown[:5])} are not among the known classes")
+    cm = np.zeros((len(classes), len(classes)), dtype=np.int64)
+    np.add.at(cm, ([index[t] for t in truth], [index[p] for p in pred]), 1)
+    return cm, list(classes)
+
+
+def classification_scores(truth, pred, classes=None) -> dict:
+    """Accuracy, balanced accuracy, per-class precision / recall / F1 and the confusion matrix.
+
+    Returns
+    -------
+    dict
+        ``n``, ``accuracy``, ``balanced_accuracy`` (mean recall over the classes
+        present in the truth), ``macro_f1`` (same classes), ``per_class``
+        (``{class: {"precision", "recall", "f1", "support"}}``), ``classes`` and
+        ``confusion_matrix`` (rows = truth, columns = prediction, as lists).
+    """
+    cm, classes = confusion_matrix(truth, pred, classes)
+    n = int(cm.sum())
+    if n == 0:
+        raise InputError("nothing to score: no objects with both a true and a predicted class")
+    tp = np.diag(cm).astype(np.float64)
+    support = cm.sum(axis=1)
+    predicted = cm.sum(axis=0)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    present = support > 0
+    return {
+        "n": n,
+        "accuracy": float(tp.sum() / n),
+        "balanced_accuracy": float(recall[present].mean()),
+        "macro_f1": float(f1[present].mean()),
+        "per_class": {str(c): {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+                               "support": int(support[i])} for i, c in enumerate(classes)},
+        "classes": [int(c) if isinstance(c, (int, np.integer)) else str(c) for c in classes],
+        "confusion_matrix": cm.tolist(),
     }
 
 

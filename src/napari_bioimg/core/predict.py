@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Generator
 from typing import Any
 
@@ -15,36 +16,72 @@ from .control import Control
 from .device import autocast
 from .errors import InputError
 from .events import Notice, PredictProgress
+from .fast import inference_model, memory_format
 from .normalize import count_nonfinite
+from .temporal import check_context, stack_context
 from .tiling import tiled_apply
+from .zarrio import first_level
 
 DEFAULT_TILE = {2: 256, 3: (32, 128, 128)}
-
-
+#: Above this estimated working set (input + outputs as float32), prediction goes block by block.
+LAZY_BYTES = 1 << 30
 FLIPS = ((), (-1,), (-2,), (-2, -1))
 
 
-def model_fn(loaded: LoadedModel, amp: bool = True, tta: bool = False):
-    """Batch -> activated outputs, in eval mode with autocast on CUDA.
+def model_fn(loaded: LoadedModel, amp: bool = True, tta: bool = False, *, fast: bool = True,
+             compile: bool = False):
+    """Batch -> activated outputs, using an inference-ready copy of the model.
 
-    With ``tta`` the outputs are averaged over the four flips of the YX plane
-    (test-time augmentation: 4x the compute, smoother boundaries).
+    With ``fast`` the copy has batch-norm folded into the convolutions and uses
+    channels-last memory where that is faster (:mod:`.fast`); ``compile`` adds
+    ``torch.compile`` (falls back to eager with a warning if compiling fails).
+    Autocast (bf16/fp16) is used on CUDA when ``amp``. With ``tta`` the outputs
+    are averaged over the four flips of the YX plane (test-time augmentation:
+    4x the compute, smoother boundaries).
     """
-    model, task, device = loaded.model, loaded.task, loaded.device
-    model.eval()
+    task, device = loaded.task, loaded.device
+    key = (fast, compile, str(device))
+    if key not in loaded.fast:
+        if fast or compile:
+            loaded.fast[key] = inference_model(loaded.model, device, loaded.spatial_dims, fold=fast,
+                                               channels_last=None if fast else False, compile=compile)
+        else:
+            loaded.fast[key] = (loaded.model.eval(), False)
+    model, channels_last = loaded.fast[key]
+    fmt = memory_format(loaded.spatial_dims)
+    state = {"model": model}
 
-    def fn(x: torch.Tensor) -> torch.Tensor:
+    def run(x: torch.Tensor) -> torch.Tensor:
         with autocast(device, amp):
             if not tta:
-                return task.activation(model(x).float())
+                return task.activation(state["model"](x).float())
             total = None
             for dims in FLIPS:
-                y = task.activation(model(x.flip(dims) if dims else x).float())
+                y = task.activation(state["model"](x.flip(dims) if dims else x).float())
                 y = y.flip(dims) if dims else y
                 total = y if total is None else total + y
             return total / len(FLIPS)
 
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        if channels_last:
+            x = x.contiguous(memory_format=fmt)
+        try:
+            y = run(x)
+        except Exception as err:
+            if not compile or state["model"] is not model:
+                raise
+            warnings.warn(f"torch.compile failed ({type(err).__name__}); predicting without it", stacklevel=2)
+            state["model"] = getattr(model, "_orig_mod", loaded.model)
+            y = run(x)
+        return y.contiguous()
+
     return fn
+
+
+def working_bytes(shape: tuple[int, ...], loaded: LoadedModel) -> int:
+    """Estimated memory of the in-memory path for an image of ``shape`` (float32 input and outputs)."""
+    n = int(np.prod(shape, dtype=np.int64))
+    return 4 * n * (2 * loaded.temporal_context + 2 + loaded.out_channels)
 
 
 def predict(
@@ -60,8 +97,15 @@ def predict(
     rgb: bool = False,
     axes_hint: str | None = None,
     amp: bool = True,
+    out: str | os.PathLike | None = None,
+    lazy: bool | None = None,
+    block: int | tuple[int, ...] | None = None,
+    label_margin: int | None = None,
+    compile: bool = False,
     tta: bool = False,
-) -> Generator[PredictProgress | Notice, None, np.ndarray | None]:
+    labels: Any = None,
+    class_image: bool = False,
+) -> Generator[PredictProgress | Notice, None, Any]:
     """Predict ``image`` with a trained model.
 
     Yields :class:`PredictProgress` (tiles done / total) and :class:`Notice`; returns
@@ -69,20 +113,53 @@ def predict(
     channel axis for segmentation tasks; for image tasks (denoise, restore, ...)
     float32 of the image's shape (channel axis kept), in its intensity range, NaN
     where the image was NaN/inf.
+
+    Tasks that run their model on their own items (``Task.direct_model``, e.g.
+    object classification) delegate here to ``Task.predict_direct`` and return its
+    result (for classification an :class:`~.tasks.classify.ClassPrediction`):
+    ``labels`` gives the objects to classify and ``class_image`` asks for a label
+    image of predicted classes as well.
+
+    Small images are predicted in memory and give a numpy array. Images that do
+    not fit comfortably (estimated working set above :data:`LAZY_BYTES`), or any
+    call with a zarr ``out`` path or ``lazy=True``, go block by block through
+    :func:`.lazy.predict_lazy` with bounded memory, and the result is a zarr
+    array (written to ``out``, or to a temporary folder). ``image`` may be a
+    numpy, zarr or dask array, a napari multiscale list, or a path for the lazy path.
     """
     loaded = model if isinstance(model, LoadedModel) else load_model(model, device)
+    if loaded.task.direct_model:
+        return (yield from loaded.task.predict_direct(
+            loaded, image, labels=labels, axes=axes, rgb=rgb, axes_hint=axes_hint, batch_size=batch_size,
+            control=control, amp=amp, class_image=class_image, tta=tta))
+    if labels is not None:
+        raise InputError(f"task {loaded.task.name!r} predicts from the image alone; do not pass labels")
     if not 0 <= overlap < 1:
         raise InputError(f"overlap must be a fraction in [0, 1), got {overlap}")
+    image = first_level(image)
+    if lazy is None:
+        # image tasks map their output to each image's intensity range, which the block path does not
+        # know yet: they go block by block only when asked to (a zarr ``out`` or ``lazy=True``)
+        lazy = out is not None or isinstance(image, (str, os.PathLike)) or \
+            (working_bytes(tuple(image.shape), loaded) > LAZY_BYTES and loaded.task.output_kind != "image")
+    if lazy:
+        from .lazy import predict_lazy
+
+        return (yield from predict_lazy(loaded, image, axes, out=out, tile=tile, overlap=overlap,
+                                        batch_size=batch_size, control=control, rgb=rgb, axes_hint=axes_hint,
+                                        amp=amp, block=block, label_margin=label_margin, compile=compile,
+                                        tta=tta))
     image = np.asarray(image)
     if axes is None and loaded.spatial_dims == 2 and image.ndim == len(loaded.axes) and "Z" not in loaded.axes:
         axes = loaded.axes  # same layout as the training image
     layout = make_layout(image.shape, axes, loaded.spatial_dims, rgb=rgb, hint=axes_hint)
     if loaded.spatial_dims == 2 and "Z" in layout.axes:
         yield Notice(f"the model is 2D: the {layout.axes} image is predicted slice by slice along Z", "info")
-    if layout.n_channels != loaded.in_channels:
+    context = check_context(loaded.temporal_context, layout)
+    if layout.n_channels * (2 * context + 1) != loaded.in_channels:
         raise InputError(
-            f"the model expects {loaded.in_channels} channel(s) but the image has {layout.n_channels} "
-            f"(axes {layout.axes}); check the axes or pick another image"
+            f"the model expects {loaded.in_channels // (2 * context + 1)} channel(s) but the image has "
+            f"{layout.n_channels} (axes {layout.axes}); check the axes or pick another image"
         )
     x = layout.to_canonical(image)
     image_task = loaded.task.output_kind == "image"
@@ -90,19 +167,24 @@ def predict(
     if bad:
         kept = "; they stay NaN in the result" if image_task else ""
         yield Notice(f"{bad} NaN/inf pixel(s) were treated as the image's low value{kept}")
-    ranges = loaded.normalizer.ranges(x)
-    xn = loaded.normalizer.apply(x, ranges=ranges)
-    # image tasks map their output back to this image's intensities and dtype range
-    meta = dict(loaded.meta, intensity_low=ranges[0], intensity_high=ranges[1], source_dtype=image.dtype.str)
-    tile = tile or DEFAULT_TILE[loaded.spatial_dims]
-    fn = model_fn(loaded, amp, tta)
+    if hasattr(loaded.normalizer, "ranges"):
+        ranges = loaded.normalizer.ranges(x)
+        xn = loaded.normalizer.apply(x, ranges=ranges)
+        # image tasks map their output back to this image's intensities and dtype range
+        meta = dict(loaded.meta, intensity_low=ranges[0], intensity_high=ranges[1], source_dtype=image.dtype.str)
+    else:  # an imported package's own pre-processing
+        xn = loaded.normalizer.apply(x)
+        meta = dict(loaded.meta)
+    xn = stack_context(xn, layout, context)
+    tile = tile or getattr(loaded.model, "preferred_tile", None) or DEFAULT_TILE[loaded.spatial_dims]
+    fn = model_fn(loaded, amp, tta, compile=compile)
     stop = (lambda: control.stop_requested) if control is not None else None
     results = []
     n = xn.shape[0]
     offset = 0
     for i in range(n):
         out = yield from _progress_offset(
-            tiled_apply(fn, xn[i], loaded.out_channels, tile, overlap, loaded.size_divisor, batch_size,
+            tiled_apply(fn, xn[i], loaded.out_channels, tile, overlap, loaded.size_divisors, batch_size,
                         loaded.device, stop),
             i, n,
         )
@@ -111,7 +193,7 @@ def predict(
         res = loaded.task.postprocess(out, meta)
         if image_task and bad:
             res[~np.isfinite(x[i])] = np.nan
-        if loaded.task.output_kind == "labels" and loaded.meta.get("unique_ids", True) and n > 1 and res.max():
+        if loaded.task.instance_labels and loaded.meta.get("unique_ids", True) and n > 1 and res.max():
             res = res.astype(np.uint32)
             res[res > 0] += offset  # keep object ids unique across frames / slices
             offset = int(res.max())

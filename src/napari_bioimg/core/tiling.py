@@ -3,17 +3,33 @@
 Tiles overlap; each tile's output is weighted by a Gaussian window that falls off
 towards the tile's edges, where a convolutional network sees zero padding instead
 of real context, and the weighted sum is normalised. The result has no seams.
+
+The tile positions form a :class:`TileGrid` fixed by the whole image's size, so a
+block of a huge image (see :mod:`.lazy`) can run only the tiles that touch it and
+get exactly the values the whole-image pass would give there.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 
 import numpy as np
 import torch
 
 from .events import PredictProgress
+
+
+def per_dim(value: int | Sequence[int], ndim: int) -> tuple[int, ...]:
+    """An int or a per-dimension sequence -> a tuple of ``ndim`` ints."""
+    if isinstance(value, (int, np.integer)):
+        return (int(value),) * ndim
+    value = tuple(int(v) for v in value)
+    if len(value) == 1:
+        return value * ndim
+    if len(value) != ndim:
+        raise ValueError(f"expected 1 or {ndim} values, got {len(value)}")
+    return value
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
@@ -40,15 +56,179 @@ def blend_window(tile: tuple[int, ...], single: tuple[bool, ...], sigma_fraction
     return w
 
 
-def fit_tile(tile: int | tuple[int, ...], spatial: tuple[int, ...], divisor: int) -> tuple[int, ...]:
-    """Tile size per dim: no larger than the (padded) image, a multiple of ``divisor``."""
-    tile = (tile,) * len(spatial) if isinstance(tile, int) else tuple(tile)
+def fit_tile(tile: int | tuple[int, ...], spatial: tuple[int, ...], divisor: int | tuple[int, ...]) -> tuple[int, ...]:
+    """Tile size per dim: no larger than the (padded) image, a multiple of ``divisor`` (per dim or one int)."""
+    tile = per_dim(tile, len(spatial))
+    div = per_dim(divisor, len(spatial))
     out = []
-    for t, s in zip(tile, spatial):
-        t = max(divisor, (int(t) // divisor) * divisor)
-        s_pad = int(np.ceil(s / divisor)) * divisor
+    for t, s, d in zip(tile, spatial, div):
+        t = max(d, (int(t) // d) * d)
+        s_pad = int(np.ceil(s / d)) * d
         out.append(min(t, s_pad))
     return tuple(out)
+
+
+class TileGrid:
+    """Tile positions and blending window for an image of spatial size ``spatial``.
+
+    An image smaller than one tile along a dim is reflect-padded to the tile
+    (``padded``); all positions are in padded coordinates.
+    """
+
+    def __init__(self, spatial: tuple[int, ...], tile: int | tuple[int, ...], overlap: float,
+                 divisor: int | tuple[int, ...]):
+        self.spatial = tuple(int(s) for s in spatial)
+        self.tsize = fit_tile(tile, self.spatial, divisor)
+        self.padded = tuple(max(s, t) for s, t in zip(self.spatial, self.tsize))
+        ov = [int(round(overlap * t)) for t in self.tsize]
+        self.starts = [tile_starts(p, t, o) for p, t, o in zip(self.padded, self.tsize, ov)]
+        self.window = blend_window(self.tsize, tuple(len(s) == 1 for s in self.starts))
+
+    def positions(self, box: tuple[slice, ...] | None = None) -> list[tuple[int, ...]]:
+        """Start corners of the tiles that overlap ``box`` (all tiles when ``None``)."""
+        if box is None:
+            return list(itertools.product(*self.starts))
+        per = [[s for s in starts if s < b.stop and s + t > b.start]
+               for starts, t, b in zip(self.starts, self.tsize, box)]
+        return list(itertools.product(*per))
+
+    def region(self, positions: list[tuple[int, ...]]) -> tuple[slice, ...]:
+        """Bounding box (padded coordinates) of the given tiles."""
+        arr = np.asarray(positions)
+        return tuple(slice(int(arr[:, d].min()), int(arr[:, d].max()) + t) for d, t in enumerate(self.tsize))
+
+    def pad(self, image: np.ndarray, region: tuple[slice, ...]) -> np.ndarray:
+        """Pad a read of ``region`` clipped to the image (``(C, *clipped)``) out to the region."""
+        pad = [(0, max(0, r.stop - s)) for r, s in zip(region, self.spatial)]
+        if not any(p[1] for p in pad):
+            return image
+        got = image.shape[1:]
+        mode = "reflect" if all(p[1] < g for p, g in zip(pad, got)) else "symmetric"
+        return np.pad(image, [(0, 0), *pad], mode=mode)
+
+
+class TileCache:
+    """Tile outputs kept between neighbouring blocks of one image, so no tile runs twice.
+
+    Blocks are processed in raster order; a tile that reaches into a later block
+    is stored here and reused there. Bounded by ``max_bytes`` (oldest dropped
+    first); a dropped tile is simply computed again.
+    """
+
+    def __init__(self, max_bytes: int = 256 << 20):
+        from collections import OrderedDict
+
+        self.max_bytes = int(max_bytes)
+        self.items: OrderedDict[tuple[int, ...], np.ndarray] = OrderedDict()
+        self.nbytes = 0
+        self.hits = 0
+
+    def get(self, pos: tuple[int, ...]) -> np.ndarray | None:
+        y = self.items.get(pos)
+        if y is not None:
+            self.hits += 1
+        return y
+
+    def put(self, pos: tuple[int, ...], y: np.ndarray) -> None:
+        if pos in self.items or y.nbytes > self.max_bytes:
+            return
+        self.items[pos] = y
+        self.nbytes += y.nbytes
+        while self.nbytes > self.max_bytes:
+            _, old = self.items.popitem(last=False)
+            self.nbytes -= old.nbytes
+
+
+def blend_tiles(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    image: np.ndarray,
+    origin: tuple[int, ...],
+    grid: TileGrid,
+    positions: list[tuple[int, ...]],
+    out_channels: int,
+    batch_size: int = 4,
+    device: torch.device | str = "cpu",
+    stop: Callable[[], bool] | None = None,
+    cache: TileCache | None = None,
+    keep: Callable[[tuple[int, ...]], bool] | None = None,
+) -> Generator[PredictProgress, None, np.ndarray | None]:
+    """Run ``fn`` on the tiles at ``positions`` of ``image`` (a region starting at ``origin``) and blend.
+
+    Returns ``(K, *image.shape[1:])`` float32, normalised where tiles cover it.
+    With a ``cache``, tiles already computed for a neighbouring block are reused
+    and those for which ``keep(position)`` is true are stored for later blocks.
+    On CUDA the next batch is copied to the GPU on a side stream while the
+    current one computes, and results come back through pinned memory while the
+    CPU blends the previous batch.
+    """
+    device = torch.device(device)
+    cuda = device.type == "cuda"
+    region_shape = image.shape[1:]
+    out = np.zeros((out_channels, *region_shape), dtype=np.float32)
+    weight = np.zeros(region_shape, dtype=np.float32)
+    window = grid.window
+    total = len(positions)
+    done = 0
+
+    def box(pos):
+        return tuple(slice(a - o, a - o + t) for a, o, t in zip(pos, origin, grid.tsize))
+
+    def add(pos, yy: np.ndarray) -> None:
+        bx = box(pos)
+        out[(slice(None), *bx)] += yy * window
+        weight[bx] += window
+
+    todo = []
+    for pos in positions:
+        hit = cache.get(pos) if cache is not None else None
+        if hit is None:
+            todo.append(pos)
+        else:
+            add(pos, hit)
+            done += 1
+    copy_stream = torch.cuda.Stream(device) if cuda else None
+    pending = None
+
+    def accumulate(item) -> None:
+        chunk, y, event = item
+        if event is not None:
+            event.synchronize()
+        y = y.numpy()
+        for pos, yy in zip(chunk, y):
+            add(pos, yy)
+            if cache is not None and (keep is None or keep(pos)):
+                cache.put(pos, yy.copy())
+
+    for b0 in range(0, len(todo), batch_size):
+        if stop is not None and stop():
+            return None
+        chunk = todo[b0 : b0 + batch_size]
+        host = torch.from_numpy(np.stack([image[(slice(None), *box(p))] for p in chunk]).astype(np.float32, copy=False))
+        with torch.inference_mode():
+            if cuda:
+                host = host.pin_memory()
+                with torch.cuda.stream(copy_stream):
+                    xb = host.to(device, non_blocking=True)
+                torch.cuda.current_stream(device).wait_stream(copy_stream)
+                xb.record_stream(torch.cuda.current_stream(device))
+                y = fn(xb).float()
+                y_host = torch.empty(y.shape, dtype=y.dtype, pin_memory=True)
+                y_host.copy_(y, non_blocking=True)
+                event = torch.cuda.Event()
+                event.record()
+                item = (chunk, y_host, event)
+            else:
+                item = (chunk, fn(host).float().contiguous(), None)
+        if pending is not None:  # blend the previous batch while this one runs on the GPU
+            accumulate(pending)
+            done += len(pending[0])
+            yield PredictProgress(done, total)
+        pending = item
+    if pending is not None:
+        accumulate(pending)
+    yield PredictProgress(total, total)
+    np.divide(out, weight, out=out, where=weight > 0)
+    return out
 
 
 def tiled_apply(
@@ -57,7 +237,7 @@ def tiled_apply(
     out_channels: int,
     tile: int | tuple[int, ...] = 256,
     overlap: float = 0.25,
-    divisor: int = 8,
+    divisor: int | tuple[int, ...] = 8,
     batch_size: int = 4,
     device: torch.device | str = "cpu",
     stop: Callable[[], bool] | None = None,
@@ -68,37 +248,13 @@ def tiled_apply(
     Yields :class:`PredictProgress` after each batch; returns ``None`` if ``stop()``
     turns true.
     """
-    device = torch.device(device)
     spatial = image.shape[1:]
-    tsize = fit_tile(tile, spatial, divisor)
-    # pad so that every dim is at least one tile (reflect where possible)
-    pad = [(0, max(0, t - s)) for t, s in zip(tsize, spatial)]
-    if any(p[1] for p in pad):
-        mode = "reflect" if all(p[1] < s for p, s in zip(pad, spatial)) else "symmetric"
-        image = np.pad(image, [(0, 0), *pad], mode=mode)
-    padded = image.shape[1:]
-    ov = [int(round(overlap * t)) for t in tsize]
-    starts = [tile_starts(s, t, o) for s, t, o in zip(padded, tsize, ov)]
-    window = blend_window(tsize, tuple(len(s) == 1 for s in starts))
-    out = np.zeros((out_channels, *padded), dtype=np.float32)
-    weight = np.zeros(padded, dtype=np.float32)
-    positions = list(itertools.product(*starts))
-    total = len(positions)
-    pin = device.type == "cuda"
-    for b0 in range(0, total, batch_size):
-        if stop is not None and stop():
-            return None
-        chunk = positions[b0 : b0 + batch_size]
-        boxes = [tuple(slice(a, a + t) for a, t in zip(pos, tsize)) for pos in chunk]
-        batch = torch.from_numpy(np.stack([image[(slice(None), *bx)] for bx in boxes]).astype(np.float32, copy=False))
-        if pin:
-            batch = batch.pin_memory()
-        with torch.inference_mode():
-            y = fn(batch.to(device, non_blocking=True)).float().cpu().numpy()
-        for bx, yy in zip(boxes, y):
-            out[(slice(None), *bx)] += yy * window
-            weight[bx] += window
-        yield PredictProgress(min(b0 + batch_size, total), total)
-    out /= weight
+    grid = TileGrid(spatial, tile, overlap, divisor)
+    region = tuple(slice(0, p) for p in grid.padded)
+    padded = grid.pad(image, region)
+    out = yield from blend_tiles(fn, padded, (0,) * len(spatial), grid, grid.positions(), out_channels,
+                                 batch_size, device, stop)
+    if out is None:
+        return None
     crop = tuple(slice(0, s) for s in spatial)
     return np.ascontiguousarray(out[(slice(None), *crop)])

@@ -51,26 +51,29 @@ class BlurPool(nn.Module):
     of blind-spot denoisers.
     """
 
-    def __init__(self, spatial_dims: int, channels: int):
+    def __init__(self, spatial_dims: int, channels: int, pool_z: bool = True):
         super().__init__()
         k1 = torch.tensor([1.0, 2.0, 1.0])
-        k = k1[:, None] * k1[None, :] if spatial_dims == 2 else k1[:, None, None] * k1[None, :, None] * k1[None, None, :]
+        kz = k1 if pool_z else torch.ones(1)
+        k = k1[:, None] * k1[None, :] if spatial_dims == 2 else kz[:, None, None] * k1[None, :, None] * k1[None, None, :]
         k = (k / k.sum()).expand(channels, 1, *k.shape).contiguous()
         self.register_buffer("kernel", k)
         self.spatial_dims = spatial_dims
         self.channels = channels
+        self.stride = 2 if spatial_dims == 2 or pool_z else (1, 2, 2)
+        self.pad = [1, 1] * spatial_dims if spatial_dims == 2 or pool_z else [1, 1, 1, 1, 0, 0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pad = [1, 1] * self.spatial_dims
-        x = F.pad(x, pad, mode="replicate")
+        x = F.pad(x, self.pad, mode="replicate")
         f = F.conv2d if self.spatial_dims == 2 else F.conv3d
-        return f(x, self.kernel, stride=2, groups=self.channels)
+        return f(x, self.kernel, stride=self.stride, groups=self.channels)
 
 
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, list[slice]]:
-    """Pad the spatial dims of ``x`` (N, C, *S) up to a multiple; return the crop back."""
+def pad_to_multiple(x: torch.Tensor, multiple: int | tuple[int, ...]) -> tuple[torch.Tensor, list[slice]]:
+    """Pad the spatial dims of ``x`` (N, C, *S) up to a multiple (one int, or one per dim); return the crop back."""
     spatial = x.shape[2:]
-    target = [((s + multiple - 1) // multiple) * multiple for s in spatial]
+    mult = (multiple,) * len(spatial) if isinstance(multiple, int) else tuple(multiple)
+    target = [((s + m - 1) // m) * m for s, m in zip(spatial, mult)]
     if list(spatial) == target:
         return x, [slice(None)] * len(spatial)
     pad: list[int] = []

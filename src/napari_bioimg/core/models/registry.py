@@ -59,5 +59,5 @@ def get_model(name: str, **config) -> nn.Module:
     entry = model_entry(name)
     try:
         return entry.builder(**config)
-    except TypeError as err:
+    except (TypeError, ValueError) as err:
         raise ConfigError(f"bad option for model {name!r}: {err}") from None

@@ -14,13 +14,19 @@ from .layers import BlurPool, ConvBlock, conv, pad_to_multiple
 from .registry import register_model
 
 
+def _factor(spatial_dims: int, pool_z: bool) -> int | tuple[int, int, int]:
+    """Down/up-sampling factor: 2 along every dim, or only along Y and X (anisotropic 3D levels)."""
+    return 2 if spatial_dims == 2 or pool_z else (1, 2, 2)
+
+
 class Down(nn.Module):
-    def __init__(self, spatial_dims: int, cin: int, cout: int, norm_kind: str, pool: str, dropout: float):
+    def __init__(self, spatial_dims: int, cin: int, cout: int, norm_kind: str, pool: str, dropout: float,
+                 pool_z: bool = True):
         super().__init__()
         if pool == "blur":
-            self.pool: nn.Module = BlurPool(spatial_dims, cin)
+            self.pool: nn.Module = BlurPool(spatial_dims, cin, pool_z)
         else:
-            self.pool = (nn.MaxPool2d if spatial_dims == 2 else nn.MaxPool3d)(2)
+            self.pool = (nn.MaxPool2d if spatial_dims == 2 else nn.MaxPool3d)(_factor(spatial_dims, pool_z))
         self.block = ConvBlock(spatial_dims, cin, cout, norm_kind, dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -28,10 +34,11 @@ class Down(nn.Module):
 
 
 class Up(nn.Module):
-    def __init__(self, spatial_dims: int, cin: int, cskip: int, cout: int, norm_kind: str):
+    def __init__(self, spatial_dims: int, cin: int, cskip: int, cout: int, norm_kind: str, pool_z: bool = True):
         super().__init__()
         deconv = nn.ConvTranspose2d if spatial_dims == 2 else nn.ConvTranspose3d
-        self.up = deconv(cin, cout, kernel_size=2, stride=2)
+        factor = _factor(spatial_dims, pool_z)
+        self.up = deconv(cin, cout, kernel_size=factor, stride=factor)
         self.block = ConvBlock(spatial_dims, cout + cskip, cout, norm_kind)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor | None) -> torch.Tensor:
@@ -64,6 +71,12 @@ class UNet(nn.Module):
     residual
         Add the input to the output (for image-to-image tasks with
         ``in_channels == out_channels``).
+    pool_z_levels
+        3D only: how many of the ``depth`` levels also halve Z; the others
+        halve only Y and X. For anisotropic data (Z spacing coarser than XY)
+        or flat patches such as 8x128x128. ``None`` = all levels (isotropic).
+        The first (finest) levels are the XY-only ones, so Z is pooled once XY
+        has caught up with its coarser spacing.
     """
 
     def __init__(
@@ -78,6 +91,7 @@ class UNet(nn.Module):
         top_skip: bool = True,
         residual: bool = False,
         dropout: float = 0.0,
+        pool_z_levels: int | None = None,
     ):
         super().__init__()
         if spatial_dims not in (2, 3):
@@ -86,23 +100,30 @@ class UNet(nn.Module):
             raise ValueError(f"depth must be between 1 and 6, got {depth}")
         if residual and in_channels != out_channels:
             raise ValueError("residual=True needs in_channels == out_channels")
+        if pool_z_levels is not None and not 0 <= pool_z_levels <= depth:
+            raise ValueError(f"pool_z_levels must be between 0 and depth ({depth}), got {pool_z_levels}")
         self.spatial_dims, self.depth, self.residual = spatial_dims, depth, residual
         self.top_skip = top_skip
+        self.pool_z_levels = depth if pool_z_levels is None or spatial_dims == 2 else int(pool_z_levels)
+        pool_z = [i >= depth - self.pool_z_levels for i in range(depth)]
         widths = [base_channels * 2**i for i in range(depth + 1)]
         self.stem = ConvBlock(spatial_dims, in_channels, widths[0], norm)
         self.downs = nn.ModuleList(
-            Down(spatial_dims, widths[i], widths[i + 1], norm, pool, dropout if i == depth - 1 else 0.0)
+            Down(spatial_dims, widths[i], widths[i + 1], norm, pool, dropout if i == depth - 1 else 0.0, pool_z[i])
             for i in range(depth)
         )
         self.ups = nn.ModuleList(
-            Up(spatial_dims, widths[i + 1], widths[i] if (i > 0 or top_skip) else 0, widths[i], norm)
+            Up(spatial_dims, widths[i + 1], widths[i] if (i > 0 or top_skip) else 0, widths[i], norm, pool_z[i])
             for i in reversed(range(depth))
         )
         self.head = conv(spatial_dims, widths[0], out_channels, 1)
 
     @property
-    def size_divisor(self) -> int:
-        return 2**self.depth
+    def size_divisor(self) -> int | tuple[int, int, int]:
+        """Spatial sizes the network needs: one int, or ``(z, y, x)`` when Z is pooled fewer times."""
+        if self.pool_z_levels == self.depth:
+            return 2**self.depth
+        return (2**self.pool_z_levels, 2**self.depth, 2**self.depth)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         inp = x

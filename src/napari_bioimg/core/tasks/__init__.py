@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..errors import ConfigError
 from .base import Problem, Task
+from .classify import ClassifyTask, ClassPrediction, ImageClassifyTask
 from .denoise import DenoiseTask, ReconstructTask, RestoreTask
 from .segmentation import InstanceTask, SemanticTask
 
@@ -28,8 +29,10 @@ def get_task(name: str) -> Task:
 
 register_task(InstanceTask())
 register_task(SemanticTask())
+register_task(ClassifyTask())
+register_task(ImageClassifyTask())
 register_task(DenoiseTask())
 register_task(RestoreTask())
 register_task(ReconstructTask())
 
-__all__ = ["Problem", "Task", "get_task", "list_tasks", "register_task"]
+__all__ = ["ClassPrediction", "Problem", "Task", "get_task", "list_tasks", "register_task"]

@@ -7,6 +7,7 @@ in :mod:`..train` drives: it samples batches, computes the loss and validates.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,8 +30,21 @@ class Task:
     inputs: tuple[str, ...] = ("image", "labels")
     """What the user provides: ``"image"`` and ``"labels"`` (annotations), or
     ``"target"`` (a clean image of the same pixels, passed as ``extra["target"]``)."""
+    instance_labels: bool = False
+    """``postprocess`` numbers objects that may span many pixels (instances): prediction in
+    blocks then labels with a margin and makes ids globally unique (see :mod:`..lazy`).
+    ``False`` means ``postprocess`` works pixel by pixel."""
     model_kind: str = "dense"
     default_model: str = "unet"
+    inputs: tuple[str, ...] = ("image", "labels")
+    """What the user provides: ``"image"``, ``"labels"`` (annotations in the image's pixels),
+    ``"objects"`` (an instance label image) and ``"classes"`` (a class per object or frame)."""
+    direct_model: bool = False
+    """True when the model runs on the task's own items (object crops, whole frames) instead
+    of overlapping tiles; such a task implements the ``*_direct`` hooks."""
+    default_spatial_dims: int | None = None
+    """Model dimensionality when the config leaves it open (``None``: 3 if the image has Z)."""
+    default_batch_size: int = 8
     default_learning_rate: float | None = None
     """Suggested learning rate (``None``: the front end's general default)."""
     default_patch: int | None = None
@@ -68,6 +82,23 @@ class Task:
         """Metrics on the validation regions given their activated outputs; returns (metrics, score)."""
         raise NotImplementedError  # every registered task overrides this
 
+    # Hooks of direct tasks (``direct_model = True``). ``forward`` maps a batch tensor to
+    # activated outputs, with the model in eval mode and no gradients.
+
+    def validate_direct(self, problem: Problem, forward: Callable[[torch.Tensor], torch.Tensor]
+                        ) -> tuple[dict[str, float], float, dict] | None:
+        """Validate on the problem's held-apart items: (metrics, score, full report), or None if there are none."""
+        raise NotImplementedError
+
+    def preview_direct(self, problem: Problem, forward: Callable[[torch.Tensor], torch.Tensor], sample: int
+                       ) -> np.ndarray:
+        """The result for one training sample (frame/slice) with the current model."""
+        raise NotImplementedError
+
+    def predict_direct(self, loaded: Any, image: np.ndarray, **kwargs) -> Generator[Any, None, Any]:
+        """Prediction generator used by :func:`..predict.predict` for this task."""
+        raise NotImplementedError
+
 
 @dataclass
 class Problem:
@@ -82,6 +113,12 @@ class Problem:
     val_truth: np.ndarray | None = None
     n_train_pixels: int = 0
     n_val_pixels: int = 0
+    in_channels: int | None = None
+    """Network input channels when they differ from the image's (e.g. image + object mask)."""
+    unit: str = "pixels"
+    """What ``n_train_pixels``/``n_val_pixels`` count (``"pixels"``, ``"objects"``, ``"frames"``)."""
+    notices: list[str] = field(default_factory=list)
+    """Warnings about the annotations, shown to the user when training starts."""
     val_inputs: dict[int, np.ndarray] | None = None
     """Per held-apart sample, the ``(C, *spatial)`` input validation runs on instead
     of the image (e.g. with blind-spot masked pixels)."""

@@ -107,6 +107,7 @@ class InstanceTask(Task):
 
     name = "instance"
     description = "Instance segmentation from dense masks (0 = background, 1..n = objects)"
+    instance_labels = True
     options = {"boundary_weight": (0.1, 20.0), "threshold": (0.05, 0.95), "min_size": (0, 1e9)}
 
     def default_model_config(self, spatial_dims, device_type="cpu", model=None):

@@ -1,0 +1,50 @@
+"""Temporal context: feed neighbouring time points to a 2D model as extra channels.
+
+For a time-lapse (axes with ``T``) predicted frame by frame, a model can see frames
+``t-k .. t+k`` stacked along the channel axis (frame order, then the image's own
+channels). At the first and last frames the missing neighbours repeat the edge
+frame. The number ``k`` is stored in the model file, so prediction stacks frames
+the same way training did.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .axes import Layout
+from .errors import InputError
+
+MAX_CONTEXT = 10
+
+
+def check_context(k: int, layout: Layout) -> int:
+    """Validate a temporal context ``k`` for this layout (needs a T axis when ``k > 0``)."""
+    k = int(k)
+    if not 0 <= k <= MAX_CONTEXT:
+        raise InputError(f"temporal context must be between 0 and {MAX_CONTEXT} frames, got {k}")
+    if k and "T" not in layout.batch_axes:
+        raise InputError(
+            f"temporal context needs a time axis T predicted frame by frame, but the axes are {layout.axes} "
+            f"(model dims {layout.spatial_dims}); give axes such as 'TYX' or set the context to 0"
+        )
+    return k
+
+
+def context_frames(t: int, n_frames: int, k: int) -> list[int]:
+    """Frame indices stacked for frame ``t``: ``t-k .. t+k`` clamped to the stack."""
+    return [min(max(t + d, 0), n_frames - 1) for d in range(-k, k + 1)]
+
+
+def stack_context(x: np.ndarray, layout: Layout, k: int) -> np.ndarray:
+    """``(N, C, *spatial)`` -> ``(N, C * (2k + 1), *spatial)`` with neighbouring frames as channels."""
+    if k == 0:
+        return x
+    check_context(k, layout)
+    bshape = layout.batch_shape
+    ti = layout.batch_axes.index("T")
+    xb = x.reshape(bshape + x.shape[1:])
+    n_frames = bshape[ti]
+    parts = [np.take(xb, [context_frames(t, n_frames, k)[j] for t in range(n_frames)], axis=ti)
+             for j in range(2 * k + 1)]
+    out = np.concatenate(parts, axis=len(bshape))
+    return out.reshape((x.shape[0], -1) + x.shape[2:])

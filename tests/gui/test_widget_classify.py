@@ -1,0 +1,81 @@
+"""GUI tier, classification journey: objects + a few points with a class -> Train -> every object classified."""
+
+import numpy as np
+
+from napari_bioimg._layers import is_ours
+from tests.conftest import make_objects2d
+
+from .conftest import snapshot, wait_idle
+
+
+def _setup(widget, per_class=6):
+    viewer = widget.viewer
+    image, labels, truth = make_objects2d()
+    viewer.add_image(image, name="cells")
+    viewer.add_labels(labels, name="objects")
+    picked = {}
+    for i, c in truth.items():
+        if sum(v == c for v in picked.values()) < per_class:
+            picked[i] = c
+    centres = np.array([np.argwhere(labels == i).mean(0) for i in picked])
+    viewer.add_points(centres, name="marks", features={"class": list(picked.values())})
+    widget.task.value = "classify"
+    widget.time_limit.value = 600
+    widget.epochs.value = 1  # 50 steps: the work does not depend on the machine's load
+    widget.batch.value = 16
+    widget.depth.value = 3
+    widget.base_channels.value = 8
+    widget.lr.value = 3e-3
+    return truth, picked
+
+
+def test_classify_journey(widget, qtbot):
+    viewer = widget.viewer
+    truth, picked = _setup(widget)
+    assert not widget.annotations.native.isHidden() and not widget.classes.native.isHidden()
+    assert widget.annotations.label == "Objects" and widget.model.value == "cnn"
+    assert widget.annotations.value is viewer.layers["objects"]
+    assert widget.classes.value is viewer.layers["marks"]  # the Points layer is preselected
+    before = snapshot(viewer)
+    widget.preview.value = True
+    widget.train_btn.native.click()
+    wait_idle(qtbot, widget)
+    (result,) = [layer for layer in viewer.layers if is_ours(layer)]
+    assert result.__class__.__name__ == "Labels"
+    np.testing.assert_array_equal(result.data, viewer.layers["objects"].data)  # the objects, coloured by class
+    features = result.features
+    assert set(features.columns) >= {"index", "class", "probability"} and len(features) == len(truth)
+    got = dict(zip(features["index"], features["class"]))
+    unseen = [i for i in truth if i not in picked]
+    accuracy = np.mean([got[i] == truth[i] for i in unseen])
+    assert accuracy > 0.7, accuracy
+    assert ((features["probability"] > 0.3) & (features["probability"] <= 1)).all()
+    colors = {tuple(np.round(result.colormap.map(i), 3)) for i, c in got.items() if c == "long"}
+    assert len(colors) == 1  # one colour per class
+    assert not widget.confusion.isHidden() and widget.confusion.matrix.shape == (3, 3)
+    assert "Classified" in widget.status.value
+    for name, data in before.items():  # the user's layers are untouched
+        np.testing.assert_array_equal(viewer.layers[name].data, data)
+    # a live preview (class values painted over the objects) keeps the object ids and the class colours
+    objects = viewer.layers["objects"].data
+    values = {c: k + 1 for k, c in enumerate(sorted(set(truth.values())))}
+    class_image = np.zeros_like(objects)
+    for i, c in got.items():
+        class_image[objects == i] = values[c]
+    widget._show_object_classes(class_image, ())
+    np.testing.assert_array_equal(result.data, objects)
+    assert {tuple(np.round(result.colormap.map(i), 3)) for i, c in got.items() if c == "long"} == colors
+    widget.task.value = "instance"
+    assert widget.classes.native.isHidden() and widget.confusion.isHidden()
+
+
+def test_missing_class_feature_is_a_clear_error(widget, qtbot):
+    viewer = widget.viewer
+    _setup(widget)
+    viewer.layers["marks"].features = {"kind": ["a"] * len(viewer.layers["marks"].data)}
+    widget.classes.value = viewer.layers["marks"]
+    widget.train_btn.native.click()
+    assert not widget.busy and "no 'class' feature" in widget.status.value
+    widget.classes.value = "features"
+    widget.train_btn.native.click()
+    assert not widget.busy and "no 'class' column" in widget.status.value

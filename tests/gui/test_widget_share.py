@@ -1,0 +1,147 @@
+"""GUI tier for human-in-the-loop training and sharing: Pause/Resume, Continue, Export…, Load… (bioimage.io)."""
+
+import time
+import zipfile
+
+import numpy as np
+import pytest
+import yaml
+
+from napari_bioimg import _widget
+from napari_bioimg.core import TrainConfig, predict_sync, train_sync
+from napari_bioimg.core.checkpoint import save_checkpoint
+
+from .conftest import fast_settings, snapshot, wait_idle
+from .test_widget import ours
+
+
+def test_pause_holds_the_time_budget(widget, qtbot):
+    viewer = widget.viewer
+    viewer.open_sample("napari-bioimg", "nuclei")
+    fast_settings(widget, seconds=5)
+    widget.preview.value = False
+    assert not widget.pause_btn.enabled
+    start = time.perf_counter()
+    widget.train_btn.native.click()
+    qtbot.waitUntil(lambda: len(widget.plot.losses) >= 2, timeout=60_000)
+    assert widget.pause_btn.enabled
+    widget.pause_btn.native.click()
+    qtbot.waitUntil(lambda: widget.pause_btn.text == "Resume", timeout=30_000)
+    assert widget._train_worker.is_paused and "Paused" in widget.status.value
+    n = len(widget.plot.losses)
+    qtbot.wait(4000)  # nothing trains while paused, and the budget does not run
+    assert len(widget.plot.losses) == n
+    widget.pause_btn.native.click()
+    qtbot.waitUntil(lambda: widget.pause_btn.text == "Pause", timeout=30_000)
+    qtbot.waitUntil(lambda: widget._train_worker is None, timeout=120_000)
+    wall = time.perf_counter() - start
+    training = widget._checkpoint["training"]
+    assert not training["stopped_early"] and training["steps"] > n
+    assert 5 <= training["seconds"] < 5 + 2  # the 5 s budget counts training time only...
+    assert wall - training["seconds"] > 3.5  # ...not the 4 s spent paused
+    wait_idle(qtbot, widget)
+
+
+def test_stop_while_paused_keeps_the_model(widget, qtbot):
+    viewer = widget.viewer
+    viewer.open_sample("napari-bioimg", "nuclei")
+    fast_settings(widget, seconds=600)
+    widget.preview.value = False
+    widget.train_btn.native.click()
+    qtbot.waitUntil(lambda: len(widget.plot.losses) >= 2, timeout=60_000)
+    widget.toggle_pause()
+    qtbot.waitUntil(lambda: widget.pause_btn.text == "Resume", timeout=30_000)
+    widget.stop_btn.native.click()
+    qtbot.waitUntil(lambda: widget._train_worker is None, timeout=30_000)
+    assert widget._checkpoint["training"]["stopped_early"] and widget.pause_btn.text == "Pause"
+    wait_idle(qtbot, widget)
+
+
+def test_continue_training_on_corrected_annotations(widget, qtbot):
+    """Predict -> the user corrects the annotations -> Continue: fine-tuning, with the loss curve continuing."""
+    viewer = widget.viewer
+    viewer.open_sample("napari-bioimg", "nuclei")
+    fast_settings(widget, seconds=4)
+    widget.preview.value = False
+    assert not widget.continue_btn.enabled
+    widget.train_btn.native.click()
+    wait_idle(qtbot, widget)
+    first = widget._checkpoint["training"]["steps"]
+    assert widget.continue_btn.enabled and len(widget.plot.steps) == first
+    labels = viewer.layers["nuclei labels"]
+    corrected = labels.data.copy()
+    corrected[corrected == corrected.max()] = 0  # the user erases an object
+    labels.data = corrected
+    before = snapshot(viewer)
+    widget.depth.value = 4  # ignored: fine-tuning keeps the model's architecture
+    widget.continue_btn.native.click()
+    assert "Continuing" in widget.status.value
+    wait_idle(qtbot, widget)
+    ck = widget._checkpoint
+    assert ck["training"]["steps"] > first and not ck["training"]["stopped_early"]
+    assert [h["step"] for h in ck["history"]] == list(range(1, ck["training"]["steps"] + 1))
+    assert widget.plot.steps == list(range(1, ck["training"]["steps"] + 1))  # one continuous curve
+    assert ck["model"]["config"]["depth"] == 2
+    for name, data in before.items():
+        if name in viewer.layers and not any(layer.name == name for layer in ours(viewer)):
+            np.testing.assert_array_equal(viewer.layers[name].data, data)
+
+
+@pytest.fixture
+def trained_file(tmp_path, blobs2d):
+    image, labels = blobs2d
+    res = train_sync(image, labels, TrainConfig(epochs=2, time_limit=None, steps_per_epoch=10, batch_size=4,
+                                                patch_size=48, learning_rate=5e-3, preview_every=0,
+                                                model_config={"depth": 2, "base_channels": 8}))
+    return save_checkpoint(res.checkpoint, tmp_path / "m.pt")
+
+
+def test_export_dialog_then_load_package_predicts_the_same(widget, qtbot, tmp_path, blobs2d, trained_file,
+                                                           monkeypatch):
+    image, _ = blobs2d
+    viewer = widget.viewer
+    viewer.add_image(image, name="blobs")
+    widget.load_model(trained_file)
+    assert widget.export_btn.enabled
+    target = tmp_path / "shared" / "model"
+    monkeypatch.setattr(_widget.QFileDialog, "getSaveFileName",
+                        lambda *a, **k: (str(target), "bioimage.io package (*.zip)"))
+    widget.export_btn.native.click()
+    wait_idle(qtbot, widget)
+    package = target.with_suffix(".zip")
+    assert package.exists() and "Exported" in widget.status.value
+    with zipfile.ZipFile(package) as z:
+        assert z.read("test_input.npy")  # the test tensors come from the image in the viewer
+
+    monkeypatch.setattr(_widget.QFileDialog, "getOpenFileName", lambda *a, **k: (str(package), ""))
+    widget.load_btn.native.click()
+    assert "Loaded model.zip" in widget.status.value and widget.trainable
+    widget.predict_btn.native.click()
+    wait_idle(qtbot, widget)
+    (result,) = ours(viewer)
+    np.testing.assert_array_equal(result.data, predict_sync(str(trained_file), image))
+
+
+def test_load_other_tools_package_predicts_an_image(widget, qtbot, tmp_path, blobs2d, trained_file):
+    """A package without napari-bioimg metadata: its output channels become a float image layer."""
+    image, _ = blobs2d
+    widget.load_model(trained_file)
+    widget.export_model(tmp_path / "ours.zip")
+    wait_idle(qtbot, widget)
+    folder = tmp_path / "foreign"
+    with zipfile.ZipFile(tmp_path / "ours.zip") as z:
+        z.extractall(folder)
+    rdf = yaml.safe_load((folder / "rdf.yaml").read_text())
+    rdf["config"] = {}
+    rdf["weights"] = {"torchscript": {k: v for k, v in rdf["weights"]["torchscript"].items() if k != "parent"}}
+    (folder / "rdf.yaml").write_text(yaml.safe_dump(rdf))
+    viewer = widget.viewer
+    viewer.add_image(image, name="blobs")
+    widget.load_model(folder / "rdf.yaml")
+    assert "3 channel(s)" in widget.status.value
+    assert not widget.continue_btn.enabled and not widget.export_btn.enabled and widget.predict_btn.enabled
+    widget.predict_btn.native.click()
+    wait_idle(qtbot, widget)
+    (result,) = ours(viewer)
+    assert result.__class__.__name__ == "Image" and result.data.shape == (3, *image.shape)
+    np.testing.assert_allclose(result.data.sum(axis=0), 1.0, atol=1e-4)  # class probabilities
