@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from napari_bioimg.core import TrainConfig, get_task, predict_sync, train_sync
 from napari_bioimg.core import events as E
@@ -163,3 +164,25 @@ def test_held_apart_boxes():
     thin = held_apart_boxes((2, 1, 8, 400, 400), 0.15, 2 * 8 * 48 * 48)
     assert all(r.box[0] == slice(0, 8) for r in thin)
     assert held_apart_boxes((1, 1, 256, 256), 0.0, 32768) == []
+
+
+def test_temporal_context_masks_only_the_frame_itself(noisy_nuclei):
+    noisy, _ = noisy_nuclei
+    movie = np.stack([np.roll(noisy, 2 * t, axis=1) for t in range(4)])
+    res = train_sync(movie, None, TrainConfig(task="denoise", temporal_context=1, **TINY), axes="TYX")
+    data = res.checkpoint["data"]
+    assert data["in_channels"] == 3 and data["out_channels"] == 1  # frames t-1, t, t+1 in; frame t out
+    assert predict_sync(res.checkpoint, movie, "TYX").shape == movie.shape
+    task, meta = get_task("denoise"), res.checkpoint["task"]["meta"]
+    x = torch.from_numpy(np.random.default_rng(0).normal(size=(2, 3, 32, 32)).astype(np.float32))
+    masked, (y, mask) = task.prepare_batch(x, x[:, 1:2], np.random.default_rng(1), meta)
+    assert mask.shape == (2, 1, 32, 32) and mask.any()
+    assert torch.equal(masked[:, [0, 2]], x[:, [0, 2]])  # the neighbouring frames are left as they are
+    assert (masked[:, 1:2][mask] != x[:, 1:2][mask]).all()
+    with pytest.raises(InputError, match="exact copy"):  # one frame: its "neighbours" would be itself
+        train_sync(movie[:1], None, TrainConfig(task="denoise", temporal_context=1, **TINY), axes="TYX")
+    clean = np.stack([np.roll(noisy_nuclei[1], 2 * t, axis=1) for t in range(4)])
+    res = train_sync(movie, None, TrainConfig(task="restore", temporal_context=1, **TINY), axes="TYX",
+                     extra={"target": clean})
+    assert res.checkpoint["data"]["out_channels"] == 1
+    assert predict_sync(res.checkpoint, movie, "TYX").shape == movie.shape

@@ -16,12 +16,18 @@ TINY = dict(model_config={"depth": 1, "base_channels": 8}, batch_size=2, patch_s
 
 
 def test_context_stacks_neighbouring_frames():
-    assert context_frames(0, 5, 2) == [0, 0, 0, 1, 2] and context_frames(4, 5, 1) == [3, 4, 4]
+    assert context_frames(0, 5, 2) == [2, 1, 0, 1, 2] and context_frames(4, 5, 1) == [3, 4, 3]
+    assert context_frames(0, 2, 2) == [1, 1, 0, 1, 1] and context_frames(0, 1, 1) == [0, 0, 0]
+    for n in range(2, 6):  # no neighbour repeats the frame itself
+        for k in range(1, 4):
+            for t in range(n):
+                frames = context_frames(t, n, k)
+                assert frames[k] == t and t not in frames[:k] + frames[k + 1 :]
     x = np.arange(4, dtype=np.float32).reshape(4, 1, 1, 1) * np.ones((4, 1, 3, 3), np.float32)
     layout = make_layout((4, 3, 3), "TYX", 2)
     out = stack_context(x, layout, 1)
     assert out.shape == (4, 3, 3, 3)
-    assert out[2, :, 0, 0].tolist() == [1, 2, 3] and out[0, :, 0, 0].tolist() == [0, 0, 1]
+    assert out[2, :, 0, 0].tolist() == [1, 2, 3] and out[0, :, 0, 0].tolist() == [1, 0, 1]
 
 
 def test_temporal_context_train_and_predict(blobs2d, tmp_path):

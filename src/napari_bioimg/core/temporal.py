@@ -2,9 +2,11 @@
 
 For a time-lapse (axes with ``T``) predicted frame by frame, a model can see frames
 ``t-k .. t+k`` stacked along the channel axis (frame order, then the image's own
-channels). At the first and last frames the missing neighbours repeat the edge
-frame. The number ``k`` is stored in the model file, so prediction stacks frames
-the same way training did.
+channels). At the first and last frames a missing neighbour ``t+d`` is taken from
+the other side, ``t-d``, so that no neighbour repeats frame ``t`` itself (a
+blind-spot denoiser would otherwise see the very pixel it must predict). The number
+``k`` is stored in the model file, so prediction stacks frames the same way
+training did.
 """
 
 from __future__ import annotations
@@ -31,8 +33,22 @@ def check_context(k: int, layout: Layout) -> int:
 
 
 def context_frames(t: int, n_frames: int, k: int) -> list[int]:
-    """Frame indices stacked for frame ``t``: ``t-k .. t+k`` clamped to the stack."""
-    return [min(max(t + d, 0), n_frames - 1) for d in range(-k, k + 1)]
+    """Frame indices stacked for frame ``t``: ``t-k .. t+k``, never ``t`` again if the stack has 2+ frames.
+
+    A neighbour outside the stack is mirrored about ``t`` (``t+d`` -> ``t-d``); if
+    that is outside too, the nearest frame other than ``t`` is used.
+    """
+    frames = []
+    for d in range(-k, k + 1):
+        f = t + d
+        if d and not 0 <= f < n_frames:
+            f = t - d
+        if d and not 0 <= f < n_frames:
+            f = min(max(t + d, 0), n_frames - 1)
+            if f == t and n_frames > 1:
+                f = t + 1 if t + 1 < n_frames else t - 1
+        frames.append(f)
+    return frames
 
 
 def stack_context(x: np.ndarray, layout: Layout, k: int) -> np.ndarray:

@@ -86,6 +86,23 @@ def bright_regions(inputs: np.ndarray, held: np.ndarray, quantile: float = 0.7, 
     return out
 
 
+def refuse_repeated_frames(inputs: np.ndarray, own: slice) -> None:
+    """Raise if a context frame is an exact copy of the frame being denoised.
+
+    The copy would show the blind-spot network the noisy value it must predict, so it
+    would learn to copy the noise (a one-frame "time-lapse", or duplicated frames).
+    """
+    c = own.stop - own.start
+    grid = (slice(None, None, 4),) * (inputs.ndim - 2)
+    for i in range(inputs.shape[0]):
+        mine = inputs[(i, own, *grid)]
+        for start in range(0, inputs.shape[1], c):
+            if start != own.start and np.array_equal(inputs[(i, slice(start, start + c), *grid)], mine):
+                raise InputError("with temporal context a neighbouring frame is an exact copy of the frame being "
+                                 "denoised (a single frame, or repeated frames): the denoiser would learn to copy "
+                                 "the noise; set the temporal context to 0")
+
+
 def _held_mask(shape: tuple[int, ...], regions: list[ValRegion]) -> np.ndarray:
     held = np.zeros((shape[0], *shape[2:]), dtype=bool)
     for r in regions:
@@ -137,6 +154,17 @@ class ImageTask(Task):
 
     def _patch(self, config, spatial, divisor) -> tuple[int, ...]:
         return fit_patch(config.patch_size, spatial, divisor, default_2d=64, default_3d=(16, 64, 64))
+
+    @staticmethod
+    def _own_channels(inputs: np.ndarray, config) -> slice:
+        """The channels of the frame being restored.
+
+        With temporal context ``k`` the inputs hold frames ``t-k .. t+k`` (each with
+        the image's channels) and the result is frame ``t`` alone.
+        """
+        k = int(getattr(config, "temporal_context", 0) or 0)
+        c = inputs.shape[1] // (2 * k + 1)
+        return slice(k * c, (k + 1) * c)
 
     def _psnr_validation(self, problem: Problem, predictions: list[np.ndarray]) -> tuple[dict, float]:
         refs, data_range = problem.val_data
@@ -206,20 +234,24 @@ class DenoiseTask(ImageTask):
         extra = extra or {}
         opts = check_task_config(dict(config.task_config), self.options)
         invalid = extra.get("invalid")
-        require_signal(inputs, invalid)
+        own = self._own_channels(inputs, config)
+        frame = inputs[:, own]
+        require_signal(frame, invalid)
+        if own.start:
+            refuse_repeated_frames(inputs, own)
         meta = {"mask_fraction": opts.get("mask_fraction", DEFAULT_MASK_FRACTION), "radius": int(opts.get("radius", 2)),
-                "replace": "median" if opts.get("median", 1.0) >= 0.5 else "random"}
+                "replace": "median" if opts.get("median", 1.0) >= 0.5 else "random", "own": [own.start, own.stop]}
         regions = held_apart_boxes(inputs.shape, config.val_fraction, VAL_MAX_PIXELS[inputs.ndim - 2])
         held = _held_mask(inputs.shape, regions)
-        targets = _training_targets(inputs, invalid, held)
+        targets = _training_targets(frame, invalid, held)
         patch = self._patch(config, inputs.shape[2:], divisor)
         focus = opts.get("focus", DEFAULT_FOCUS)
-        centres = bright_regions(inputs, held) if focus > 0 else None
+        centres = bright_regions(frame, held) if focus > 0 else None
         if centres is not None and not centres.any():
             centres = None
         sampler = PatchSampler(inputs, targets, centres, patch, rng, augment=config.augment, focus=focus,
                                rescale=False, intensity=False)
-        problem = Problem(self, inputs, sampler, inputs.shape[1], meta, regions, None,
+        problem = Problem(self, inputs, sampler, frame.shape[1], meta, regions, None,
                           int((~held).sum()), int(held.sum()))
         reference = extra.get("reference")
         if regions and reference is not None:
@@ -237,11 +269,12 @@ class DenoiseTask(ImageTask):
         val_inputs, data = {}, []
         for r in regions:
             sample = torch.from_numpy(np.ascontiguousarray(inputs[r.sample][None]))
+            own = slice(*meta["own"])
             inside = torch.zeros(sample.shape, dtype=torch.bool)
-            inside[(slice(None), slice(None), *r.box)] = True
+            inside[(slice(None), own, *r.box)] = True
             masked, mask = mask_batch(sample, VAL_MASK_FRACTION, vrng, meta["radius"], meta["replace"], inside)
             val_inputs[r.sample] = masked[0].numpy()
-            crop = (slice(None), *r.box)
+            crop = (own, *r.box)
             truth = inputs[r.sample][crop]
             use = mask[0].numpy()[crop]
             if invalid is not None:
@@ -250,8 +283,15 @@ class DenoiseTask(ImageTask):
         return val_inputs, data
 
     def prepare_batch(self, x, y, rng, meta):
-        masked, mask = mask_batch(x, meta["mask_fraction"], rng, meta["radius"], meta["replace"])
-        return masked, (y, mask)
+        lo, hi = meta.get("own", (0, x.shape[1]))
+        if (lo, hi) == (0, x.shape[1]):
+            masked, mask = mask_batch(x, meta["mask_fraction"], rng, meta["radius"], meta["replace"])
+            return masked, (y, mask)
+        # temporal context: only frame t is masked; its neighbours carry independent noise
+        masked, mask = mask_batch(x[:, lo:hi], meta["mask_fraction"], rng, meta["radius"], meta["replace"])
+        x = x.clone()
+        x[:, lo:hi] = masked
+        return x, (y, mask)
 
     def loss(self, logits, target, meta):
         y, mask = target
@@ -306,7 +346,7 @@ class RestoreTask(ImageTask):
         targets = _training_targets(target, invalid, held)  # target NaN stay NaN: ignored too
         patch = self._patch(config, inputs.shape[2:], divisor)
         sampler = PatchSampler(inputs, targets, None, patch, rng, augment=config.augment)
-        problem = Problem(self, inputs, sampler, inputs.shape[1], meta, regions, None,
+        problem = Problem(self, inputs, sampler, target.shape[1], meta, regions, None,
                           int((~held).sum()), int(held.sum()))
         if regions:
             problem.val_data = _reference_crops(target, regions)
@@ -335,16 +375,17 @@ class ReconstructTask(ImageTask):
         extra = extra or {}
         check_task_config(dict(config.task_config), self.options)
         invalid = extra.get("invalid")
-        require_signal(inputs, invalid)
+        frame = inputs[:, self._own_channels(inputs, config)]
+        require_signal(frame, invalid)
         regions = held_apart_boxes(inputs.shape, config.val_fraction, VAL_MAX_PIXELS[inputs.ndim - 2])
         held = _held_mask(inputs.shape, regions)
-        targets = _training_targets(inputs, invalid, held)
+        targets = _training_targets(frame, invalid, held)
         patch = self._patch(config, inputs.shape[2:], divisor)
         sampler = PatchSampler(inputs, targets, None, patch, rng, augment=config.augment)
-        problem = Problem(self, inputs, sampler, inputs.shape[1], {}, regions, None,
+        problem = Problem(self, inputs, sampler, frame.shape[1], {}, regions, None,
                           int((~held).sum()), int(held.sum()))
         if regions:
-            problem.val_data = _reference_crops(inputs, regions)
+            problem.val_data = _reference_crops(frame, regions)
         return problem
 
     def loss(self, logits, target, meta):
