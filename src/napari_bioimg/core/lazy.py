@@ -88,6 +88,13 @@ class LazyPlan:
     margin: tuple[int, ...]
     instance: bool
     blocks: list[Block] = field(default_factory=list)
+    source_dtype: str = ""
+    """The image's dtype: image results are clipped to its range when it is an integer type."""
+
+    def output_meta(self, meta: dict) -> dict:
+        """Task meta plus what an image task's post-processing needs to map back to intensities."""
+        return dict(meta, intensity_low=self.normalizer.get("low"), intensity_high=self.normalizer.get("high"),
+                    source_dtype=self.source_dtype or None)
 
     @cached_property
     def layout(self) -> Layout:
@@ -244,6 +251,8 @@ def make_plan(loaded: LoadedModel, source: Any, layout: Layout, *, tile: int | t
     probe_shape = tuple(min(16, s) for s in sp)
     probe = np.asarray(task.postprocess(np.full((k, *probe_shape), 1.0 / k, np.float32), loaded.meta))
     channels = probe.ndim == nd + 1
+    if channels and task.output_kind == "image" and "C" not in layout.axes and probe.shape[0] == 1:
+        channels = False  # a single-channel image result has the image's own shape, as in memory
     instance = bool(getattr(task, "instance_labels", False))
     if instance:
         n_total = layout.n_samples * int(np.prod(sp))
@@ -264,7 +273,8 @@ def make_plan(loaded: LoadedModel, source: Any, layout: Layout, *, tile: int | t
     norm.mode = "fixed"
     return LazyPlan(layout.axes, layout.shape, nd, oaxes, out_shape, out_chunks, dtype.str, channels, k,
                     tuple(tile) if not isinstance(tile, int) else (tile,) * nd, float(overlap),
-                    loaded.size_divisors, int(batch_size), norm.to_dict(), context, (margin,) * nd, instance, blocks)
+                    loaded.size_divisors, int(batch_size), norm.to_dict(), context, (margin,) * nd, instance, blocks,
+                    np.dtype(source.dtype).str if hasattr(source, "dtype") else "")
 
 
 # ---------------------------------------------------------------- one block
@@ -327,7 +337,9 @@ def finish_block(plan: LazyPlan, task: Any, meta: dict, prep: Prepared, probs: n
     """Post-process a block's probabilities and write its core; return (ids in the core, cut objects)."""
     block, box, region = prep.block, prep.label_box, prep.region
     inside = tuple(slice(b.start - r.start, b.stop - r.start) for b, r in zip(box, region))
-    res = np.asarray(task.postprocess(np.ascontiguousarray(probs[(slice(None), *inside)]), meta))
+    res = np.asarray(task.postprocess(np.ascontiguousarray(probs[(slice(None), *inside)]), plan.output_meta(meta)))
+    if not plan.channels and res.ndim == plan.spatial_dims + 1:
+        res = res[0]  # single-channel image result
     inner = tuple(slice(c.start - b.start, c.stop - b.start) for c, b in zip(block.core, box))
     ids, cut = None, 0
     if plan.instance:
