@@ -18,7 +18,7 @@ trained on the same noisy image for the same wall-clock budget. Stacks are filte
 frame by frame. Prints a Markdown table and writes JSON.
 
     flock /tmp/napari-bioimg-bench.lock python benchmarks/denoise_quality.py --time-limit 120 \\
-        --out bench_output/denoise [--threads 1] [--careamics-python /tmp/care/bin/python]
+        --out bench_output/denoise [--threads 1] [--temporal-context 1] [--careamics-python /tmp/care/bin/python]
 """
 
 from __future__ import annotations
@@ -111,17 +111,19 @@ def cli(*args: str) -> tuple[str, str]:
 
 
 def ours(noisy_path: Path, truth_path: Path, axes: str, d: Path, time_limit: float, model: str,
-         threads: int) -> list[tuple[str, dict, dict]]:
+         threads: int, context: int = 0) -> list[tuple[str, dict, dict]]:
     """Train once through the CLI, predict without and with test-time augmentation (flips)."""
-    model_path = d / f"{model}.pt"
+    tag = f"{model}-context{context}" if context else model
+    model_path = d / f"{tag}.pt"
     t0 = time.perf_counter()
     _, log = cli("train", "--task", "denoise", "--model", model, "--image", str(noisy_path), "--axes", axes,
-                 "--out", str(model_path), "--time-limit", str(time_limit), "--threads", str(threads), "--quiet")
+                 "--out", str(model_path), "--time-limit", str(time_limit), "--threads", str(threads), "--quiet",
+                 *(["--temporal-context", str(context)] if context else []))
     train_s = time.perf_counter() - t0
     summary = json.loads(log.strip().splitlines()[-1])
     rows = []
     for tta in (False, True):
-        pred_path = d / f"ours-{model}{'-tta' if tta else ''}.tif"
+        pred_path = d / f"ours-{tag}{'-tta' if tta else ''}.tif"
         t0 = time.perf_counter()
         cli("predict", "--model", str(model_path), "--image", str(noisy_path), "--axes", axes, "--out",
             str(pred_path), "--threads", str(threads), "--quiet", *(["--tta"] if tta else []))
@@ -129,7 +131,8 @@ def ours(noisy_path: Path, truth_path: Path, axes: str, d: Path, time_limit: flo
         report = json.loads(cli("evaluate", "--task", "denoise", "--pred", str(pred_path), "--truth",
                                 str(truth_path), "--axes", axes)[0])
         info = {"steps": summary["steps"], "train_s": round(train_s, 1), "predict_s": round(predict_s, 1)}
-        label = f"ours: denoise {model}, {time_limit:g} s" + (", predict --tta" if tta else "")
+        label = (f"ours: denoise {model}, {time_limit:g} s" + (f", --temporal-context {context}" if context else "")
+                 + (", predict --tta" if tta else ""))
         rows.append((label, report, info))
     return rows
 
@@ -153,6 +156,8 @@ def main(argv=None) -> int:
     ap.add_argument("--models", nargs="+", default=["unet"], help="our model families to train (unet, autoencoder)")
     ap.add_argument("--careamics-python", help="a Python with careamics installed (run in its own venv)")
     ap.add_argument("--cases", nargs="+", help="only these cases, e.g. nuclei-2d/gauss")
+    ap.add_argument("--temporal-context", type=int, default=0, metavar="K",
+                    help="also train ours with frames t-K..t+K as input on the time-lapse cases")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch CPU threads for training and prediction (ours and CAREamics; default 1: on a "
                          "machine shared with other jobs, more threads spin against each other)")
@@ -185,6 +190,10 @@ def main(argv=None) -> int:
                 for label, report, info in ours(noisy_path, truth_path, axes, d, args.time_limit, model,
                                                 args.threads):
                     methods[label] = (report, info)
+                if args.temporal_context and axes.startswith("T"):
+                    for label, report, info in ours(noisy_path, truth_path, axes, d, args.time_limit, model,
+                                                    args.threads, args.temporal_context):
+                        methods[label] = (report, info)
             if args.careamics_python:
                 pred, info = careamics(args.careamics_python, noisy_path, axes, d, args.time_limit, args.threads)
                 label = f"CAREamics N2V, {args.time_limit:g} s"
