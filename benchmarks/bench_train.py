@@ -4,7 +4,7 @@ Ours includes everything a user gets per step: patch sampling from the real imag
 augmentation, the learning-rate schedule, gradient clipping and the yielded event.
 The reference is the minimal loop (pre-made batch, forward, loss, backward, step).
 Steps alternate (ours, reference, ours, ...) so background load hits both alike;
-the medians are compared.
+the ratio is the median of the step-by-step ratios (ours / the neighbouring reference step).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from napari_bioimg.core import events as E
 from napari_bioimg.core.train import train
 
 
-def run(device: str = "cpu", steps: int = 12, warmup: int = 3, batch: int = 8, patch: int = 128) -> list[dict]:
+def run(device: str = "cpu", steps: int = 20, warmup: int = 3, batch: int = 8, patch: int = 128) -> list[dict]:
     img, lbl = nuclei_2d(512)
     cfg = TrainConfig(task="instance", epochs=1, steps_per_epoch=10_000, time_limit=None, batch_size=batch,
                       patch_size=patch, val_fraction=0, preview_every=0, device=device)
@@ -65,8 +65,13 @@ def run(device: str = "cpu", steps: int = 12, warmup: int = 3, batch: int = 8, p
                 acc.append(time.perf_counter() - t)
     gen.close()
     o, r = float(np.median(ours)), float(np.median(ref))
-    return [row("train_step_time", o, r, unit="s/step", goal="ratio <= 1.05", met=o / r <= 1.05,
-                device=device, batch=batch, patch=patch, steps=steps, model=f"unet {config}")]
+    # each step is compared with its neighbour of the other kind, so a burst of background load cancels out
+    paired = float(np.median(np.asarray(ours) / np.asarray(ref)))
+    out = row("train_step_time", o, r, unit="s/step", goal="ratio <= 1.05", met=paired <= 1.05, device=device,
+              batch=batch, patch=patch, steps=steps, model=f"unet {config}", median_paired_ratio=round(paired, 4))
+    out["ratio"] = round(paired, 4)  # the paired median is the robust ratio; ours/reference of medians is close
+    out["ratio_of_medians"] = round(o / r, 4)
+    return [out]
 
 
 if __name__ == "__main__":

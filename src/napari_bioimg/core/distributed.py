@@ -38,8 +38,11 @@ def dask_client(scheduler: str | None = None, n_workers: int | None = None, thre
     releases the GIL, and no second process has to import torch); several run
     as processes. A client to a remote scheduler is only closed.
     """
-    from distributed import Client, LocalCluster
-
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise InputError("folders and --scheduler run on dask.distributed: pip install 'napari-bioimg[bigdata]'") \
+            from None
     if scheduler:
         try:
             client = Client(scheduler, timeout="20s")

@@ -18,6 +18,16 @@ ZARR_SUFFIXES = (".zarr",)
 OME_AXIS = {"t": "T", "c": "C", "z": "Z", "y": "Y", "x": "X"}
 
 
+def _zarr():
+    """The zarr module, or a clear message saying how to get it."""
+    try:
+        import zarr
+    except ImportError:
+        raise InputError("zarr is needed for images larger than memory and .zarr files: "
+                         "pip install 'napari-bioimg[bigdata]'") from None
+    return zarr
+
+
 def is_zarr_path(path: str | os.PathLike) -> bool:
     """``*.zarr`` / ``*.ome.zarr`` (an existing zarr folder, or the name of one to create)."""
     name = str(path).rstrip("/\\").lower()
@@ -66,8 +76,8 @@ def open_image(path: str | os.PathLike) -> tuple[Any, str | None, dict]:
             return _open_zarr(path)
         if suffix in (".tif", ".tiff"):
             import tifffile
-            import zarr
 
+            zarr = _zarr()
             with tifffile.TiffFile(path) as tif:
                 axes = tif.series[0].axes
             store = tifffile.imread(path, aszarr=True, series=0, level=0)
@@ -84,8 +94,7 @@ def open_image(path: str | os.PathLike) -> tuple[Any, str | None, dict]:
 
 
 def _open_zarr(path: Path) -> tuple[Any, str | None, dict]:
-    import zarr
-
+    zarr = _zarr()
     node = zarr.open(str(path), mode="r")
     if isinstance(node, zarr.Array):
         return node, None, {}
@@ -124,7 +133,7 @@ def read(array: Any, index: tuple) -> np.ndarray:
 def create_output(path: str | os.PathLike, shape: tuple[int, ...], chunks: tuple[int, ...], dtype: Any,
                   axes: str, scale: list[float] | None = None):
     """Create an empty zarr array at ``path`` (an OME-Zarr 0.4 group with level ``0`` for ``*.ome.zarr``)."""
-    import zarr
+    zarr = _zarr()
 
     path = str(path)
     if is_ome_path(path):
@@ -145,7 +154,7 @@ def create_output(path: str | os.PathLike, shape: tuple[int, ...], chunks: tuple
 
 def open_output(path: str | os.PathLike, mode: str = "r"):
     """The array written by :func:`create_output`."""
-    import zarr
+    zarr = _zarr()
 
     node = zarr.open(str(path), mode=mode)
     return node if isinstance(node, zarr.Array) else node["0"]
