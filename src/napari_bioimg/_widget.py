@@ -16,7 +16,6 @@ import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, LineEdit, PushButton, SpinBox
 from napari.layers import Image, Labels, Points
 from napari.qt.threading import create_worker
-from napari.utils import progress
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import QFileDialog, QSizePolicy
 from superqt import QCollapsible
@@ -24,6 +23,7 @@ from superqt import QCollapsible
 from . import _classify as C
 from . import _layers as L
 from ._plot import LossPlot
+from ._progress import DockProgress, QuietGC
 
 DEFAULT_LR = 3e-3
 DEFAULT_PATCH = 128
@@ -34,6 +34,17 @@ def _fmt_time(seconds: float | None) -> str:
         return "--:--"
     s = int(round(seconds))
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def _fits_in(data: np.ndarray, dtype) -> bool:
+    """Whether ``data`` can be written into an array of ``dtype`` without changing any value's meaning."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return data.dtype.kind in "fiub"
+    if dtype.kind in "iu" and data.dtype.kind in "iub":
+        info = np.iinfo(dtype)
+        return not data.size or (info.min <= int(data.min()) and int(data.max()) <= info.max)
+    return False
 
 
 def _predict_and_score(checkpoint, image, axes, reference=None, **kwargs):
@@ -69,7 +80,7 @@ class BioimgWidget(Container):
         self._checkpoint: dict | None = None
         self._loaded = None  # a LoadedModel when the model came from another tool's bioimage.io package
         self._export_worker = None
-        self._pbar = None
+        self._gc = QuietGC()
         self._run: dict = {}
         self._watched: set[int] = set()
 
@@ -136,6 +147,7 @@ class BioimgWidget(Container):
         self.status.native.setWordWrap(True)
         self.status.native.setMinimumHeight(40)
         self.status.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self.progress = DockProgress()
         self.plot = LossPlot()
         self.confusion = C.ConfusionPlot()
 
@@ -147,7 +159,8 @@ class BioimgWidget(Container):
                                labels=False)
         self.append(self.form)
         layout = self.native.layout()
-        for part in (collapsible, self.buttons.native, self.files.native, self.status.native, self.plot, self.confusion):
+        for part in (collapsible, self.buttons.native, self.files.native, self.progress, self.status.native, self.plot,
+                     self.confusion):
             layout.addWidget(part)
         layout.addStretch(1)
 
@@ -347,7 +360,9 @@ class BioimgWidget(Container):
                      "label": getattr(task, "result_label", "") or config.model}
         if not fine_tune:
             self.plot.reset()
-        self._pbar = progress(total=100, desc=f"napari-bioimg: training {config.model}")
+        self.progress.begin(f"Training {config.model}")
+        if self.preview.value:  # add the result layer now (napari takes ~0.1 s), not mid-training
+            self._run["placeholder"] = self._placeholder_layer(task.output_kind)
         worker = create_worker(train, L.layer_array(image), annotations, config, axes=axes, control=self._control,
                                preview_index=index if self.preview.value else None, rgb=image.rgb,
                                init_checkpoint=self._checkpoint if fine_tune else None, extra=extra or None,
@@ -359,6 +374,7 @@ class BioimgWidget(Container):
         self._set_running(True)
         how = "Continuing" if fine_tune else "Starting"
         self.status.value = f"{how} {config.model} ({task.name}) on {image.name}…"
+        self._gc.hold()
         worker.start()
 
     def toggle_pause(self, value=None) -> None:
@@ -409,9 +425,7 @@ class BioimgWidget(Container):
         if isinstance(ev, E.StepDone):
             self.plot.add_loss(ev.step, ev.loss)
             self._run["last"] = ev
-            if self._pbar is not None:
-                self._pbar.n = int(round(100 * ev.fraction))
-                self._pbar.refresh()
+            self.progress.set_fraction(ev.fraction)
             self._update_status()
         elif isinstance(ev, E.ValidationDone):
             name = next(iter(ev.metrics), "score")
@@ -428,9 +442,7 @@ class BioimgWidget(Container):
             self.status.value = (f"Training on {ev.device}: {ev.n_parameters:,} parameters, patch "
                                  f"{'×'.join(map(str, ev.patch_size))}")
         elif isinstance(ev, E.PredictProgress):
-            if self._pbar is not None:
-                self._pbar.n = int(100 * ev.done / max(ev.total, 1))
-                self._pbar.refresh()
+            self.progress.set_fraction(ev.done / max(ev.total, 1))
             self.status.value = f"Predicting: {ev.done}/{ev.total} {ev.stage}"
         elif isinstance(ev, E.Notice):
             (show_warning if ev.level == "warning" else show_info)(f"napari-bioimg: {ev.message}")
@@ -468,12 +480,37 @@ class BioimgWidget(Container):
         self._close_pbar()
         self._set_running(False)
         if self._run.pop("trained", False) and self._run.get("image") in self.viewer.layers:
-            self.start_prediction()  # the whole image with the final model
+            self.start_prediction()  # the whole image with the final model (into the placeholder, if any)
+        else:
+            self._drop_placeholder()
 
     def _close_pbar(self) -> None:
-        if self._pbar is not None:
-            self._pbar.close()
-            self._pbar = None
+        self.progress.end()
+        self._gc.release()
+
+    def _drop_placeholder(self) -> None:
+        """Remove the result layer added at Train if nothing was ever shown in it (error, stop, cancel)."""
+        placeholder = self._run.pop("placeholder", None)
+        if placeholder is not None and placeholder in self.viewer.layers:
+            self.viewer.layers.remove(placeholder)
+
+    def _result_geometry(self, kind: str) -> tuple[tuple[int, ...], type]:
+        """Shape and dtype of the result layer for the current run's image."""
+        axes = self._run["axes"]
+        source_shape = L.layer_data(self._run["image"]).shape
+        # image results keep the source's shape (channel axis included); labels drop C
+        kept = axes if kind == "image" else axes.replace("C", "")
+        shape = tuple(s for a, s in zip(axes, source_shape) if a in kept)
+        # uint16 labels go straight to the GPU; napari maps uint32 on the CPU (slower previews)
+        return shape, (np.uint16 if kind == "labels" else np.float32)
+
+    def _placeholder_layer(self, kind: str):
+        """The (empty) layer previews and the final result will be written to, added before training starts."""
+        if self._run.get("objects") is not None:
+            return self._class_layer()  # (no placeholder is registered yet, so this does not claim it)
+        shape, dtype = self._result_geometry(kind)
+        image = self._run["image"]
+        return L.result_layer(self.viewer, image, self._result_name(), kind, shape, dtype, self._run["axes"])
 
     # ---------------------------------------------------------------- prediction
     def start_prediction(self, value=None) -> None:
@@ -508,7 +545,7 @@ class BioimgWidget(Container):
                           "kind": task.output_kind,
                           "label": getattr(task, "result_label", "") or self._checkpoint["model"]["name"],
                           "reference": reference.name if reference is not None else None})
-        self._pbar = progress(total=100, desc="napari-bioimg: predicting")
+        self.progress.begin("Predicting")
         direct = {"labels": objects, "class_image": objects is None} if task.direct_model else {}
         ref_data = np.array(L.layer_array(reference), copy=True) if reference is not None else None
         # the layer's own (possibly lazy: dask, zarr) data: big images are predicted block by block
@@ -519,6 +556,7 @@ class BioimgWidget(Container):
                                          "errored": self._on_error, "finished": self._on_predict_finished})
         self._predict_worker = worker
         self._set_running(True)
+        self._gc.hold()
         worker.start()
 
     def _on_predicted(self, returned) -> None:
@@ -553,6 +591,7 @@ class BioimgWidget(Container):
 
     def _on_predict_finished(self) -> None:
         self._predict_worker = None
+        self._drop_placeholder()
         self._close_pbar()
         self._set_running(False)
 
@@ -572,17 +611,20 @@ class BioimgWidget(Container):
         if image is None or image not in self.viewer.layers:
             return None
         axes = self._run["axes"]
-        source_shape = L.layer_array(image).shape
-        # image results keep the source's shape (channel axis included); labels drop C
         kept = axes if kind == "image" else axes.replace("C", "")
-        full_shape = tuple(s for a, s in zip(axes, source_shape) if a in kept)
+        full_shape, dtype = self._result_geometry(kind)
         if kind == "image" and data.ndim == len(full_shape) + 1 and index is None:
             full_shape = data.shape
-        # uint16 labels go straight to the GPU; napari maps uint32 on the CPU (slower previews)
-        wide = kind == "labels" and data.size and int(data.max()) >= 2**16
-        dtype = np.float32 if kind != "labels" else np.uint32 if wide else np.uint16
+        if kind == "labels" and data.size and int(data.max()) >= 2**16:
+            dtype = np.uint32
         layer = L.result_layer(self.viewer, image, self._result_name(), kind, full_shape, dtype, axes)
-        if index is None or not index:
+        self._claim(layer)
+        current = layer.data
+        if (index is None or not index) and isinstance(current, np.ndarray) and current.shape == data.shape \
+                and _fits_in(data, current.dtype):
+            current[...] = data  # in place: half the GUI-thread time of replacing the layer's data
+            layer.refresh()
+        elif index is None or not index:
             layer.data = data.astype(dtype, copy=False)
         else:
             target = np.asarray(layer.data)
@@ -605,8 +647,14 @@ class BioimgWidget(Container):
         if image is None or image not in self.viewer.layers:
             return None
         shape = self._run["objects"].shape
-        return L.result_layer(self.viewer, image, self._result_name(), "labels", shape, np.uint32,
-                              self._run["axes"])
+        return self._claim(L.result_layer(self.viewer, image, self._result_name(), "labels", shape, np.uint32,
+                                          self._run["axes"]))
+
+    def _claim(self, layer):
+        """A result is being written to ``layer``: if it is the placeholder added at Train, keep it."""
+        if layer is not None and self._run.get("placeholder") is layer:
+            self._run.pop("placeholder")
+        return layer
 
     def _show_object_classes(self, class_image: np.ndarray, index: tuple[int, ...]) -> None:
         """Live preview: the objects of one frame (or the volume), coloured by their current class."""

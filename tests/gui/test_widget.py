@@ -1,5 +1,7 @@
 """GUI tier: a real napari viewer, the real dock widget, real background workers."""
 
+import gc
+
 import numpy as np
 
 from napari_bioimg._layers import is_ours
@@ -23,10 +25,15 @@ def test_first_minute_journey(widget, qtbot, tmp_path):
     fast_settings(widget, epochs=3)
     widget.preview.value = True
     widget.train_btn.native.click()
-    assert widget.busy and widget.stop_btn.enabled
-    qtbot.waitUntil(lambda: len(ours(viewer)) == 1, timeout=60_000)  # live preview appeared mid-training
+    assert widget.busy and widget.stop_btn.enabled and not widget.progress.isHidden()
+    # the result layer is added at once (adding a layer costs napari ~0.1 s: not in the middle of training)
+    (placeholder,) = ours(viewer)
+    assert not placeholder.data.any()
+    qtbot.waitUntil(lambda: placeholder.data.any(), timeout=60_000)  # live preview appeared mid-training
     assert widget._train_worker is not None
+    assert gc.get_freeze_count() > 0  # old objects are out of the collector's way while training runs
     wait_idle(qtbot, widget)
+    assert gc.get_freeze_count() == 0 and widget.progress.isHidden()
     (result,) = ours(viewer)
     assert result.name == "nuclei [unet]"
     assert result.__class__.__name__ == "Labels" and result.data.shape == (256, 256)
@@ -91,6 +98,20 @@ def test_bad_input_shows_error_and_keeps_layers(widget, qtbot):
     for name, data in before.items():
         np.testing.assert_array_equal(viewer.layers[name].data, data)
     assert widget.train_btn.enabled and not widget.stop_btn.enabled
+
+
+def test_failed_training_removes_its_empty_result_layer(widget, qtbot):
+    """With live preview on, the result layer added at Train goes away again when training fails."""
+    viewer = widget.viewer
+    viewer.add_image(np.random.default_rng(0).normal(size=(64, 64)), name="img")
+    viewer.add_labels(np.zeros((64, 64), np.uint8), name="empty")
+    fast_settings(widget)
+    widget.preview.value = True
+    widget.train_btn.native.click()
+    wait_idle(qtbot, widget)
+    assert widget.status.value.startswith("Error:")
+    assert not ours(viewer) and [layer.name for layer in viewer.layers] == ["img", "empty"]
+    assert gc.get_freeze_count() == 0
 
 
 def test_load_model_and_predict_any_image(widget, qtbot, tmp_path, blobs2d):
