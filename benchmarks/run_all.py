@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
                 if args.device.startswith("cuda"):  # a GPU needs more tiles per batch to be busy
                     rows += predict(args.device, size=2048, batch=16, rounds=3)
                 else:
-                    rows += predict(args.device, size=512 if args.quick else 768, rounds=2 if args.quick else 3)
+                    rows += predict(args.device, size=512 if args.quick else 768, rounds=3 if args.quick else 5)
             elif name == "preview":
                 from bench_preview import run as preview
 

@@ -47,6 +47,36 @@ def test_blocks_of_the_tile_grid_give_exactly_the_whole_image_result():
     assert cache.hits > 0  # tiles reaching into later blocks were not run twice
 
 
+def test_tile_cache_holds_only_tiles_a_later_block_needs():
+    """Each tile runs once; a cached tile is dropped when its last block is done (memory independent of size)."""
+    from types import SimpleNamespace
+
+    from napari_bioimg.core.lazy import Block, TileUse
+
+    grid = TileGrid((300, 260), 48, 0.25, 4)
+    blocks = [Block((), (slice(y, min(y + 64, 300)), slice(x, min(x + 64, 260))))
+              for y in range(0, 300, 64) for x in range(0, 260, 64)]
+    plan = SimpleNamespace(positions=lambda b: grid.positions(b.core))
+    use, cache, runs, peak = TileUse(plan, blocks), TileCache(), [], 0
+    img = np.random.default_rng(1).normal(size=(1, 300, 260)).astype(np.float32)
+
+    def fn(x):
+        runs.append(len(x))
+        return x.repeat(1, 2, 1, 1)
+
+    for i, b in enumerate(blocks):
+        pos = plan.positions(b)
+        region = grid.region(pos)
+        drain(blend_tiles(fn, img[(slice(None), *region)], tuple(r.start for r in region), grid, pos, 2,
+                          batch_size=4, cache=cache, keep=use.keep(i, b)))
+        peak = max(peak, len(cache.items))
+        use.release(i, b, cache)
+    assert sum(runs) == len(grid.positions())  # every tile of the image ran exactly once
+    assert not cache.items and cache.nbytes == 0  # nothing left over at the end
+    row_of_tiles = len(grid.positions((slice(0, 1), slice(0, 260))))
+    assert peak <= 2 * row_of_tiles + 4, (peak, row_of_tiles)  # about one row of border tiles, not the image
+
+
 def test_lazy_instances_equal_in_memory_across_block_borders(blob_model, blob_field, tmp_path):
     image, _ = blob_field
     mem = predict_sync(blob_model, image, tile=64)

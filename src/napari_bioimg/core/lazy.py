@@ -31,7 +31,7 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -365,14 +365,26 @@ def relabel_block(plan: LazyPlan, out: Any, block: Block, sorted_ids: np.ndarray
         out[idx] = data
 
 
-def keep_for_later(plan: LazyPlan, block: Block):
-    """Tiles reaching into a later block's region (raster order) are worth caching."""
-    tsize, margin = plan.grid.tsize, plan.margin
+class TileUse:
+    """Which block (of a list processed in order) last needs each tile, so that the
+    :class:`~.tiling.TileCache` holds exactly the tiles a later block will reuse and
+    lets go of each as soon as its last block is done. Memory then stays at about
+    one row of blocks' border tiles, whatever the image size.
+    """
 
-    def keep(pos: tuple[int, ...]) -> bool:
-        return any(p + t > c.stop - m for p, t, c, m in zip(pos, tsize, block.core, margin))
+    def __init__(self, plan: LazyPlan, blocks: list[Block]):
+        self.last: dict[tuple, int] = {}
+        for i, b in enumerate(blocks):
+            for pos in plan.positions(b):
+                self.last[(b.sample, pos)] = i
 
-    return keep
+    def keep(self, i: int, block: Block) -> Callable[[tuple[int, ...]], bool]:
+        """For block ``i``: is this tile needed again by a later block?"""
+        return lambda pos: self.last.get((block.sample, pos), -1) > i
+
+    def release(self, i: int, block: Block, cache: TileCache) -> None:
+        """Block ``i`` is done: drop the cached tiles no later block needs."""
+        cache.drop(lambda pos: self.last.get((block.sample, pos), -1) <= i)
 
 
 # ---------------------------------------------------------------- the generator
@@ -502,6 +514,7 @@ def _run_blocks(plan: LazyPlan, loaded: LoadedModel, source: Any, result: Any, f
     all_ids: list[np.ndarray] = []
     cut = 0
     cache, cache_sample = None, None
+    use = TileUse(plan, blocks)
     with ThreadPoolExecutor(max_workers=1) as pool:
         ahead = pool.submit(prepare, plan, source, blocks[0])
         for i, b in enumerate(blocks):
@@ -511,8 +524,7 @@ def _run_blocks(plan: LazyPlan, loaded: LoadedModel, source: Any, result: Any, f
             if b.sample != cache_sample:
                 cache, cache_sample = TileCache(CACHE_BYTES), b.sample
             gen = blend_tiles(fn, prep.image, tuple(r.start for r in prep.region), plan.grid, prep.positions,
-                              plan.model_channels, plan.batch_size, loaded.device, stop, cache,
-                              keep_for_later(plan, b))
+                              plan.model_channels, plan.batch_size, loaded.device, stop, cache, use.keep(i, b))
             while True:
                 try:
                     ev = next(gen)
@@ -523,6 +535,7 @@ def _run_blocks(plan: LazyPlan, loaded: LoadedModel, source: Any, result: Any, f
             if probs is None:
                 return None
             done_tiles += len(prep.positions)
+            use.release(i, b, cache)
             ids, n_cut = finish_block(plan, loaded.task, loaded.meta, prep, probs, result)
             del probs, prep
             if ids is not None:

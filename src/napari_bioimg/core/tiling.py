@@ -129,6 +129,11 @@ class TileCache:
             self.hits += 1
         return y
 
+    def drop(self, done: Callable[[tuple[int, ...]], bool]) -> None:
+        """Forget the tiles for which ``done(position)`` is true (no later block needs them)."""
+        for pos in [p for p in self.items if done(p)]:
+            self.nbytes -= self.items.pop(pos).nbytes
+
     def put(self, pos: tuple[int, ...], y: np.ndarray) -> None:
         if pos in self.items or y.nbytes > self.max_bytes:
             return
