@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         emitted = len(rows)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"environment": env, "rows": rows, **extra,
+    out.write_text(json.dumps({"environment": env, "date": time.strftime("%Y-%m-%d"), "rows": rows, **extra,
                                "seconds": round(time.perf_counter() - t0, 1)}, indent=2))
     if args.plot and "memory_points" in extra:
         from plot import plot

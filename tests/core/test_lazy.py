@@ -76,6 +76,22 @@ def test_tile_cache_holds_only_tiles_a_later_block_needs():
     row_of_tiles = len(grid.positions((slice(0, 1), slice(0, 260))))
     assert peak <= 2 * row_of_tiles + 4, (peak, row_of_tiles)  # about one row of border tiles, not the image
 
+    # a cache too small for a row: it stays within its cap and the tiles it could not keep simply run again
+    small, runs[:] = TileCache(max_bytes=3 * 2 * 48 * 48 * 4), []
+    stitched = np.zeros((2, 300, 260), np.float32)
+    for i, b in enumerate(blocks):
+        pos = plan.positions(b)
+        region = grid.region(pos)
+        part = drain(blend_tiles(fn, img[(slice(None), *region)], tuple(r.start for r in region), grid, pos, 2,
+                                 batch_size=4, cache=small, keep=use.keep(i, b)))
+        assert len(small.items) <= 3
+        inner = tuple(slice(c.start - r.start, c.stop - r.start) for c, r in zip(b.core, region))
+        stitched[(slice(None), *b.core)] = part[(slice(None), *inner)]
+        use.release(i, b, small)
+    whole = drain(tiled_apply(fn, img, 2, tile=48, overlap=0.25, divisor=4))
+    np.testing.assert_allclose(stitched, whole, atol=1e-5)
+    assert small.refused > 0 and sum(runs) > len(grid.positions())
+
 
 def test_lazy_instances_equal_in_memory_across_block_borders(blob_model, blob_field, tmp_path):
     image, _ = blob_field

@@ -55,7 +55,9 @@ BLOCK = {2: (2048, 2048), 3: (64, 256, 256)}
 #: Output zarr chunk shape (blocks are multiples of it).
 CHUNK = {2: (512, 512), 3: (32, 128, 128)}
 SAMPLE_BLOCKS = 64
-CACHE_BYTES = 256 << 20
+#: Cap on tiles kept for later blocks: about one row of border tiles of a 16k-wide image (3 classes);
+#: wider images recompute the tiles beyond it (a few percent more work) instead of holding more memory.
+CACHE_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)

@@ -111,8 +111,9 @@ class TileCache:
     """Tile outputs kept between neighbouring blocks of one image, so no tile runs twice.
 
     Blocks are processed in raster order; a tile that reaches into a later block
-    is stored here and reused there. Bounded by ``max_bytes`` (oldest dropped
-    first); a dropped tile is simply computed again.
+    is stored here and reused there (and dropped with :meth:`drop` once no later
+    block needs it). Bounded by ``max_bytes``: when full, new tiles are not kept
+    (``refused``) and are simply computed again where they are needed.
     """
 
     def __init__(self, max_bytes: int = 256 << 20):
@@ -122,6 +123,7 @@ class TileCache:
         self.items: OrderedDict[tuple[int, ...], np.ndarray] = OrderedDict()
         self.nbytes = 0
         self.hits = 0
+        self.refused = 0
 
     def get(self, pos: tuple[int, ...]) -> np.ndarray | None:
         y = self.items.get(pos)
@@ -137,11 +139,12 @@ class TileCache:
     def put(self, pos: tuple[int, ...], y: np.ndarray) -> None:
         if pos in self.items or y.nbytes > self.max_bytes:
             return
+        if self.nbytes + y.nbytes > self.max_bytes:
+            # full: keep what is already held (in raster order it is needed sooner); this tile runs again later
+            self.refused += 1
+            return
         self.items[pos] = y
         self.nbytes += y.nbytes
-        while self.nbytes > self.max_bytes:
-            _, old = self.items.popitem(last=False)
-            self.nbytes -= old.nbytes
 
 
 def blend_tiles(
