@@ -108,7 +108,7 @@ def run(sizes=(4096, 8192, 16384), device: str = "cpu", work: Path | None = None
                 seconds={p["size"]: round(p["seconds"], 1) for p in points},
                 megapixels_per_s={p["size"]: round(p["megapixels_per_s"], 2) for p in points},
                 rss_after_imports_gib=round(first["rss_after_imports_gib"], 3),
-                note="memory rises until the bounded tile cache (256 MiB cap) and block buffers are in use, "
+                note="memory rises until one block's buffers and one row of border tiles (64 MiB cap) are in use, "
                      "then stays flat; the image itself is never loaded")]
     return rows, points
 

@@ -17,6 +17,7 @@ LABELS = {
                         "Gaussian blending)",
     "predict_vs_monai_with_our_prepared_model": "… MONAI given our prepared model too (the tiler alone)",
     "predict_gflops_vs_matmul_peak": "achieved convolution GFLOP/s in tiled prediction vs this CPU's fp32 matmul peak",
+    "predict_gflops_vs_matmul_peak_compiled": "… the same with `predict --compile` (torch.compile, frozen weights)",
     "lone_conv3x3_16ch_gflops_vs_matmul_peak": "… a lone 16-channel 3×3 convolution vs the same peak (ceiling)",
     "time_to_first_preview_512px": "Train → first live prediction, 512² (engine)",
     "gui_worst_stall_while_training": "worst GUI event-loop stall while training, real napari viewer (QTimer probe)",
