@@ -190,12 +190,8 @@ def classification_scores(truth, pred, classes=None) -> dict:
     }
 
 
-def psnr(pred: np.ndarray, truth: np.ndarray, data_range: float | None = None) -> float:
-    """Peak signal-to-noise ratio in dB, ``10 log10(range^2 / MSE)``, over pixels finite in both.
-
-    ``data_range`` defaults to the range (max - min) of ``truth``, the convention of
-    the denoising literature; ``inf`` for identical images.
-    """
+def _paired(pred, truth, data_range: float | None, what: str):
+    """Both images as float64 with the same shape, the mask of pixels finite in both, and the data range."""
     pred = np.asarray(pred, dtype=np.float64)
     truth = np.asarray(truth, dtype=np.float64)
     if pred.shape != truth.shape:
@@ -206,7 +202,17 @@ def psnr(pred: np.ndarray, truth: np.ndarray, data_range: float | None = None) -
     if data_range is None:
         data_range = float(truth[ok].max() - truth[ok].min())
     if not data_range > 0:
-        raise InputError("the reference image is constant: PSNR needs a reference with some contrast")
+        raise InputError(f"the reference image is constant: {what} needs a reference with some contrast")
+    return pred, truth, ok, data_range
+
+
+def psnr(pred: np.ndarray, truth: np.ndarray, data_range: float | None = None) -> float:
+    """Peak signal-to-noise ratio in dB, ``10 log10(range^2 / MSE)``, over pixels finite in both.
+
+    ``data_range`` defaults to the range (max - min) of ``truth``, the convention of
+    the denoising literature; ``inf`` for identical images.
+    """
+    pred, truth, ok, data_range = _paired(pred, truth, data_range, "PSNR")
     mse = float(np.mean((pred[ok] - truth[ok]) ** 2))
     return float("inf") if mse == 0 else float(10 * np.log10(data_range**2 / mse))
 
@@ -221,17 +227,7 @@ def ssim(pred: np.ndarray, truth: np.ndarray, data_range: float | None = None, c
     """
     from skimage.metrics import structural_similarity
 
-    pred = np.asarray(pred, dtype=np.float64)
-    truth = np.asarray(truth, dtype=np.float64)
-    if pred.shape != truth.shape:
-        raise InputError(f"prediction shape {pred.shape} differs from the reference {truth.shape}")
-    ok = np.isfinite(pred) & np.isfinite(truth)
-    if not ok.any():
-        raise InputError("no pixel is finite in both the prediction and the reference")
-    if data_range is None:
-        data_range = float(truth[ok].max() - truth[ok].min())
-    if not data_range > 0:
-        raise InputError("the reference image is constant: SSIM needs a reference with some contrast")
+    pred, truth, ok, data_range = _paired(pred, truth, data_range, "SSIM")
     if not ok.all():
         fill = float(np.median(truth[np.isfinite(truth)])) if np.isfinite(truth).any() else 0.0
         truth = np.where(np.isfinite(truth), truth, fill)
