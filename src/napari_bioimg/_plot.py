@@ -80,7 +80,7 @@ class LossPlot(QWidget):
         font = QFont(p.font())
         font.setPointSizeF(7.5)
         p.setFont(font)
-        left, right, top, bottom = 44, 40, 8, 18
+        left, right, top, bottom = 44, 40, 18, 18
         w, h = self.width() - left - right, self.height() - top - bottom
         if w < 10 or h < 10:
             p.end()
@@ -89,9 +89,11 @@ class LossPlot(QWidget):
         p.setPen(QPen(FRAME, 1))
         p.drawRect(area)
         p.setPen(FG)
-        p.drawText(QRectF(0, top, left - 4, 12), Qt.AlignmentFlag.AlignRight, "loss")
+        # axis titles above the frame: "loss" over the left axis, the validation score's name over the right one
+        p.setPen(LOSS)
+        p.drawText(QRectF(4, 2, left + w / 2, 14), Qt.AlignmentFlag.AlignLeft, "loss")
         p.setPen(VAL)
-        p.drawText(QRectF(left + w + 4, top, right, 12), Qt.AlignmentFlag.AlignLeft, self.val_name[:8])
+        p.drawText(QRectF(left + w / 2, 2, w / 2 + right - 4, 14), Qt.AlignmentFlag.AlignRight, self.val_name)
         if not self.steps:
             p.setPen(FG)
             p.drawText(area, Qt.AlignmentFlag.AlignCenter, "loss appears here while training")
