@@ -3,13 +3,14 @@
 Thin by design: it turns GUI state into a :class:`~napari_bioimg.core.TrainConfig`,
 runs the engine's generators in napari ``thread_worker``s, and applies their events
 to layers on the main thread. All computation lives in :mod:`napari_bioimg.core`.
+This module holds the form and training; predictions and result layers are in
+:mod:`._results`, saving / loading / exporting in :mod:`._files`.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from pathlib import Path
 
 import napari
 import numpy as np
@@ -17,13 +18,15 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label,
 from napari.layers import Image, Labels, Points
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtWidgets import QFileDialog, QSizePolicy
+from qtpy.QtWidgets import QSizePolicy
 from superqt import QCollapsible
 
 from . import _classify as C
 from . import _layers as L
+from ._files import FilesMixin
 from ._plot import LossPlot
 from ._progress import DockProgress, QuietGC
+from ._results import ResultsMixin
 
 DEFAULT_LR = 3e-3
 DEFAULT_PATCH = 128
@@ -36,36 +39,7 @@ def _fmt_time(seconds: float | None) -> str:
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
-def _fits_in(data: np.ndarray, dtype) -> bool:
-    """Whether ``data`` can be written into an array of ``dtype`` without changing any value's meaning."""
-    dtype = np.dtype(dtype)
-    if dtype.kind == "f":
-        return data.dtype.kind in "fiub"
-    if dtype.kind in "iu" and data.dtype.kind in "iub":
-        info = np.iinfo(dtype)
-        return not data.size or (info.min <= int(data.min()) and int(data.max()) <= info.max)
-    return False
-
-
-def _predict_and_score(checkpoint, image, axes, reference=None, **kwargs):
-    """Prediction generator that also scores an image result against a clean ``reference``.
-
-    Returns ``(result, scores)``; ``scores`` holds PSNR/SSIM of the result and of the
-    input against the reference (``None`` without a reference or when stopped).
-    """
-    from .core.metrics import image_scores
-    from .core.predict import predict
-
-    result = yield from predict(checkpoint, image, axes, **kwargs)
-    if result is None or reference is None:
-        return result, None
-    axes_ref = axes if axes and not axes.startswith("Z") else None  # SSIM frame by frame only along T/S
-    scores = image_scores(result, reference, axes_ref)
-    before = image_scores(np.asarray(image, dtype=np.float32), reference, axes_ref)
-    return result, {**scores, "input_psnr": before["psnr"], "input_ssim": before["ssim"]}
-
-
-class BioimgWidget(Container):
+class BioimgWidget(ResultsMixin, FilesMixin, Container):
     """Train a U-Net (and other registered models) on the current image and annotations."""
 
     def __init__(self, viewer: napari.viewer.Viewer):
@@ -487,306 +461,6 @@ class BioimgWidget(Container):
     def _close_pbar(self) -> None:
         self.progress.end()
         self._gc.release()
-
-    def _drop_placeholder(self) -> None:
-        """Remove the result layer added at Train if nothing was ever shown in it (error, stop, cancel)."""
-        placeholder = self._run.pop("placeholder", None)
-        if placeholder is not None and placeholder in self.viewer.layers:
-            self.viewer.layers.remove(placeholder)
-
-    def _result_geometry(self, kind: str) -> tuple[tuple[int, ...], type]:
-        """Shape and dtype of the result layer for the current run's image."""
-        axes = self._run["axes"]
-        source_shape = L.layer_data(self._run["image"]).shape
-        # image results keep the source's shape (channel axis included); labels drop C
-        kept = axes if kind == "image" else axes.replace("C", "")
-        shape = tuple(s for a, s in zip(axes, source_shape) if a in kept)
-        # uint16 labels go straight to the GPU; napari maps uint32 on the CPU (slower previews)
-        return shape, (np.uint16 if kind == "labels" else np.float32)
-
-    def _placeholder_layer(self, kind: str):
-        """The (empty) layer previews and the final result will be written to, added before training starts."""
-        if self._run.get("objects") is not None:
-            return self._class_layer()  # (no placeholder is registered yet, so this does not claim it)
-        shape, dtype = self._result_geometry(kind)
-        image = self._run["image"]
-        return L.result_layer(self.viewer, image, self._result_name(), kind, shape, dtype, self._run["axes"])
-
-    # ---------------------------------------------------------------- prediction
-    def start_prediction(self, value=None) -> None:
-        """Predict the selected image with the current (trained or loaded) model into a new layer."""
-        from .core import Control, get_task
-
-        if self.busy or self._checkpoint is None:
-            return
-        image = self.image.value
-        if image is None:
-            show_error("napari-bioimg: pick an image layer to predict")
-            return
-        data = self._checkpoint["data"]
-        axes = self.axes.value
-        if data["spatial_dims"] == 2 and "Z" in axes and image.ndim == 3 and not image.rgb:
-            axes = "ZYX"
-        task = self._loaded.task if self._loaded is not None else get_task(self._checkpoint["task"]["name"])
-        objects = None
-        if "objects" in task.inputs:
-            if self.annotations.value is None:
-                show_error("napari-bioimg: pick the objects to classify (a Labels layer)")
-                return
-            objects = np.array(L.layer_array(self.annotations.value), copy=True)  # snapshot
-        reference = self.reference.value if task.output_kind == "image" else None
-        if reference is not None and reference.data.shape != image.data.shape:
-            show_warning(f"napari-bioimg: reference '{reference.name}' has another shape than the image; "
-                         "no PSNR/SSIM this time")
-            reference = None
-        self._control = Control()
-        self._run.update({"image": image, "axes": axes, "model": self._checkpoint["model"]["name"],
-                          "spatial_dims": data["spatial_dims"], "objects": objects, "colors": {},
-                          "kind": task.output_kind,
-                          "label": getattr(task, "result_label", "") or self._checkpoint["model"]["name"],
-                          "reference": reference.name if reference is not None else None})
-        self.progress.begin("Predicting")
-        direct = {"labels": objects, "class_image": objects is None} if task.direct_model else {}
-        ref_data = np.array(L.layer_array(reference), copy=True) if reference is not None else None
-        # the layer's own (possibly lazy: dask, zarr) data: big images are predicted block by block
-        worker = create_worker(_predict_and_score, self._loaded or self._checkpoint, L.layer_data(image), axes,
-                               ref_data, device=self.device.value, **direct,
-                               control=self._control, rgb=image.rgb, _start_thread=False,
-                               _connect={"yielded": self._on_event, "returned": self._on_predicted,
-                                         "errored": self._on_error, "finished": self._on_predict_finished})
-        self._predict_worker = worker
-        self._set_running(True)
-        self._gc.hold()
-        worker.start()
-
-    def _on_predicted(self, returned) -> None:
-        from .core.tasks import ClassPrediction
-        from .core.zarrio import store_location
-
-        result, scores = returned
-        if result is None:
-            self.status.value = "Prediction cancelled."
-            return
-        if isinstance(result, ClassPrediction):
-            self._show_prediction_classes(result)
-            return
-        kind = self._output_kind()
-        if not isinstance(result, np.ndarray):  # a zarr store written block by block: shown lazily
-            image = self._run.get("image")
-            if image is None or image not in self.viewer.layers:
-                return
-            layer = L.add_lazy_result(self.viewer, image, self._result_name(), kind, result, self._run["axes"])
-            self.status.value = f"Prediction in layer '{layer.name}' (shown from {store_location(result)})."
-            return
-        layer = self._show_result(result, None, kind)
-        if layer is not None:
-            n = int(result.max()) if kind == "labels" and result.size else None
-            extra = f": {n} objects" if n is not None and self._checkpoint["task"]["name"] == "instance" else ""
-            if scores:
-                self._run["scores"] = scores
-                extra = (f": PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.3f} against "
-                         f"'{self._run['reference']}' (input: {scores['input_psnr']:.2f} dB, "
-                         f"{scores['input_ssim']:.3f})")
-            self.status.value = f"Prediction in layer '{layer.name}'{extra}."
-
-    def _on_predict_finished(self) -> None:
-        self._predict_worker = None
-        self._drop_placeholder()
-        self._close_pbar()
-        self._set_running(False)
-
-    def _output_kind(self) -> str:
-        from .core import get_task
-
-        if self._loaded is not None:
-            return self._loaded.task.output_kind
-        return get_task(self._checkpoint["task"]["name"]).output_kind
-
-    def _result_name(self) -> str:
-        return f"{self._run['image'].name} [{self._run.get('label') or self._run['model']}]"
-
-    def _show_result(self, data: np.ndarray, index: tuple[int, ...] | None, kind: str):
-        """Write a preview (one frame at ``index``) or a full result into our own result layer."""
-        image = self._run.get("image")
-        if image is None or image not in self.viewer.layers:
-            return None
-        axes = self._run["axes"]
-        kept = axes if kind == "image" else axes.replace("C", "")
-        full_shape, dtype = self._result_geometry(kind)
-        if kind == "image" and data.ndim == len(full_shape) + 1 and index is None:
-            full_shape = data.shape
-        if kind == "labels" and data.size and int(data.max()) >= 2**16:
-            dtype = np.uint32
-        layer = L.result_layer(self.viewer, image, self._result_name(), kind, full_shape, dtype, axes)
-        self._claim(layer)
-        current = layer.data
-        if (index is None or not index) and isinstance(current, np.ndarray) and current.shape == data.shape \
-                and _fits_in(data, current.dtype):
-            current[...] = data  # in place: half the GUI-thread time of replacing the layer's data
-            layer.refresh()
-        elif index is None or not index:
-            layer.data = data.astype(dtype, copy=False)
-        else:
-            target = np.asarray(layer.data)
-            if kind == "labels" and np.iinfo(target.dtype).max < int(data.max()):
-                target = target.astype(np.uint32)
-                layer.data = target
-            spatial = "ZYX" if self._run["spatial_dims"] == 3 else "YX"
-            sel = []
-            it = iter(index)
-            for a in kept:
-                sel.append(slice(None) if a in spatial or a == "C" else next(it))
-            target[tuple(sel)] = data
-            layer.refresh()
-        if kind == "image":
-            L.match_contrast(layer, image)
-        return layer
-
-    def _class_layer(self):
-        image = self._run.get("image")
-        if image is None or image not in self.viewer.layers:
-            return None
-        shape = self._run["objects"].shape
-        return self._claim(L.result_layer(self.viewer, image, self._result_name(), "labels", shape, np.uint32,
-                                          self._run["axes"]))
-
-    def _claim(self, layer):
-        """A result is being written to ``layer``: if it is the placeholder added at Train, keep it."""
-        if layer is not None and self._run.get("placeholder") is layer:
-            self._run.pop("placeholder")
-        return layer
-
-    def _show_object_classes(self, class_image: np.ndarray, index: tuple[int, ...]) -> None:
-        """Live preview: the objects of one frame (or the volume), coloured by their current class."""
-        layer = self._class_layer()
-        if layer is None:
-            return
-        objects = self._run["objects"]
-        spatial = "ZYX" if self._run["spatial_dims"] == 3 else "YX"
-        it = iter(index or ())
-        sel = tuple(slice(None) if a in spatial else next(it) for a in self._run["axes"].replace("C", ""))
-        ids, values = C.object_classes(objects[sel], class_image)
-        self._run["colors"].update(zip(ids.tolist(), values.tolist()))
-        data = np.asarray(layer.data)
-        data[sel] = objects[sel]
-        colors = self._run["colors"]
-        C.paint_result(layer, data, list(colors), [v - 1 for v in colors.values()])
-
-    def _show_prediction_classes(self, result) -> None:
-        """Every object coloured by its predicted class; class and probability in the layer's features."""
-        counts = {str(c): int(n) for c, n in zip(result.class_names,
-                                                 np.bincount(result.index, minlength=len(result.class_names)))}
-        if self._run.get("objects") is None:  # image classification: one class value per frame
-            layer = self._show_result(result.class_image, None, "labels")
-            what = "frames"
-        else:
-            layer = self._class_layer()
-            if layer is None:
-                return
-            values = [result.class_values[k] for k in result.index]
-            C.paint_result(layer, self._run["objects"], result.ids, [v - 1 for v in values],
-                           C.prediction_features(result))
-            what = "objects"
-        if layer is not None:
-            self.status.value = f"Classified {len(result.ids)} {what} into layer '{layer.name}': {counts}"
-
-    # ---------------------------------------------------------------- files
-    def save_model(self, path: str | Path) -> Path:
-        from .core.checkpoint import save_checkpoint
-
-        if not self.trainable:
-            raise RuntimeError("no napari-bioimg model to save: train or load one first (an imported bioimage.io "
-                               "package is already a file)")
-        path = Path(path)
-        if path.suffix != ".pt":
-            path = path.with_suffix(".pt")
-        save_checkpoint(self._checkpoint, path)
-        self.status.value = f"Saved model to {path}"
-        return path
-
-    def load_model(self, path: str | Path) -> None:
-        """Load a napari-bioimg model (.pt) or a bioimage.io package (.zip, folder or rdf.yaml)."""
-        from .core import BioimgError
-        from .core.bioimageio import is_bioimageio_source, load_bioimageio
-        from .core.checkpoint import load_checkpoint
-
-        loaded = None
-        try:
-            if is_bioimageio_source(path):
-                loaded = load_bioimageio(path, self.device.value)
-                ckpt = loaded.checkpoint
-            else:
-                ckpt = load_checkpoint(path)
-        except BioimgError as err:
-            show_error(f"napari-bioimg: {err}")
-            self.status.value = f"Error: {err}"
-            return
-        foreign = loaded is not None and ckpt["task"]["name"] == "bioimageio"
-        self._checkpoint, self._loaded = ckpt, (loaded if foreign else None)
-        if not foreign:
-            self.task.value = ckpt["task"]["name"]
-            self.model.value = ckpt["model"]["name"]
-        self._run["model"] = ckpt["model"]["name"]
-        self.confusion.show_report(ckpt["task"].get("meta", {}).get("validation_report"))
-        metrics = ", ".join(f"{k} {v:.3f}" for k, v in ckpt.get("metrics", {}).items() if k != "best_score")
-        what = (f"bioimage.io model {ckpt['bioimageio'].get('name')!r}: predicts {loaded.out_channels} "
-                "channel(s) as an image" if foreign else f"{ckpt['model']['name']} for {ckpt['task']['name']}")
-        self.status.value = f"Loaded {Path(path).name}: {what}. {metrics}"
-        self._set_running(False)
-
-    def export_model(self, path: str | Path, fmt: str | None = None) -> None:
-        """Export the current model in the background: bioimage.io (.zip), TorchScript or ONNX (.onnx).
-
-        The current image layer provides the sample for tracing, the test tensors and
-        the cover (the bundled nuclei when no image is picked).
-        """
-        from .core.export import export_model
-
-        if self.busy or not self.trainable:
-            return
-        path = Path(path)
-        fmt = fmt or {".zip": "bioimageio", ".onnx": "onnx"}.get(path.suffix.lower(), "torchscript")
-        image = self.image.value
-        sample = L.layer_array(image) if image is not None and not image.rgb else None
-        axes = self.axes.value if sample is not None else None
-        self.status.value = f"Exporting ({fmt}) to {path.name}…"
-        worker = create_worker(export_model, self._checkpoint, fmt, path, sample=sample, sample_axes=axes,
-                               _start_thread=False,
-                               _connect={"returned": self._on_exported, "errored": self._on_error,
-                                         "finished": self._on_export_finished})
-        self._export_worker = worker
-        self._set_running(True)
-        worker.start()
-
-    def _on_exported(self, path) -> None:
-        self.status.value = f"Exported to {path}"
-        show_info(f"napari-bioimg: exported to {path}")
-
-    def _on_export_finished(self) -> None:
-        self._export_worker = None
-        self._set_running(False)
-
-    def _save_dialog(self, value=None) -> None:
-        path, _ = QFileDialog.getSaveFileName(self.native, "Save model", "model.pt", "napari-bioimg model (*.pt)")
-        if path:
-            self.save_model(path)
-
-    def _load_dialog(self, value=None) -> None:
-        path, _ = QFileDialog.getOpenFileName(self.native, "Load model", "", "Models (*.pt *.zip *.yaml);;"
-                                              "napari-bioimg model (*.pt);;bioimage.io package (*.zip *.yaml)")
-        if path:
-            self.load_model(path)
-
-    EXPORT_FILTERS = {"bioimage.io package (*.zip)": ("bioimageio", ".zip"),
-                      "TorchScript (*.pt)": ("torchscript", ".pt"), "ONNX (*.onnx)": ("onnx", ".onnx")}
-
-    def _export_dialog(self, value=None) -> None:
-        path, chosen = QFileDialog.getSaveFileName(self.native, "Export model", "model.zip",
-                                                   ";;".join(self.EXPORT_FILTERS))
-        if path:
-            fmt, suffix = self.EXPORT_FILTERS.get(chosen, ("bioimageio", ".zip"))
-            path = Path(path)
-            self.export_model(path if path.suffix else path.with_suffix(suffix), fmt)
 
     def _shutdown(self, *args) -> None:
         """Stop workers when the widget (or the viewer) closes."""

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import yaml
 
-from napari_bioimg import _widget
+from napari_bioimg import _files
 from napari_bioimg.core import TrainConfig, predict_sync, train_sync
 from napari_bioimg.core.checkpoint import save_checkpoint
 
@@ -104,7 +104,7 @@ def test_export_dialog_then_load_package_predicts_the_same(widget, qtbot, tmp_pa
     widget.load_model(trained_file)
     assert widget.export_btn.enabled
     target = tmp_path / "shared" / "model"
-    monkeypatch.setattr(_widget.QFileDialog, "getSaveFileName",
+    monkeypatch.setattr(_files.QFileDialog, "getSaveFileName",
                         lambda *a, **k: (str(target), "bioimage.io package (*.zip)"))
     widget.export_btn.native.click()
     wait_idle(qtbot, widget)
@@ -113,7 +113,7 @@ def test_export_dialog_then_load_package_predicts_the_same(widget, qtbot, tmp_pa
     with zipfile.ZipFile(package) as z:
         assert z.read("test_input.npy")  # the test tensors come from the image in the viewer
 
-    monkeypatch.setattr(_widget.QFileDialog, "getOpenFileName", lambda *a, **k: (str(package), ""))
+    monkeypatch.setattr(_files.QFileDialog, "getOpenFileName", lambda *a, **k: (str(package), ""))
     widget.load_btn.native.click()
     assert "Loaded model.zip" in widget.status.value and widget.trainable
     widget.predict_btn.native.click()
