@@ -1,14 +1,17 @@
-"""A progress bar inside the dock widget, and keeping Python's garbage collector out of the way of the viewer.
+"""Progress in the dock widget and in napari's activity dock, and keeping Python's garbage collector out of the way.
 
-napari's activity-dock progress bars cost 60-70 ms of GUI-thread time when the
-first one opens (the dock is shown and the event loop pumped), which the user
-feels as a hitch on pressing Train; a bar painted in the widget costs well
-under a millisecond per update.
+Measured with napari's OpenGL canvas in the window: a ``QProgressBar`` in the
+dock repaints synchronously on every ``setValue`` (8-11 ms of GUI-thread time
+per training step), so the widget's own bar is painted here and only schedules
+repaints. napari's activity-dock bar is cheap to update while the dock is
+collapsed (0.2 ms) but its first creation costs ~55 ms (later ones ~15 ms), so
+one is created and closed when the widget opens, not when Train is pressed.
 """
 
 from __future__ import annotations
 
 import gc
+import sys
 
 from qtpy.QtCore import QRectF, Qt
 from qtpy.QtGui import QColor, QPainter
@@ -20,12 +23,10 @@ TEXT = QColor("#f0f0f0")
 
 
 class DockProgress(QWidget):
-    """Percent progress with a short description, hidden while idle.
+    """Percent progress with a short description, hidden while idle; mirrored in napari's activity dock.
 
-    Painted here rather than with ``QProgressBar``, whose ``setValue`` repaints
-    synchronously: with napari's OpenGL canvas in the same window that cost
-    8-11 ms of GUI-thread time per training step. ``update()`` only schedules
-    a repaint, which Qt merges with the viewer's own.
+    Painted here rather than with ``QProgressBar`` (see the module docstring):
+    ``update()`` only schedules a repaint, which Qt merges with the viewer's own.
     """
 
     def __init__(self, parent=None):
@@ -34,19 +35,39 @@ class DockProgress(QWidget):
         self.text = ""
         self.setFixedHeight(18)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self._activity = None  # napari's activity-dock progress of the current run
         self.hide()
 
+    @staticmethod
+    def warm_up() -> None:
+        """Pay the one-time cost of napari's activity-dock progress bars now (when the widget opens)."""
+        from napari.utils import progress
+
+        progress(total=1, desc="napari-bioimg").close()
+
     def begin(self, desc: str) -> None:
+        from napari.utils import progress
+
         self.text = desc
         self.fraction = 0.0
         self.show()
         self.update()
+        self._close_activity()
+        self._activity = progress(total=100, desc=f"napari-bioimg: {desc.lower()}")
 
     def set_fraction(self, fraction: float) -> None:
         fraction = min(max(float(fraction), 0.0), 1.0)
-        if int(fraction * 100) != int(self.fraction * 100):
+        if int(fraction * 100) != int(self.fraction * 100):  # at most 100 repaints per run
             self.fraction = fraction
             self.update()
+            if self._activity is not None:
+                self._activity.n = self.value()
+                self._activity.refresh()
+
+    def _close_activity(self) -> None:
+        if self._activity is not None:
+            self._activity.close()
+            self._activity = None
 
     def value(self) -> int:
         """Percent done."""
@@ -54,6 +75,7 @@ class DockProgress(QWidget):
 
     def end(self) -> None:
         self.hide()
+        self._close_activity()
 
     def paintEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         p = QPainter(self)
@@ -73,7 +95,9 @@ class DockProgress(QWidget):
 
 
 class QuietGC:
-    """Freeze the objects that exist when a run starts so that full collections skip them.
+    """While a run is in progress: keep old objects out of the garbage collector, and let the GUI thread take the GIL sooner.
+
+    Freeze the objects that exist when a run starts so that full collections skip them.
 
     A full (generation 2) collection walks every tracked object; with napari
     loaded that is a few hundred thousand objects and takes 100-200 ms with the
@@ -83,15 +107,26 @@ class QuietGC:
     :meth:`release` puts them back afterwards, so nothing stays uncollectable.
     """
 
+    #: GIL switch interval while a run is in progress (Python's default is 5 ms)
+    SWITCH_INTERVAL = 0.0005
+
     def __init__(self):
         self.active = False
+        self._interval = None
 
     def hold(self) -> None:
         if not self.active:
             gc.freeze()
+            # The GUI thread re-takes the GIL for every Qt -> Python call while it paints and handles
+            # events; with a worker thread busy in Python code (model copies, patch sampling) each
+            # re-take waits up to the switch interval, and a dozen of them made 35-70 ms stalls.
+            self._interval = sys.getswitchinterval()
+            sys.setswitchinterval(min(self._interval, self.SWITCH_INTERVAL))
             self.active = True
 
     def release(self) -> None:
         if self.active:
             gc.unfreeze()
+            if self._interval is not None:
+                sys.setswitchinterval(self._interval)
             self.active = False

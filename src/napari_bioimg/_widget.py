@@ -158,6 +158,7 @@ class BioimgWidget(ResultsMixin, FilesMixin, Container):
         from .core.fast import warm_up
 
         threading.Thread(target=warm_up, name="napari-bioimg-warm-up", daemon=True).start()
+        self.progress.warm_up()
 
     # ---------------------------------------------------------------- layer pickers
     def _image_choices(self, widget=None):
