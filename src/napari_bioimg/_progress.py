@@ -11,7 +11,6 @@ one is created and closed when the widget opens, not when Train is pressed.
 from __future__ import annotations
 
 import gc
-import sys
 
 from qtpy.QtCore import QRectF, Qt
 from qtpy.QtGui import QColor, QPainter
@@ -95,9 +94,7 @@ class DockProgress(QWidget):
 
 
 class QuietGC:
-    """While a run is in progress: keep old objects out of the garbage collector, and let the GUI thread take the GIL sooner.
-
-    Freeze the objects that exist when a run starts so that full collections skip them.
+    """Freeze the objects that exist when a run starts so that full collections skip them.
 
     A full (generation 2) collection walks every tracked object; with napari
     loaded that is a few hundred thousand objects and takes 100-200 ms with the
@@ -107,26 +104,15 @@ class QuietGC:
     :meth:`release` puts them back afterwards, so nothing stays uncollectable.
     """
 
-    #: GIL switch interval while a run is in progress (Python's default is 5 ms)
-    SWITCH_INTERVAL = 0.0005
-
     def __init__(self):
         self.active = False
-        self._interval = None
 
     def hold(self) -> None:
         if not self.active:
             gc.freeze()
-            # The GUI thread re-takes the GIL for every Qt -> Python call while it paints and handles
-            # events; with a worker thread busy in Python code (model copies, patch sampling) each
-            # re-take waits up to the switch interval, and a dozen of them made 35-70 ms stalls.
-            self._interval = sys.getswitchinterval()
-            sys.setswitchinterval(min(self._interval, self.SWITCH_INTERVAL))
             self.active = True
 
     def release(self) -> None:
         if self.active:
             gc.unfreeze()
-            if self._interval is not None:
-                sys.setswitchinterval(self._interval)
             self.active = False

@@ -1,7 +1,6 @@
 """GUI tier: a real napari viewer, the real dock widget, real background workers."""
 
 import gc
-import sys
 
 import numpy as np
 
@@ -25,7 +24,6 @@ def test_first_minute_journey(widget, qtbot, tmp_path):
     before = snapshot(viewer)
     fast_settings(widget, epochs=3)
     widget.preview.value = True
-    switch = sys.getswitchinterval()
     widget.train_btn.native.click()
     assert widget.busy and widget.stop_btn.enabled and not widget.progress.isHidden()
     assert widget.progress._activity is not None  # also in napari's activity dock
@@ -35,10 +33,8 @@ def test_first_minute_journey(widget, qtbot, tmp_path):
     qtbot.waitUntil(lambda: placeholder.data.any(), timeout=60_000)  # live preview appeared mid-training
     assert widget._train_worker is not None
     assert gc.get_freeze_count() > 0  # old objects are out of the collector's way while training runs
-    assert sys.getswitchinterval() < switch  # and the GUI thread gets the GIL back sooner
     wait_idle(qtbot, widget)
     assert gc.get_freeze_count() == 0 and widget.progress.isHidden() and widget.progress._activity is None
-    assert sys.getswitchinterval() == switch
     (result,) = ours(viewer)
     assert result.name == "nuclei [unet]"
     assert result.__class__.__name__ == "Labels" and result.data.shape == (256, 256)
