@@ -57,7 +57,8 @@ def test_tile_cache_holds_only_tiles_a_later_block_needs():
     blocks = [Block((), (slice(y, min(y + 64, 300)), slice(x, min(x + 64, 260))))
               for y in range(0, 300, 64) for x in range(0, 260, 64)]
     plan = SimpleNamespace(positions=lambda b: grid.positions(b.core))
-    use, cache, runs, peak = TileUse(plan, blocks), TileCache(), [], 0
+    use, runs, peak = TileUse(plan, blocks), [], 0
+    cache = use.cache
     img = np.random.default_rng(1).normal(size=(1, 300, 260)).astype(np.float32)
 
     def fn(x):
@@ -70,14 +71,15 @@ def test_tile_cache_holds_only_tiles_a_later_block_needs():
         drain(blend_tiles(fn, img[(slice(None), *region)], tuple(r.start for r in region), grid, pos, 2,
                           batch_size=4, cache=cache, keep=use.keep(i, b)))
         peak = max(peak, len(cache.items))
-        use.release(i, b, cache)
+        use.release(i, b)
     assert sum(runs) == len(grid.positions())  # every tile of the image ran exactly once
     assert not cache.items and cache.nbytes == 0  # nothing left over at the end
     row_of_tiles = len(grid.positions((slice(0, 1), slice(0, 260))))
     assert peak <= 2 * row_of_tiles + 4, (peak, row_of_tiles)  # about one row of border tiles, not the image
 
     # a cache too small for a row: it stays within its cap and the tiles it could not keep simply run again
-    small, runs[:] = TileCache(max_bytes=3 * 2 * 48 * 48 * 4), []
+    use, runs[:] = TileUse(plan, blocks, max_bytes=3 * 2 * 48 * 48 * 4), []
+    small = use.cache
     stitched = np.zeros((2, 300, 260), np.float32)
     for i, b in enumerate(blocks):
         pos = plan.positions(b)
@@ -87,7 +89,7 @@ def test_tile_cache_holds_only_tiles_a_later_block_needs():
         assert len(small.items) <= 3
         inner = tuple(slice(c.start - r.start, c.stop - r.start) for c, r in zip(b.core, region))
         stitched[(slice(None), *b.core)] = part[(slice(None), *inner)]
-        use.release(i, b, small)
+        use.release(i, b)
     whole = drain(tiled_apply(fn, img, 2, tile=48, overlap=0.25, divisor=4))
     np.testing.assert_allclose(stitched, whole, atol=1e-5)
     assert small.refused > 0 and sum(runs) > len(grid.positions())

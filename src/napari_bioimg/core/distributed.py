@@ -167,9 +167,9 @@ def _block_task(model_path: str, device: str, plan, source_path: str, out_path: 
                 amp: bool, compile: bool, tta: bool):
     """Run a run of consecutive blocks on a worker (sharing a tile cache); return their ids and cut count."""
     from .fast import configure_threads
-    from .lazy import CACHE_BYTES, TileUse, finish_block, prepare
+    from .lazy import TileUse, finish_block, prepare
     from .predict import drain, model_fn
-    from .tiling import TileCache, blend_tiles
+    from .tiling import blend_tiles
     from .zarrio import open_image, open_output
 
     configure_threads(_worker_threads())
@@ -177,16 +177,15 @@ def _block_task(model_path: str, device: str, plan, source_path: str, out_path: 
     source = open_image(source_path)[0]
     out = open_output(out_path, mode="r+")
     fn = model_fn(loaded, amp, tta, compile=compile)
-    ids, cut, cache, sample = [], 0, None, None
+    ids, cut = [], 0
     blocks = [plan.blocks[i] for i in indices]
     use = TileUse(plan, blocks)
     for i, b in enumerate(blocks):
-        if b.sample != sample:
-            cache, sample = TileCache(CACHE_BYTES), b.sample
         prep = prepare(plan, source, b)
         probs = drain(blend_tiles(fn, prep.image, tuple(r.start for r in prep.region), plan.grid, prep.positions,
-                                  plan.model_channels, plan.batch_size, loaded.device, None, cache, use.keep(i, b)))
-        use.release(i, b, cache)
+                                  plan.model_channels, plan.batch_size, loaded.device, None, use.cache,
+                                  use.keep(i, b)))
+        use.release(i, b)
         block_ids, n_cut = finish_block(plan, loaded.task, loaded.meta, prep, probs, out)
         if block_ids is not None:
             ids.append(block_ids)

@@ -368,13 +368,16 @@ def relabel_block(plan: LazyPlan, out: Any, block: Block, sorted_ids: np.ndarray
 
 
 class TileUse:
-    """Which block (of a list processed in order) last needs each tile, so that the
-    :class:`~.tiling.TileCache` holds exactly the tiles a later block will reuse and
-    lets go of each as soon as its last block is done. Memory then stays at about
-    one row of blocks' border tiles, whatever the image size.
+    """The tile cache of a list of blocks processed in order, holding exactly the tiles a later block reuses.
+
+    Records which block last needs each tile; a tile is kept only if a later block
+    needs it and dropped as soon as its last block is done. Memory then stays at
+    about one row of blocks' border tiles whatever the image size, and the cache
+    is empty whenever a sample's last block is done (so samples never mix).
     """
 
-    def __init__(self, plan: LazyPlan, blocks: list[Block]):
+    def __init__(self, plan: LazyPlan, blocks: list[Block], max_bytes: int = CACHE_BYTES):
+        self.cache = TileCache(max_bytes)
         self.last: dict[tuple, int] = {}
         for i, b in enumerate(blocks):
             for pos in plan.positions(b):
@@ -384,9 +387,9 @@ class TileUse:
         """For block ``i``: is this tile needed again by a later block?"""
         return lambda pos: self.last.get((block.sample, pos), -1) > i
 
-    def release(self, i: int, block: Block, cache: TileCache) -> None:
+    def release(self, i: int, block: Block) -> None:
         """Block ``i`` is done: drop the cached tiles no later block needs."""
-        cache.drop(lambda pos: self.last.get((block.sample, pos), -1) <= i)
+        self.cache.drop(lambda pos: self.last.get((block.sample, pos), -1) <= i)
 
 
 # ---------------------------------------------------------------- the generator
@@ -515,7 +518,6 @@ def _run_blocks(plan: LazyPlan, loaded: LoadedModel, source: Any, result: Any, f
     done_tiles = 0
     all_ids: list[np.ndarray] = []
     cut = 0
-    cache, cache_sample = None, None
     use = TileUse(plan, blocks)
     with ThreadPoolExecutor(max_workers=1) as pool:
         ahead = pool.submit(prepare, plan, source, blocks[0])
@@ -523,10 +525,8 @@ def _run_blocks(plan: LazyPlan, loaded: LoadedModel, source: Any, result: Any, f
             prep = ahead.result()
             if i + 1 < len(blocks):
                 ahead = pool.submit(prepare, plan, source, blocks[i + 1])
-            if b.sample != cache_sample:
-                cache, cache_sample = TileCache(CACHE_BYTES), b.sample
             gen = blend_tiles(fn, prep.image, tuple(r.start for r in prep.region), plan.grid, prep.positions,
-                              plan.model_channels, plan.batch_size, loaded.device, stop, cache, use.keep(i, b))
+                              plan.model_channels, plan.batch_size, loaded.device, stop, use.cache, use.keep(i, b))
             while True:
                 try:
                     ev = next(gen)
@@ -537,7 +537,7 @@ def _run_blocks(plan: LazyPlan, loaded: LoadedModel, source: Any, result: Any, f
             if probs is None:
                 return None
             done_tiles += len(prep.positions)
-            use.release(i, b, cache)
+            use.release(i, b)
             ids, n_cut = finish_block(plan, loaded.task, loaded.meta, prep, probs, result)
             del probs, prep
             if ids is not None:

@@ -117,10 +117,8 @@ class TileCache:
     """
 
     def __init__(self, max_bytes: int = 256 << 20):
-        from collections import OrderedDict
-
         self.max_bytes = int(max_bytes)
-        self.items: OrderedDict[tuple[int, ...], np.ndarray] = OrderedDict()
+        self.items: dict[tuple[int, ...], np.ndarray] = {}
         self.nbytes = 0
         self.hits = 0
         self.refused = 0
@@ -137,7 +135,7 @@ class TileCache:
             self.nbytes -= self.items.pop(pos).nbytes
 
     def put(self, pos: tuple[int, ...], y: np.ndarray) -> None:
-        if pos in self.items or y.nbytes > self.max_bytes:
+        if pos in self.items:
             return
         if self.nbytes + y.nbytes > self.max_bytes:
             # full: keep what is already held (in raster order it is needed sooner); this tile runs again later
