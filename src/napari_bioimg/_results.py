@@ -152,7 +152,7 @@ class ResultsMixin:
     def _on_predict_finished(self) -> None:
         self._predict_worker = None
         self._drop_placeholder()
-        self._close_pbar()
+        self._run_ended()
         self._set_running(False)
 
     def _output_kind(self) -> str:

@@ -452,14 +452,15 @@ class BioimgWidget(ResultsMixin, FilesMixin, Container):
 
     def _on_train_finished(self) -> None:
         self._train_worker = None
-        self._close_pbar()
+        self._run_ended()
         self._set_running(False)
         if self._run.pop("trained", False) and self._run.get("image") in self.viewer.layers:
             self.start_prediction()  # the whole image with the final model (into the placeholder, if any)
         else:
             self._drop_placeholder()
 
-    def _close_pbar(self) -> None:
+    def _run_ended(self) -> None:
+        """A training or prediction run is over: hide its progress, hand old objects back to the collector."""
         self.progress.end()
         self._gc.release()
 
@@ -470,4 +471,4 @@ class BioimgWidget(ResultsMixin, FilesMixin, Container):
         for w in (self._train_worker, self._predict_worker, self._export_worker):
             if w is not None:
                 w.quit()
-        self._close_pbar()
+        self._run_ended()
