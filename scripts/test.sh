@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-export QT_QPA_PLATFORM=xcb NAPARI_BIOIMG_TESTING=1 PYTHONFAULTHANDLER=1 OMP_WAIT_POLICY=PASSIVE
+export QT_QPA_PLATFORM=xcb PYTHONFAULTHANDLER=1 OMP_WAIT_POLICY=PASSIVE
 exec xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

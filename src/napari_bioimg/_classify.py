@@ -35,7 +35,7 @@ def source_choices(viewer, objects) -> list[tuple[str, object]]:
             continue
         if isinstance(layer, Points):
             choices.append((f"points: {layer.name}", layer))
-        elif isinstance(layer, Labels) and layer is not objects:
+        elif isinstance(layer, Labels) and not L.same_layer(layer, objects):
             choices.append((f"painted: {layer.name}", layer))
     choices.append(("features of the objects layer", FEATURES))
     return choices
@@ -57,8 +57,14 @@ def frame_classes_from_points(points, n_frames: int):
     return ann
 
 
-def read_classes(source, objects, image=None, per_frame: bool = False):
-    """Turn the chosen class source into :class:`~.core.annotations.ClassAnnotations`."""
+def class_request(source, objects, image=None, per_frame: bool = False):
+    """Read the chosen class source on the GUI thread; return what turns it into class annotations later.
+
+    The cheap parts (points, their classes, a features table) are read now, so that a missing
+    ``class`` column is reported at once. The objects' label image is *not* read here: for a big
+    lazy layer that would compute it on the GUI thread. The returned function takes the objects'
+    label array (read in the worker) and returns :class:`~.core.annotations.ClassAnnotations`.
+    """
     from .core.annotations import classes_from_painted, classes_from_points, classes_from_table
     from .core.errors import InputError
 
@@ -68,23 +74,26 @@ def read_classes(source, objects, image=None, per_frame: bool = False):
     if per_frame:
         if not isinstance(source, Points):
             raise InputError("for image classification, put one point with a 'class' feature on each annotated frame")
-        return frame_classes_from_points(source, L.layer_array(image).shape[0])
+        ann = frame_classes_from_points(source, L.data_shape(image)[0])
+        return lambda labels: ann
     if objects is None:
         raise InputError("pick the Labels layer of the objects to classify")
-    labels = L.layer_array(objects)
     if source == FEATURES:
         features = objects.features
         if "class" not in features:
             raise InputError(f"the objects layer {objects.name!r} has no 'class' column in its features table")
         ids = features["index"] if "index" in features else range(len(features))
-        return classes_from_table({"label_id": list(ids), "class": list(features["class"])})
+        table = {"label_id": list(ids), "class": list(features["class"])}
+        return lambda labels: classes_from_table(table)
     if isinstance(source, Points):
         if "class" not in source.features:
             raise InputError(f"the Points layer {source.name!r} has no 'class' feature: add one in its features table")
         world = [source.data_to_world(p) for p in np.asarray(source.data)]
-        coords = np.array([objects.world_to_data(w) for w in world]).reshape(-1, labels.ndim)
-        return classes_from_points(labels, coords, list(source.features["class"]))
-    return classes_from_painted(labels, L.layer_array(source))
+        coords = np.array([objects.world_to_data(w) for w in world]).reshape(-1, len(L.data_shape(objects)))
+        classes = list(source.features["class"])
+        return lambda labels: classes_from_points(labels, coords, classes)
+    painted = L.snapshot(source)
+    return lambda labels: classes_from_painted(labels, np.asarray(painted))
 
 
 def object_classes(objects: np.ndarray, class_image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

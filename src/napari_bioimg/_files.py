@@ -71,7 +71,7 @@ class FilesMixin:
         path = Path(path)
         fmt = fmt or {".zip": "bioimageio", ".onnx": "onnx"}.get(path.suffix.lower(), "torchscript")
         image = self.image.value
-        sample = L.layer_array(image) if image is not None and not image.rgb else None
+        sample = L.layer_data(image) if image is not None and not image.rgb else None  # read in the worker
         axes = self.axes.value if sample is not None else None
         self.status.value = f"Exporting ({fmt}) to {path.name}…"
         worker = create_worker(export_model, self._checkpoint, fmt, path, sample=sample, sample_axes=axes,

@@ -31,12 +31,6 @@ def labelled_axes(layer, ndim: int) -> str | None:
     return None
 
 
-def layer_array(layer) -> np.ndarray:
-    """The full-resolution data of a layer as a numpy array."""
-    data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
-    return np.asarray(data)
-
-
 def layer_data(layer):
     """The full-resolution data of a layer as it is: numpy, or a lazy dask / zarr array for big images."""
     return layer.data[0] if getattr(layer, "multiscale", False) else layer.data
@@ -44,6 +38,53 @@ def layer_data(layer):
 
 def is_ours(layer) -> bool:
     return bool(layer.metadata.get(OWNER_KEY))
+
+
+# A plugin widget opened from napari's Plugins menu gets a proxy of the viewer whose layers come back as new
+# proxy objects at every access, so ``a is b`` (and ``id``) cannot tell whether two references are the same
+# layer. napari's ``unique_id`` can: it is fixed for a layer's lifetime and the same through any proxy.
+
+
+def layer_key(layer):
+    """A stable key for ``layer``: the same for every reference to it (proxied or not), never reused."""
+    return layer.unique_id
+
+
+def same_layer(a, b) -> bool:
+    """Whether ``a`` and ``b`` are the same napari layer (either may be a proxy, a name or ``None``)."""
+    if a is None or b is None or isinstance(a, str) or isinstance(b, str):
+        return a is b or (isinstance(a, str) and a == b)
+    return layer_key(a) == layer_key(b)
+
+
+def find_layer(viewer, key):
+    """The layer of ``viewer`` whose :func:`layer_key` is ``key``, or ``None`` when it was removed."""
+    if key is None:
+        return None
+    return next((layer for layer in viewer.layers if layer_key(layer) == key), None)
+
+
+def in_viewer(viewer, layer) -> bool:
+    """Whether ``layer`` is still one of the viewer's layers."""
+    return layer is not None and find_layer(viewer, layer_key(layer)) is not None
+
+
+def data_shape(layer) -> tuple[int, ...]:
+    """Shape of the layer's full-resolution data, read from its metadata: never computes a lazy array."""
+    data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+    return tuple(int(s) for s in data.shape)
+
+
+def snapshot(layer):
+    """The layer's data for a background run: a private copy of an in-memory array (the user may go on
+    painting while the worker reads it), a lazy (dask, zarr) array as it is (the worker reads what it needs).
+
+    Cheap on the GUI thread either way: a memory copy, or nothing.
+    """
+    data = layer_data(layer)
+    if isinstance(data, np.ndarray):
+        return np.array(data, copy=True)
+    return data
 
 
 def data_index(layer, viewer) -> tuple[int, ...]:

@@ -51,7 +51,7 @@ class DockProgress(QWidget):
         self.fraction = 0.0
         self.show()
         self.update()
-        self._close_activity()
+        self.close_activity()
         self._activity = progress(total=100, desc=f"napari-bioimg: {desc.lower()}")
 
     def set_fraction(self, fraction: float) -> None:
@@ -63,7 +63,7 @@ class DockProgress(QWidget):
                 self._activity.n = self.value()
                 self._activity.refresh()
 
-    def _close_activity(self) -> None:
+    def close_activity(self) -> None:
         if self._activity is not None:
             self._activity.close()
             self._activity = None
@@ -74,7 +74,7 @@ class DockProgress(QWidget):
 
     def end(self) -> None:
         self.hide()
-        self._close_activity()
+        self.close_activity()
 
     def paintEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         p = QPainter(self)

@@ -50,8 +50,8 @@ class ResultsMixin:
     # ---------------------------------------------------------------- the layer added at Train
     def _drop_placeholder(self) -> None:
         """Remove the result layer added at Train if nothing was ever shown in it (error, stop, cancel)."""
-        placeholder = self._run.pop("placeholder", None)
-        if placeholder is not None and placeholder in self.viewer.layers:
+        placeholder = L.find_layer(self.viewer, self._run.pop("placeholder", None))
+        if placeholder is not None:
             self.viewer.layers.remove(placeholder)
 
     def _result_geometry(self, kind: str) -> tuple[tuple[int, ...], type]:
@@ -93,9 +93,9 @@ class ResultsMixin:
             if self.annotations.value is None:
                 show_error("napari-bioimg: pick the objects to classify (a Labels layer)")
                 return
-            objects = np.array(L.layer_array(self.annotations.value), copy=True)  # snapshot
+            objects = L.snapshot(self.annotations.value)
         reference = self.reference.value if task.output_kind == "image" else None
-        if reference is not None and reference.data.shape != image.data.shape:
+        if reference is not None and L.data_shape(reference) != L.data_shape(image):
             show_warning(f"napari-bioimg: reference '{reference.name}' has another shape than the image; "
                          "no PSNR/SSIM this time")
             reference = None
@@ -107,7 +107,7 @@ class ResultsMixin:
                           "reference": reference.name if reference is not None else None})
         self.progress.begin("Predicting")
         direct = {"labels": objects, "class_image": objects is None} if task.direct_model else {}
-        ref_data = np.array(L.layer_array(reference), copy=True) if reference is not None else None
+        ref_data = L.snapshot(reference) if reference is not None else None
         # the layer's own (possibly lazy: dask, zarr) data: big images are predicted block by block
         worker = create_worker(_predict_and_score, self._loaded or self._checkpoint, L.layer_data(image), axes,
                                ref_data, device=self.device.value, **direct,
@@ -133,7 +133,7 @@ class ResultsMixin:
         kind = self._output_kind()
         if not isinstance(result, np.ndarray):  # a zarr store written block by block: shown lazily
             image = self._run.get("image")
-            if image is None or image not in self.viewer.layers:
+            if not L.in_viewer(self.viewer, image):
                 return
             layer = L.add_lazy_result(self.viewer, image, self._result_name(), kind, result, self._run["axes"])
             self.status.value = f"Prediction in layer '{layer.name}' (shown from {store_location(result)})."
@@ -168,7 +168,7 @@ class ResultsMixin:
     def _show_result(self, data: np.ndarray, index: tuple[int, ...] | None, kind: str):
         """Write a preview (one frame at ``index``) or a full result into our own result layer."""
         image = self._run.get("image")
-        if image is None or image not in self.viewer.layers:
+        if not L.in_viewer(self.viewer, image):
             return None
         axes = self._run["axes"]
         kept = axes if kind == "image" else axes.replace("C", "")
@@ -204,15 +204,19 @@ class ResultsMixin:
 
     def _class_layer(self):
         image = self._run.get("image")
-        if image is None or image not in self.viewer.layers:
+        if not L.in_viewer(self.viewer, image):
             return None
         shape = self._run["objects"].shape
         return self._claim(L.result_layer(self.viewer, image, self._result_name(), "labels", shape, np.uint32,
                                           self._run["axes"]))
 
     def _claim(self, layer):
-        """A result is being written to ``layer``: if it is the placeholder added at Train, keep it."""
-        if layer is not None and self._run.get("placeholder") is layer:
+        """A result is being written to ``layer``: if it is the placeholder added at Train, keep it.
+
+        By key, not ``is``: through the proxied viewer a plugin gets, every access to a layer
+        returns a new proxy object.
+        """
+        if layer is not None and self._run.get("placeholder") == L.layer_key(layer):
             self._run.pop("placeholder")
         return layer
 

@@ -13,7 +13,6 @@ import os
 import threading
 
 import napari
-import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, Label, LineEdit, PushButton, SpinBox
 from napari.layers import Image, Labels, Points
 from napari.qt.threading import create_worker
@@ -24,6 +23,8 @@ from superqt import QCollapsible
 from . import _classify as C
 from . import _layers as L
 from ._files import FilesMixin
+from ._jobs import train_job
+from ._lifetime import CloseWatch, detach
 from ._plot import LossPlot
 from ._progress import DockProgress, QuietGC
 from ._results import ResultsMixin
@@ -44,7 +45,7 @@ class BioimgWidget(ResultsMixin, FilesMixin, Container):
 
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__(labels=False)
-        from .core import list_models, list_tasks
+        from .core import list_tasks
         from .core.device import available_devices
 
         self.viewer = viewer
@@ -56,7 +57,7 @@ class BioimgWidget(ResultsMixin, FilesMixin, Container):
         self._export_worker = None
         self._gc = QuietGC()
         self._run: dict = {}
-        self._watched: set[int] = set()
+        self._watched: set = set()  # layer keys whose renames we follow
 
         self.task = ComboBox(label="Task", choices=list_tasks(), value="instance",
                              tooltip="instance: separate objects from instance masks; semantic: classes from scribbles")
@@ -72,7 +73,9 @@ class BioimgWidget(ResultsMixin, FilesMixin, Container):
         self.reference = ComboBox(label="Reference", choices=self._image_choices, nullable=True, visible=False,
                                   tooltip="optional clean image: PSNR and SSIM of the result against it "
                                           "(denoise also validates against it)")
-        self.model = ComboBox(label="Model", choices=list_models(kind="dense"), value="unet")
+        # choices from the task, not a fixed list: napari resets every choice of the dock widget
+        # whenever a layer is added or removed (including the result layer Train adds)
+        self.model = ComboBox(label="Model", choices=self._model_choices, value="unet")
         self.time_limit = SpinBox(label="Time limit [s]", value=120, min=1, max=7 * 24 * 3600, step=10)
         self.device = ComboBox(label="Device", choices=["auto"] + available_devices(), value="auto",
                                tooltip=f"auto = {available_devices()[0]}")
@@ -151,7 +154,8 @@ class BioimgWidget(ResultsMixin, FilesMixin, Container):
         self.annotations.changed.connect(self._refresh_classes)
         for ev in (viewer.layers.events.inserted, viewer.layers.events.removed, viewer.layers.events.moved):
             ev.connect(self._refresh_layers)
-        self.native.destroyed.connect(self._shutdown)
+        self.closed = False
+        self._close_watch = CloseWatch(self.native, self._shutdown)
         self._refresh_layers()
         # torch's one-time start-up (importing its compiler stack, first kernels) now, off the GUI thread,
         # rather than in the first seconds of training where it would freeze the viewer
@@ -175,9 +179,15 @@ class BioimgWidget(ResultsMixin, FilesMixin, Container):
         self.classes.reset_choices()
         current, objects = self.classes.value, self.annotations.value
         features_usable = objects is not None and "class" in objects.features
-        if current is None or current is objects or (isinstance(current, str) and not features_usable):
+        if current is None or L.same_layer(current, objects) or (isinstance(current, str) and not features_usable):
             points = [v for v in self.classes.choices if isinstance(v, Points)]
             self.classes.value = points[0] if points else C.FEATURES
+
+    def _model_choices(self, widget=None):
+        from .core import get_task, list_models
+
+        task = self.task.value if hasattr(self, "task") else "instance"
+        return list_models(kind=get_task(task).model_kind)
 
     def _axes_choices(self, widget=None):
         return L.axes_choices(self.image.value if hasattr(self, "image") else None)
@@ -192,8 +202,8 @@ class BioimgWidget(ResultsMixin, FilesMixin, Container):
         self._refresh_classes()
         self.axes.reset_choices()
         for layer in self.viewer.layers:
-            if id(layer) not in self._watched:  # follow renames
-                self._watched.add(id(layer))
+            if L.layer_key(layer) not in self._watched:  # follow renames
+                self._watched.add(L.layer_key(layer))
                 layer.events.name.connect(self._refresh_layers)
 
     def _pick_annotations(self) -> None:
@@ -209,8 +219,8 @@ class BioimgWidget(ResultsMixin, FilesMixin, Container):
 
     @staticmethod
     def _fits(labels, image) -> bool:
-        shape = tuple(labels.data.shape)
-        ishape = tuple(L.layer_array(image).shape) if not image.multiscale else tuple(image.data[0].shape)
+        """Whether ``labels`` covers ``image``'s pixels (shapes only: a lazy layer is never computed here)."""
+        shape, ishape = L.data_shape(labels), L.data_shape(image)
         return shape == ishape or (image.rgb and shape == ishape[:-1])
 
     def _on_image_changed(self, value=None) -> None:
@@ -218,10 +228,10 @@ class BioimgWidget(ResultsMixin, FilesMixin, Container):
         self._pick_annotations()
 
     def _on_task_changed(self, value=None) -> None:
-        from .core import get_task, list_models
+        from .core import get_task
 
         task = get_task(self.task.value)
-        self.model.choices = list_models(kind=task.model_kind)
+        self.model.reset_choices()
         if getattr(task, "default_model", None) in self.model.choices:
             self.model.value = task.default_model
         inputs = getattr(task, "inputs", ("image", "labels"))
@@ -283,7 +293,6 @@ class BioimgWidget(ResultsMixin, FilesMixin, Container):
 
     def start_training(self, value=None, *, fine_tune: bool = False) -> None:
         from .core import BioimgError, Control, get_task
-        from .core.train import train
 
         if self.busy or (fine_tune and not self.trainable):
             return
@@ -304,23 +313,23 @@ class BioimgWidget(ResultsMixin, FilesMixin, Container):
             return
         try:
             config = self.make_config()
-            extra = None
+            classes = None
             if "classes" in inputs:
-                extra = {"classes": C.read_classes(self.classes.value, ann_layer, image,
-                                                   per_frame="objects" not in inputs)}
+                classes = C.class_request(self.classes.value, ann_layer, image, per_frame="objects" not in inputs)
         except BioimgError as err:
             show_error(f"napari-bioimg: {err}")
             self.status.value = f"Error: {err}"
             return
-        extra = dict(extra or {})
+        extra = {}
         if "target" in getattr(task, "inputs", ()):
             if self.target.value is None:
                 show_error("napari-bioimg: pick a Target layer: a clean (or high-SNR) image of the same pixels")
                 return
-            extra["target"] = np.array(L.layer_array(self.target.value), copy=True)
+            extra["target"] = L.snapshot(self.target.value)
         if task.output_kind == "image" and self.reference.value is not None:
-            extra["reference"] = np.array(L.layer_array(self.reference.value), copy=True)
-        annotations = np.array(ann_layer.data, copy=True) if ann_layer is not None else None  # snapshot
+            extra["reference"] = L.snapshot(self.reference.value)
+        # a snapshot: the user may paint on while training runs; lazy layers are read in the worker
+        annotations = L.snapshot(ann_layer) if ann_layer is not None else None
         axes = self.axes.value
         spatial_dims = config.spatial_dims or (3 if "Z" in axes else 2)
         index = L.batch_index(axes, spatial_dims, L.data_index(image, self.viewer)[: len(axes.replace("C", ""))])
@@ -337,10 +346,12 @@ class BioimgWidget(ResultsMixin, FilesMixin, Container):
             self.plot.reset()
         self.progress.begin(f"Training {config.model}")
         if self.preview.value:  # add the result layer now (napari takes ~0.1 s), not mid-training
-            self._run["placeholder"] = self._placeholder_layer(task.output_kind)
-        worker = create_worker(train, L.layer_array(image), annotations, config, axes=axes, control=self._control,
+            placeholder = self._placeholder_layer(task.output_kind)
+            self._run["placeholder"] = L.layer_key(placeholder) if placeholder is not None else None
+        worker = create_worker(train_job, L.layer_data(image), annotations, config, classes=classes,
+                               axes=axes, control=self._control,
                                preview_index=index if self.preview.value else None, rgb=image.rgb,
-                               init_checkpoint=self._checkpoint if fine_tune else None, extra=extra or None,
+                               init_checkpoint=self._checkpoint if fine_tune else None, extra=extra,
                                _start_thread=False,
                                _connect={"yielded": self._on_event, "returned": self._on_trained,
                                          "errored": self._on_error, "finished": self._on_train_finished,
@@ -454,7 +465,7 @@ class BioimgWidget(ResultsMixin, FilesMixin, Container):
         self._train_worker = None
         self._run_ended()
         self._set_running(False)
-        if self._run.pop("trained", False) and self._run.get("image") in self.viewer.layers:
+        if self._run.pop("trained", False) and L.in_viewer(self.viewer, self._run.get("image")):
             self.start_prediction()  # the whole image with the final model (into the placeholder, if any)
         else:
             self._drop_placeholder()
@@ -464,11 +475,14 @@ class BioimgWidget(ResultsMixin, FilesMixin, Container):
         self.progress.end()
         self._gc.release()
 
-    def _shutdown(self, *args) -> None:
-        """Stop workers when the widget (or the viewer) closes."""
+    def _shutdown(self) -> None:
+        """The window is closing: stop every worker without calling back into the widget's Qt parts."""
+        self.closed = True
         if self._control is not None:
             self._control.stop()
         for w in (self._train_worker, self._predict_worker, self._export_worker):
             if w is not None:
-                w.quit()
-        self._run_ended()
+                detach(w)
+        self._train_worker = self._predict_worker = self._export_worker = None
+        self.progress.close_activity()
+        self._gc.release()

@@ -203,11 +203,11 @@ def train_config_from_args(args, start=None):
     if args.resume:
         config = TrainConfig.from_dict(start["train_config"])
         config.device, config.preview_every = args.device, 0
-        if args.epochs:
+        if args.epochs is not None:
             config.epochs = args.epochs
-        if args.time_limit:
+        if args.time_limit is not None:
             config.time_limit = args.time_limit
-        return config
+        return config.validate()
     task = get_task(args.task or (start["task"]["name"] if start else "instance"))
     model = args.model or (start["model"]["name"] if start else task.default_model)
     model_config = {k: v for k, v in {"depth": args.depth, "base_channels": args.base_channels,
@@ -217,10 +217,11 @@ def train_config_from_args(args, start=None):
     return TrainConfig(
         task=task.name, model=model, model_config=model_config,
         spatial_dims=args.dims or (int(start["data"]["spatial_dims"]) if start else None),
-        time_limit=args.time_limit or (None if args.epochs else 120.0), epochs=args.epochs,
-        steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size or task.default_batch_size,
+        time_limit=args.time_limit if args.time_limit is not None else (None if args.epochs is not None else 120.0),
+        epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
+        batch_size=args.batch_size if args.batch_size is not None else task.default_batch_size,
         patch_size=tuple(args.patch_size) if args.patch_size else None,
-        learning_rate=args.lr or task.default_learning_rate or 2e-3,
+        learning_rate=args.lr if args.lr is not None else (task.default_learning_rate or 2e-3),
         optimizer=args.optimizer, grad_clip=args.grad_clip or None, val_fraction=args.val_fraction, patience=args.patience,
         augment=not args.no_augment, seed=args.seed, device=args.device, preview_every=0,
         temporal_context=args.temporal_context,

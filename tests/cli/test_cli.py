@@ -92,3 +92,19 @@ def test_info_lists_tasks(capsys):
     assert main(["info"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert "instance" in out["tasks"] and "unet" in out["models"]
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--time-limit", "-5", "time_limit"), ("--time-limit", "0", "time_limit"), ("--batch-size", "0", "batch_size"),
+    ("--lr", "0", "learning_rate"), ("--epochs", "0", "epochs"), ("--steps-per-epoch", "0", "steps_per_epoch"),
+])
+def test_out_of_range_training_values_are_refused(files, capsys, flag, value, message):
+    d = files
+    args = ["train", "--image", str(d / "img.tif"), "--labels", str(d / "lbl.tif"), "--out", str(d / "x.pt"),
+            flag, value]
+    if flag not in ("--time-limit", "--epochs"):
+        args += ["--epochs", "1"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "napari-bioimg: error:" in err and message in err and err.strip().count("\n") == 0
+    assert not (d / "x.pt").exists()

@@ -1,15 +1,32 @@
+"""GUI tier: a real napari viewer with the widget opened the way a user opens it.
+
+The widget comes from napari's plugin machinery (what *Plugins ▸ napari-bioimg ▸ Deep learning*
+calls), so it gets the same proxied viewer a user's widget gets; samples come from
+``viewer.open_sample``. Tests click the real buttons and wait for the real workers.
+"""
+
 import numpy as np
 import pytest
 
+PLUGIN = "napari-bioimg"
+WIDGET = "Deep learning (train / predict)"
+
+
+def open_widget(viewer):
+    """Open the dock widget as the Plugins menu does; return the widget instance napari made."""
+    _dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
+    return widget
+
 
 @pytest.fixture
-def widget(make_napari_viewer, qtbot):
-    """A real viewer with the dock widget added, and a helper to wait for its workers."""
-    from napari_bioimg._widget import BioimgWidget
+def viewer(make_napari_viewer):
+    return make_napari_viewer()
 
-    viewer = make_napari_viewer()
-    w = BioimgWidget(viewer)
-    viewer.window.add_dock_widget(w, name="napari-bioimg")
+
+@pytest.fixture
+def widget(viewer, qtbot):
+    """The dock widget beside ``viewer``, opened through the plugin path; its workers are stopped at the end."""
+    w = open_widget(viewer)
     yield w
     w.stop()
     qtbot.waitUntil(lambda: not w.busy, timeout=60_000)
@@ -32,3 +49,22 @@ def wait_idle(qtbot, w, timeout=120_000):
 
 def snapshot(viewer):
     return {layer.name: np.array(layer.data, copy=True) for layer in viewer.layers}
+
+
+def ours(viewer):
+    """Our result layers."""
+    from napari_bioimg._layers import is_ours
+
+    return [layer for layer in viewer.layers if is_ours(layer)]
+
+
+def same(a, b) -> bool:
+    """Whether two references (proxied or not) are the same layer (napari's ``unique_id``, not ``is``)."""
+    return a is not None and b is not None and a.unique_id == b.unique_id
+
+
+def choose_file(monkeypatch, method: str, path, selected_filter: str = ""):
+    """Answer the next Qt file dialog (``getSaveFileName`` / ``getOpenFileName``) with ``path``."""
+    from qtpy.QtWidgets import QFileDialog
+
+    monkeypatch.setattr(QFileDialog, method, staticmethod(lambda *a, **k: (str(path), selected_filter)))

@@ -3,9 +3,7 @@
 import numpy as np
 from napari.layers import Image
 
-from napari_bioimg._layers import is_ours
-
-from .conftest import fast_settings, snapshot, wait_idle
+from .conftest import fast_settings, ours, same, snapshot, wait_idle
 
 
 def shown(w) -> bool:
@@ -13,16 +11,11 @@ def shown(w) -> bool:
     return not w.native.isHidden()
 
 
-def ours(viewer):
-    return [layer for layer in viewer.layers if is_ours(layer)]
-
-
-def test_denoise_journey(widget, qtbot):
+def test_denoise_journey(viewer, widget, qtbot):
     """Noisy time-lapse -> task denoise (no target) -> Train -> live preview -> all frames -> PSNR shown."""
-    viewer = widget.viewer
     viewer.open_sample("napari-bioimg", "noisy_timelapse")
     noisy, clean = viewer.layers["noisy time-lapse"], viewer.layers["time-lapse (clean reference)"]
-    assert widget.image.value is noisy
+    assert same(widget.image.value, noisy)
     assert widget.axes.value == "TYX"  # from the layer's axis labels
     widget.task.value = "denoise"
     assert not shown(widget.annotations) and not shown(widget.target) and shown(widget.reference)
@@ -49,8 +42,7 @@ def test_denoise_journey(widget, qtbot):
         np.testing.assert_array_equal(viewer.layers[name].data, data)
 
 
-def test_restore_needs_a_matching_target(widget, qtbot):
-    viewer = widget.viewer
+def test_restore_needs_a_matching_target(viewer, widget, qtbot):
     rng = np.random.default_rng(0)
     clean = np.zeros((64, 64), np.float32)
     clean[16:48, 16:48] = 100

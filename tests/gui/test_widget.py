@@ -1,26 +1,18 @@
-"""GUI tier: a real napari viewer, the real dock widget, real background workers."""
+"""GUI tier: a real napari viewer, the dock widget opened from the Plugins menu, real background workers."""
 
 import gc
 
 import numpy as np
+import pytest
 
-from napari_bioimg._layers import is_ours
-from napari_bioimg.core import TrainConfig, train_sync
-from napari_bioimg.core.checkpoint import save_checkpoint
-
-from .conftest import fast_settings, snapshot, wait_idle
+from .conftest import choose_file, fast_settings, open_widget, ours, same, snapshot, wait_idle
 
 
-def ours(viewer):
-    return [layer for layer in viewer.layers if is_ours(layer)]
-
-
-def test_first_minute_journey(widget, qtbot, tmp_path):
-    """Open sample -> layers preselected -> Train -> live preview -> final prediction -> Save."""
-    viewer = widget.viewer
+def test_first_minute_journey(viewer, widget, qtbot, tmp_path, monkeypatch):
+    """Open sample -> layers preselected -> Train -> live preview -> the result layer stays -> Save."""
     viewer.open_sample("napari-bioimg", "nuclei")
-    assert widget.image.value is viewer.layers["nuclei"]
-    assert widget.annotations.value is viewer.layers["nuclei labels"]
+    assert same(widget.image.value, viewer.layers["nuclei"])
+    assert same(widget.annotations.value, viewer.layers["nuclei labels"])
     before = snapshot(viewer)
     fast_settings(widget, epochs=3)
     widget.preview.value = True
@@ -31,63 +23,95 @@ def test_first_minute_journey(widget, qtbot, tmp_path):
     (placeholder,) = ours(viewer)
     assert not placeholder.data.any()
     qtbot.waitUntil(lambda: placeholder.data.any(), timeout=60_000)  # live preview appeared mid-training
-    assert widget._train_worker is not None
     assert gc.get_freeze_count() > 0  # old objects are out of the collector's way while training runs
     wait_idle(qtbot, widget)
     assert gc.get_freeze_count() == 0 and widget.progress.isHidden() and widget.progress._activity is None
+    # what the user sees at the end: the result layer is still there and holds the final prediction
     (result,) = ours(viewer)
-    assert result.name == "nuclei [unet]"
+    assert result.name == "nuclei [unet]" and result.name in widget.status.value
     assert result.__class__.__name__ == "Labels" and result.data.shape == (256, 256)
     n_objects = len(np.unique(result.data)) - 1
     assert n_objects >= 5, n_objects
+    assert f"{n_objects} objects" in widget.status.value
     np.testing.assert_array_equal(result.scale, viewer.layers["nuclei"].scale)
     assert len(widget.plot.losses) > 5 and widget.plot.val_scores
     for name, data in before.items():  # the user's layers are untouched
         np.testing.assert_array_equal(viewer.layers[name].data, data)
     viewer.screenshot(str(tmp_path / "window.png"), canvas_only=False)
-    path = widget.save_model(tmp_path / "nuclei")
-    assert path.exists() and path.suffix == ".pt"
+    choose_file(monkeypatch, "getSaveFileName", tmp_path / "nuclei")
+    widget.save_btn.native.click()
+    assert (tmp_path / "nuclei.pt").exists() and "Saved model" in widget.status.value
 
 
-def test_stop_mid_training_keeps_model(widget, qtbot):
-    viewer = widget.viewer
+def test_stop_mid_training_keeps_model_and_result(viewer, widget, qtbot):
     viewer.open_sample("napari-bioimg", "nuclei")
     fast_settings(widget, seconds=600)
-    widget.preview.value = False
+    widget.preview.value = True
     widget.train_btn.native.click()
     qtbot.waitUntil(lambda: len(widget.plot.losses) >= 3, timeout=60_000)
     widget.stop_btn.native.click()
-    qtbot.waitUntil(lambda: widget._train_worker is None, timeout=15_000)
-    assert widget._checkpoint is not None and widget._checkpoint["training"]["stopped_early"]
-    assert "stopped" in widget.status.value or "Predict" in widget.status.value or "objects" in widget.status.value
     wait_idle(qtbot, widget)
+    assert widget._checkpoint is not None and widget._checkpoint["training"]["stopped_early"]
+    (result,) = ours(viewer)  # the final prediction of the model so far, kept
+    assert result.name == "nuclei [unet]" and result.data.any()
+    assert "objects" in widget.status.value and result.name in widget.status.value
 
 
-def test_semantic_scribbles_journey(widget, qtbot):
-    viewer = widget.viewer
+def test_predict_keeps_its_result_layer(viewer, widget, qtbot, tmp_path, blobs2d, blob_model, monkeypatch):
+    """Load… a saved model, Predict on another image: the new result layer stays, with the image's scale."""
+    from napari_bioimg.core.checkpoint import save_checkpoint
+
+    image, _ = blobs2d
+    viewer.add_image(image, name="blobs", scale=(0.5, 0.5))
+    choose_file(monkeypatch, "getOpenFileName", save_checkpoint(blob_model, tmp_path / "m.pt"))
+    widget.load_btn.native.click()
+    assert widget.predict_btn.enabled and "Loaded m.pt" in widget.status.value
+    widget.predict_btn.native.click()
+    wait_idle(qtbot, widget)
+    (result,) = ours(viewer)
+    assert result.name == "blobs [unet]" and result.data.max() >= 3
+    np.testing.assert_array_equal(result.scale, (0.5, 0.5))
+    widget.predict_btn.native.click()  # again: into the same layer, still there
+    wait_idle(qtbot, widget)
+    assert [layer.name for layer in ours(viewer)] == ["blobs [unet]"]
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"garbage")
+    choose_file(monkeypatch, "getOpenFileName", bad)
+    widget.load_btn.native.click()
+    assert "Error" in widget.status.value and widget.predict_btn.enabled  # the loaded model is kept
+
+
+def test_semantic_scribbles_journey(viewer, widget, qtbot):
+    """Own image -> a Labels layer with a few strokes per class -> semantic -> Train -> corrections -> Continue."""
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[:128, :128]
     blobs = ((yy % 40 - 20) ** 2 + (xx % 40 - 20) ** 2 < 100).astype(float)
-    viewer.add_image(blobs * 100 + rng.normal(0, 10, blobs.shape), name="cells")
-    scribbles = viewer.add_labels(np.zeros((128, 128), np.uint8), name="scribbles")
-    scribbles.data[2:5, 2:120] = 1
-    scribbles.data[18:22, 18:22] = 2
-    scribbles.data[58:62, 58:62] = 2
-    painted = scribbles.data.copy()
+    viewer.add_image(blobs * 100 + rng.normal(0, 10, blobs.shape), name="cells", scale=(2.0, 2.0))
+    scribbles = viewer.add_labels(np.zeros((128, 128), np.uint8), name="scribbles", scale=(2.0, 2.0))
+    scribbles.paint((3, 60), 1)  # napari's own painting (what the brush does)
+    scribbles.paint((3, 100), 1)
+    scribbles.paint((20, 20), 2)
+    scribbles.paint((60, 60), 2)
     widget.task.value = "semantic"
-    assert widget.annotations.value is scribbles
+    assert same(widget.annotations.value, scribbles)
     fast_settings(widget, epochs=2)
+    painted = scribbles.data.copy()
     widget.train_btn.native.click()
     wait_idle(qtbot, widget)
     (result,) = ours(viewer)
     assert set(np.unique(result.data)) <= {1, 2}
+    np.testing.assert_array_equal(result.scale, (2.0, 2.0))
     agree = np.mean((result.data == 2) == (blobs > 0))
     assert agree > 0.8, agree
     np.testing.assert_array_equal(scribbles.data, painted)
+    scribbles.paint((100, 20), 2)  # a correction, then Continue
+    widget.continue_btn.native.click()
+    assert "Continuing" in widget.status.value
+    wait_idle(qtbot, widget)
+    assert [layer.name for layer in ours(viewer)] == ["cells [unet]"]
 
 
-def test_bad_input_shows_error_and_keeps_layers(widget, qtbot):
-    viewer = widget.viewer
+def test_bad_input_shows_error_and_keeps_layers(viewer, widget, qtbot):
     viewer.add_image(np.random.default_rng(0).normal(size=(64, 64)), name="img")
     viewer.add_labels(np.zeros((64, 64), np.uint8), name="empty")
     before = snapshot(viewer)
@@ -101,9 +125,8 @@ def test_bad_input_shows_error_and_keeps_layers(widget, qtbot):
     assert widget.train_btn.enabled and not widget.stop_btn.enabled
 
 
-def test_failed_training_removes_its_empty_result_layer(widget, qtbot):
+def test_failed_training_removes_its_empty_result_layer(viewer, widget, qtbot):
     """With live preview on, the result layer added at Train goes away again when training fails."""
-    viewer = widget.viewer
     viewer.add_image(np.random.default_rng(0).normal(size=(64, 64)), name="img")
     viewer.add_labels(np.zeros((64, 64), np.uint8), name="empty")
     fast_settings(widget)
@@ -115,33 +138,9 @@ def test_failed_training_removes_its_empty_result_layer(widget, qtbot):
     assert gc.get_freeze_count() == 0
 
 
-def test_load_model_and_predict_any_image(widget, qtbot, tmp_path, blobs2d):
-    image, labels = blobs2d
-    res = train_sync(image, labels, TrainConfig(epochs=3, time_limit=None, steps_per_epoch=10, batch_size=4,
-                                                patch_size=48, learning_rate=5e-3, preview_every=0,
-                                                model_config={"depth": 2, "base_channels": 16}))
-    path = save_checkpoint(res.checkpoint, tmp_path / "m.pt")
-    viewer = widget.viewer
-    viewer.add_image(image, name="blobs", scale=(0.5, 0.5))
-    widget.load_model(path)
-    assert widget.predict_btn.enabled
-    widget.predict_btn.native.click()
-    wait_idle(qtbot, widget)
-    (result,) = ours(viewer)
-    assert result.data.max() >= 3
-    np.testing.assert_array_equal(result.scale, (0.5, 0.5))
-    bad = tmp_path / "bad.pt"
-    bad.write_bytes(b"garbage")
-    widget.load_model(bad)
-    assert "Error" in widget.status.value and widget._checkpoint is not None
-
-
 def test_closing_viewer_during_training_ends_worker(make_napari_viewer, qtbot):
-    from napari_bioimg._widget import BioimgWidget
-
     viewer = make_napari_viewer()
-    w = BioimgWidget(viewer)
-    viewer.window.add_dock_widget(w)
+    w = open_widget(viewer)
     viewer.add_image(np.random.default_rng(0).normal(size=(64, 64)), name="img")
     lbl = np.zeros((64, 64), np.uint8)
     lbl[10:30, 10:30] = 1
@@ -150,12 +149,11 @@ def test_closing_viewer_during_training_ends_worker(make_napari_viewer, qtbot):
     w.train_btn.native.click()
     qtbot.waitUntil(lambda: len(w.plot.losses) >= 2, timeout=60_000)
     worker = w._train_worker
-    w._shutdown()
+    viewer.close()  # what the window's close button does
     qtbot.waitUntil(lambda: not worker.is_running, timeout=15_000)
 
 
-def test_3d_stack_trains_volumetric_and_predicts_volume(widget, qtbot):
-    viewer = widget.viewer
+def test_3d_stack_trains_volumetric_and_predicts_volume(viewer, widget, qtbot):
     viewer.open_sample("napari-bioimg", "nuclei_3d")
     assert widget.axes.value == "ZYX"
     fast_settings(widget, seconds=600)
@@ -170,4 +168,74 @@ def test_3d_stack_trains_volumetric_and_predicts_volume(widget, qtbot):
     wait_idle(qtbot, widget, timeout=180_000)
     (result,) = ours(viewer)
     assert result.data.shape == viewer.layers["nuclei 3D"].data.shape
+    np.testing.assert_array_equal(result.scale, viewer.layers["nuclei 3D"].scale)
     assert widget._checkpoint["data"]["spatial_dims"] == 3
+
+
+@pytest.fixture
+def synchronous_dask():
+    """Chunks computed in the thread that asks for them, so the tests can tell which thread computes."""
+    import dask
+
+    with dask.config.set(scheduler="synchronous"):
+        yield
+
+
+class CountingChunks:
+    """A dask array whose chunks count how often the GUI thread computes them."""
+
+    def __init__(self, shape, chunks, dtype, fill=0):
+        import threading
+
+        import dask.array as da
+
+        self.on_gui_thread = 0
+        block = np.full(chunks, fill, dtype)
+
+        def chunk(block_info=None):
+            if threading.current_thread() is threading.main_thread():
+                self.on_gui_thread += 1
+            loc = block_info[None]["array-location"]
+            return block[tuple(slice(0, b - a) for a, b in loc)]
+
+        self.array = da.map_blocks(chunk, dtype=dtype, chunks=tuple(
+            tuple(min(c, s - i) for i in range(0, s, c)) for s, c in zip(shape, chunks)))
+
+    def calls(self):
+        return self.on_gui_thread
+
+
+def test_widget_beside_a_huge_lazy_image_computes_nothing(viewer, qtbot, synchronous_dask):
+    """A 20k x 20k lazy image and labels (3 planes: napari draws one): opening the widget, picking layers
+    and switching tasks read shapes, never data, on the GUI thread."""
+    image = CountingChunks((3, 20_000, 20_000), (1, 4096, 4096), np.uint16)
+    labels = CountingChunks((3, 20_000, 20_000), (1, 4096, 4096), np.uint32)
+    viewer.add_image(image.array, name="huge", multiscale=False, contrast_limits=(0, 100))
+    viewer.add_labels(labels.array, name="huge labels", multiscale=False)
+    qtbot.wait(100)
+    drawn = image.calls(), labels.calls()  # what napari itself computed to draw them
+    widget = open_widget(viewer)
+    assert same(widget.image.value, viewer.layers["huge"])
+    assert same(widget.annotations.value, viewer.layers["huge labels"])
+    for task in ("semantic", "classify", "denoise", "instance"):
+        widget.task.value = task
+    viewer.add_points(np.zeros((1, 3)), name="marks")  # layer events refresh the pickers
+    qtbot.wait(100)
+    assert (image.calls(), labels.calls()) == drawn
+
+
+def test_training_on_lazy_layers_reads_them_in_the_worker(viewer, widget, qtbot, synchronous_dask):
+    """Train and Predict on dask layers: the data is computed by the workers, not on the GUI thread."""
+    image = CountingChunks((2, 96, 96), (1, 48, 48), np.float32, fill=1.0)
+    labels = CountingChunks((2, 96, 96), (1, 48, 48), np.uint16, fill=1)
+    viewer.add_image(image.array, name="lazy", contrast_limits=(0, 2))
+    viewer.add_labels(labels.array, name="lazy labels")
+    qtbot.wait(100)
+    drawn = image.calls(), labels.calls()
+    widget.axes.value = "TYX"
+    fast_settings(widget, epochs=1)
+    widget.patch.value = 32
+    widget.train_btn.native.click()
+    wait_idle(qtbot, widget)
+    assert (image.calls(), labels.calls()) == drawn
+    assert widget._checkpoint is not None and ours(viewer)

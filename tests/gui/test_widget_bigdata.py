@@ -1,16 +1,14 @@
 """Journey 5 (big data): a lazily opened zarr image is predicted block by block and shown lazily; Stop cancels."""
 
-import importlib
 import time
 
 import numpy as np
 import zarr
 
-from napari_bioimg._layers import is_ours
 from napari_bioimg.core import predict_sync
 from napari_bioimg.core.checkpoint import save_checkpoint
 
-from .conftest import wait_idle
+from .conftest import choose_file, ours, wait_idle
 
 
 def _lazy_layer(viewer, blob_field, tmp_path):
@@ -22,14 +20,13 @@ def _lazy_layer(viewer, blob_field, tmp_path):
     return viewer.add_image(da.from_zarr(store), name="big", scale=(2.0, 2.0)), image
 
 
-def test_big_zarr_image_predicts_lazily(widget, qtbot, tmp_path, blob_model, blob_field, monkeypatch):
-    monkeypatch.setattr(importlib.import_module("napari_bioimg.core.predict"), "LAZY_BYTES", 10_000)
-    viewer = widget.viewer
+def test_big_zarr_image_predicts_lazily(viewer, widget, qtbot, tmp_path, blob_model, blob_field, monkeypatch):
     layer, image = _lazy_layer(viewer, blob_field, tmp_path)
-    widget.load_model(save_checkpoint(blob_model, tmp_path / "m.pt"))
+    choose_file(monkeypatch, "getOpenFileName", save_checkpoint(blob_model, tmp_path / "m.pt"))
+    widget.load_btn.native.click()
     widget.predict_btn.native.click()
     wait_idle(qtbot, widget)
-    (result,) = [x for x in viewer.layers if is_ours(x)]
+    (result,) = ours(viewer)
     assert isinstance(result.data, zarr.Array)  # never loaded into memory as a whole
     assert result.data.shape == image.shape and "shown from" in widget.status.value
     np.testing.assert_array_equal(result.scale, (2.0, 2.0))
@@ -40,22 +37,21 @@ def test_big_zarr_image_predicts_lazily(widget, qtbot, tmp_path, blob_model, blo
     assert layer.data.shape == image.shape and np.array_equal(np.asarray(layer.data), image)  # untouched
 
 
-def test_stop_cancels_a_big_prediction(widget, qtbot, tmp_path, blob_model, blob_field, monkeypatch):
-    monkeypatch.setattr(importlib.import_module("napari_bioimg.core.predict"), "LAZY_BYTES", 10_000)
-    viewer = widget.viewer
+def test_stop_cancels_a_big_prediction(viewer, widget, qtbot, tmp_path, blob_model, blob_field, monkeypatch):
     _lazy_layer(viewer, blob_field, tmp_path)
-    widget.load_model(save_checkpoint(blob_model, tmp_path / "m.pt"))
+    choose_file(monkeypatch, "getOpenFileName", save_checkpoint(blob_model, tmp_path / "m.pt"))
+    widget.load_btn.native.click()
     widget.predict_btn.native.click()
     t = time.perf_counter()
     widget.stop_btn.native.click()
     wait_idle(qtbot, widget, timeout=30_000)
     assert time.perf_counter() - t < 5
     assert widget.status.value == "Prediction cancelled."
-    assert not [x for x in viewer.layers if is_ours(x)]
+    assert not ours(viewer)
 
 
-def test_temporal_context_and_flat_3d_patches_reach_the_config(widget):
-    widget.viewer.add_image(np.zeros((5, 64, 64), np.float32), name="movie")
+def test_temporal_context_and_flat_3d_patches_reach_the_config(viewer, widget):
+    viewer.add_image(np.zeros((5, 64, 64), np.float32), name="movie")
     widget.axes.value = "TYX"
     widget.temporal.value = 2
     assert widget.make_config().temporal_context == 2

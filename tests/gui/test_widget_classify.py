@@ -2,14 +2,12 @@
 
 import numpy as np
 
-from napari_bioimg._layers import is_ours
 from tests.conftest import make_objects2d
 
-from .conftest import snapshot, wait_idle
+from .conftest import ours, same, snapshot, wait_idle
 
 
-def _setup(widget, per_class=6):
-    viewer = widget.viewer
+def _setup(viewer, widget, per_class=6):
     image, labels, truth = make_objects2d()
     viewer.add_image(image, name="cells")
     viewer.add_labels(labels, name="objects")
@@ -29,18 +27,17 @@ def _setup(widget, per_class=6):
     return truth, picked
 
 
-def test_classify_journey(widget, qtbot):
-    viewer = widget.viewer
-    truth, picked = _setup(widget)
+def test_classify_journey(viewer, widget, qtbot):
+    truth, picked = _setup(viewer, widget)
     assert not widget.annotations.native.isHidden() and not widget.classes.native.isHidden()
     assert widget.annotations.label == "Objects" and widget.model.value == "cnn"
-    assert widget.annotations.value is viewer.layers["objects"]
-    assert widget.classes.value is viewer.layers["marks"]  # the Points layer is preselected
+    assert same(widget.annotations.value, viewer.layers["objects"])
+    assert same(widget.classes.value, viewer.layers["marks"])  # the Points layer is preselected
     before = snapshot(viewer)
     widget.preview.value = True
     widget.train_btn.native.click()
     wait_idle(qtbot, widget)
-    (result,) = [layer for layer in viewer.layers if is_ours(layer)]
+    (result,) = ours(viewer)
     assert result.__class__.__name__ == "Labels"
     np.testing.assert_array_equal(result.data, viewer.layers["objects"].data)  # the objects, coloured by class
     features = result.features
@@ -56,22 +53,18 @@ def test_classify_journey(widget, qtbot):
     assert "Classified" in widget.status.value
     for name, data in before.items():  # the user's layers are untouched
         np.testing.assert_array_equal(viewer.layers[name].data, data)
-    # a live preview (class values painted over the objects) keeps the object ids and the class colours
-    objects = viewer.layers["objects"].data
-    values = {c: k + 1 for k, c in enumerate(sorted(set(truth.values())))}
-    class_image = np.zeros_like(objects)
-    for i, c in got.items():
-        class_image[objects == i] = values[c]
-    widget._show_object_classes(class_image, ())
-    np.testing.assert_array_equal(result.data, objects)
-    assert {tuple(np.round(result.colormap.map(i), 3)) for i, c in got.items() if c == "long"} == colors
+    # Train again with the live preview: the preview paints the same objects, one colour per class
+    widget.train_btn.native.click()
+    qtbot.waitUntil(lambda: len(widget.plot.losses) >= 5, timeout=60_000)
+    wait_idle(qtbot, widget)
+    (result,) = ours(viewer)
+    np.testing.assert_array_equal(result.data, viewer.layers["objects"].data)
     widget.task.value = "instance"
     assert widget.classes.native.isHidden() and widget.confusion.isHidden()
 
 
-def test_missing_class_feature_is_a_clear_error(widget, qtbot):
-    viewer = widget.viewer
-    _setup(widget)
+def test_missing_class_feature_is_a_clear_error(viewer, widget, qtbot):
+    _setup(viewer, widget)
     viewer.layers["marks"].features = {"kind": ["a"] * len(viewer.layers["marks"].data)}
     widget.classes.value = viewer.layers["marks"]
     widget.train_btn.native.click()

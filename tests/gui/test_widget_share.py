@@ -7,16 +7,13 @@ import numpy as np
 import pytest
 import yaml
 
-from napari_bioimg import _files
 from napari_bioimg.core import TrainConfig, predict_sync, train_sync
 from napari_bioimg.core.checkpoint import save_checkpoint
 
-from .conftest import fast_settings, snapshot, wait_idle
-from .test_widget import ours
+from .conftest import choose_file, fast_settings, open_widget, ours, snapshot, wait_idle
 
 
-def test_pause_holds_the_time_budget(widget, qtbot):
-    viewer = widget.viewer
+def test_pause_holds_the_time_budget(viewer, widget, qtbot):
     viewer.open_sample("napari-bioimg", "nuclei")
     fast_settings(widget, seconds=5)
     widget.preview.value = False
@@ -42,14 +39,13 @@ def test_pause_holds_the_time_budget(widget, qtbot):
     wait_idle(qtbot, widget)
 
 
-def test_stop_while_paused_keeps_the_model(widget, qtbot):
-    viewer = widget.viewer
+def test_stop_while_paused_keeps_the_model(viewer, widget, qtbot):
     viewer.open_sample("napari-bioimg", "nuclei")
     fast_settings(widget, seconds=600)
     widget.preview.value = False
     widget.train_btn.native.click()
     qtbot.waitUntil(lambda: len(widget.plot.losses) >= 2, timeout=60_000)
-    widget.toggle_pause()
+    widget.pause_btn.native.click()
     qtbot.waitUntil(lambda: widget.pause_btn.text == "Resume", timeout=30_000)
     widget.stop_btn.native.click()
     qtbot.waitUntil(lambda: widget._train_worker is None, timeout=30_000)
@@ -57,9 +53,8 @@ def test_stop_while_paused_keeps_the_model(widget, qtbot):
     wait_idle(qtbot, widget)
 
 
-def test_continue_training_on_corrected_annotations(widget, qtbot):
+def test_continue_training_on_corrected_annotations(viewer, widget, qtbot):
     """Predict -> the user corrects the annotations -> Continue: fine-tuning, with the loss curve continuing."""
-    viewer = widget.viewer
     viewer.open_sample("napari-bioimg", "nuclei")
     fast_settings(widget, seconds=4)
     widget.preview.value = False
@@ -96,16 +91,15 @@ def trained_file(tmp_path, blobs2d):
     return save_checkpoint(res.checkpoint, tmp_path / "m.pt")
 
 
-def test_export_dialog_then_load_package_predicts_the_same(widget, qtbot, tmp_path, blobs2d, trained_file,
-                                                           monkeypatch):
+def test_export_dialog_then_load_package_predicts_the_same(viewer, widget, qtbot, tmp_path, blobs2d, trained_file,
+                                                           monkeypatch, make_napari_viewer):
     image, _ = blobs2d
-    viewer = widget.viewer
     viewer.add_image(image, name="blobs")
-    widget.load_model(trained_file)
+    choose_file(monkeypatch, "getOpenFileName", trained_file)
+    widget.load_btn.native.click()
     assert widget.export_btn.enabled
     target = tmp_path / "shared" / "model"
-    monkeypatch.setattr(_files.QFileDialog, "getSaveFileName",
-                        lambda *a, **k: (str(target), "bioimage.io package (*.zip)"))
+    choose_file(monkeypatch, "getSaveFileName", target, "bioimage.io package (*.zip)")
     widget.export_btn.native.click()
     wait_idle(qtbot, widget)
     package = target.with_suffix(".zip")
@@ -113,20 +107,27 @@ def test_export_dialog_then_load_package_predicts_the_same(widget, qtbot, tmp_pa
     with zipfile.ZipFile(package) as z:
         assert z.read("test_input.npy")  # the test tensors come from the image in the viewer
 
-    monkeypatch.setattr(_files.QFileDialog, "getOpenFileName", lambda *a, **k: (str(package), ""))
-    widget.load_btn.native.click()
-    assert "Loaded model.zip" in widget.status.value and widget.trainable
-    widget.predict_btn.native.click()
-    wait_idle(qtbot, widget)
-    (result,) = ours(viewer)
+    # a colleague opens the package in a fresh napari window
+    colleague = make_napari_viewer()
+    theirs = open_widget(colleague)
+    colleague.add_image(image, name="blobs")
+    choose_file(monkeypatch, "getOpenFileName", package)
+    theirs.load_btn.native.click()
+    assert "Loaded model.zip" in theirs.status.value and theirs.trainable
+    theirs.predict_btn.native.click()
+    wait_idle(qtbot, theirs)
+    (result,) = ours(colleague)
     np.testing.assert_array_equal(result.data, predict_sync(str(trained_file), image))
 
 
-def test_load_other_tools_package_predicts_an_image(widget, qtbot, tmp_path, blobs2d, trained_file):
+def test_load_other_tools_package_predicts_an_image(viewer, widget, qtbot, tmp_path, blobs2d, trained_file,
+                                                    monkeypatch):
     """A package without napari-bioimg metadata: its output channels become a float image layer."""
     image, _ = blobs2d
-    widget.load_model(trained_file)
-    widget.export_model(tmp_path / "ours.zip")
+    choose_file(monkeypatch, "getOpenFileName", trained_file)
+    widget.load_btn.native.click()
+    choose_file(monkeypatch, "getSaveFileName", tmp_path / "ours.zip", "bioimage.io package (*.zip)")
+    widget.export_btn.native.click()
     wait_idle(qtbot, widget)
     folder = tmp_path / "foreign"
     with zipfile.ZipFile(tmp_path / "ours.zip") as z:
@@ -135,9 +136,9 @@ def test_load_other_tools_package_predicts_an_image(widget, qtbot, tmp_path, blo
     rdf["config"] = {}
     rdf["weights"] = {"torchscript": {k: v for k, v in rdf["weights"]["torchscript"].items() if k != "parent"}}
     (folder / "rdf.yaml").write_text(yaml.safe_dump(rdf))
-    viewer = widget.viewer
     viewer.add_image(image, name="blobs")
-    widget.load_model(folder / "rdf.yaml")
+    choose_file(monkeypatch, "getOpenFileName", folder / "rdf.yaml")
+    widget.load_btn.native.click()
     assert "3 channel(s)" in widget.status.value
     assert not widget.continue_btn.enabled and not widget.export_btn.enabled and widget.predict_btn.enabled
     widget.predict_btn.native.click()

@@ -120,8 +120,9 @@ def predict(
     ``labels`` gives the objects to classify and ``class_image`` asks for a label
     image of predicted classes as well.
 
-    Small images are predicted in memory and give a numpy array. Images that do
-    not fit comfortably (estimated working set above :data:`LAZY_BYTES`), or any
+    Small in-memory images are predicted in memory and give a numpy array. Lazy
+    (dask, zarr) images, images that do not fit comfortably (estimated working set
+    above :data:`LAZY_BYTES`), or any
     call with a zarr ``out`` path or ``lazy=True``, go block by block through
     :func:`.lazy.predict_lazy` with bounded memory, and the result is a zarr
     array (written to ``out``, or to a temporary folder). ``image`` may be a
@@ -139,9 +140,11 @@ def predict(
     image = first_level(image)
     if lazy is None:
         # image tasks map their output to each image's intensity range, which the block path does not
-        # know yet: they go block by block only when asked to (a zarr ``out`` or ``lazy=True``)
-        lazy = out is not None or isinstance(image, (str, os.PathLike)) or \
-            (working_bytes(tuple(image.shape), loaded) > LAZY_BYTES and loaded.task.output_kind != "image")
+        # know yet: they go block by block only when asked to (a zarr ``out`` or ``lazy=True``).
+        # A lazy input (dask, zarr) was opened lazily on purpose: its labels are computed lazily too.
+        path = isinstance(image, (str, os.PathLike))
+        big = path or not isinstance(image, np.ndarray) or working_bytes(tuple(image.shape), loaded) > LAZY_BYTES
+        lazy = out is not None or path or (big and loaded.task.output_kind != "image")
     if lazy:
         from .lazy import predict_lazy
 
