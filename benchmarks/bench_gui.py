@@ -34,7 +34,7 @@ def child(seconds: float, device: str, move: bool) -> dict:
     from _common import nuclei_2d
     from qtpy.QtCore import QEventLoop, QTimer
 
-    from napari_bioimg._widget import BioimgWidget
+    from napari_bioimg._qt.widget import BioimgWidget
 
     viewer = napari.Viewer(show=True)
     widget = BioimgWidget(viewer)

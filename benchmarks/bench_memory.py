@@ -43,7 +43,7 @@ def ensure_model(path: Path, device: str = "cpu", seconds: float = 30.0) -> Path
     if path.exists():
         return path
     from napari_bioimg.core import TrainConfig, train_sync
-    from napari_bioimg.core.checkpoint import save_checkpoint
+    from napari_bioimg.core.formats.checkpoint import save_checkpoint
 
     img, lbl = nuclei_2d()
     cfg = TrainConfig(task="instance", time_limit=seconds, model_config={"depth": 2, "base_channels": 8},
@@ -67,8 +67,8 @@ def child(model: str, image: str, out: str, device: str) -> dict:
     """Runs in a fresh process: predict ``image`` into ``out``; report peak RSS and time."""
     import torch  # noqa: F401  (counted in the baseline, as in any real session)
 
-    from napari_bioimg.core.lazy import predict_lazy
-    from napari_bioimg.core.predict import drain
+    from napari_bioimg.core.control import drain
+    from napari_bioimg.core.inference.blocks import predict_lazy
 
     base = peak_rss_gib()
     t = time.perf_counter()

@@ -18,10 +18,12 @@ import torch
 from _common import best_of, matmul_peak_gflops, nuclei_2d, row
 
 from napari_bioimg.core import get_model, get_task
-from napari_bioimg.core.checkpoint import build_checkpoint, load_model
-from napari_bioimg.core.normalize import Normalizer
-from napari_bioimg.core.predict import drain, model_fn
-from napari_bioimg.core.tiling import TileGrid, tiled_apply
+from napari_bioimg.core.control import drain
+from napari_bioimg.core.data.normalize import Normalizer
+from napari_bioimg.core.formats.checkpoint import build_checkpoint
+from napari_bioimg.core.formats.loading import load_model
+from napari_bioimg.core.inference.runner import model_fn
+from napari_bioimg.core.inference.tiling import TileGrid, tiled_apply
 
 
 def _loaded(model, config: dict, device: str):

@@ -21,7 +21,7 @@ def child(device: str) -> dict:
     t = time.perf_counter()
     from napari_bioimg.core import TrainConfig
     from napari_bioimg.core import events as E
-    from napari_bioimg.core.train import train
+    from napari_bioimg.core.training.loop import train
 
     imports = time.perf_counter() - t
     from _common import nuclei_2d

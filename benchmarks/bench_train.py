@@ -18,7 +18,7 @@ from torch.nn import functional as F
 
 from napari_bioimg.core import TrainConfig, get_model, get_task
 from napari_bioimg.core import events as E
-from napari_bioimg.core.train import train
+from napari_bioimg.core.training.loop import train
 
 
 def run(device: str = "cpu", steps: int = 20, warmup: int = 3, batch: int = 8, patch: int = 128) -> list[dict]:

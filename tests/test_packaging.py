@@ -76,7 +76,8 @@ def test_wheel_and_sdist_contents(dist):
     names = zipfile.ZipFile(wheel).namelist()
     for needed in ("napari_bioimg/napari.yaml", "napari_bioimg/_sample_files/nuclei_3d.tif",
                    "napari_bioimg/_sample_files/nuclei_3d_labels.tif", "napari_bioimg/_sample_files/README.md",
-                   "napari_bioimg/core/export.py", "napari_bioimg/py.typed"):
+                   "napari_bioimg/core/formats/export.py", "napari_bioimg/_qt/widget.py",
+                   "napari_bioimg/cli/main.py", "napari_bioimg/py.typed"):
         assert needed in names, needed
     assert any(n.endswith("licenses/LICENSE") for n in names)
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()

@@ -1,7 +1,7 @@
 """napari-bioimg: deep learning for microscopy images, in napari and headless.
 
 The engine lives in :mod:`napari_bioimg.core` and imports no GUI code; the napari
-widgets in :mod:`napari_bioimg._widget` only translate GUI state into core configs.
+widgets in :mod:`napari_bioimg._qt.widget` only translate GUI state into core configs.
 """
 
 import os

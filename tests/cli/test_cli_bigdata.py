@@ -8,8 +8,8 @@ import zarr
 
 from napari_bioimg.cli import main
 from napari_bioimg.core import predict_sync
-from napari_bioimg.core.checkpoint import save_checkpoint
-from napari_bioimg.core.zarrio import create_output
+from napari_bioimg.core.data.zarrio import create_output
+from napari_bioimg.core.formats.checkpoint import save_checkpoint
 
 
 def test_predict_zarr_to_ome_zarr(blob_model, blob_field, tmp_path, capsys):
@@ -44,7 +44,7 @@ def test_too_big_for_memory_says_use_zarr(blob_model, blob_field, tmp_path, caps
     image, _ = blob_field
     model = save_checkpoint(blob_model, tmp_path / "m.pt")
     create_output(tmp_path / "in.zarr", image.shape, (64, 64), np.float32, "YX")[...] = image
-    monkeypatch.setattr(importlib.import_module("napari_bioimg.core.predict"), "LAZY_BYTES", 1000)
+    monkeypatch.setattr(importlib.import_module("napari_bioimg.core.inference.predict"), "LAZY_BYTES", 1000)
     assert main(["predict", "--model", str(model), "--image", str(tmp_path / "in.zarr"), "--out",
                  str(tmp_path / "p.tif"), "--quiet"]) == 2
     err = capsys.readouterr().err

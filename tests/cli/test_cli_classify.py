@@ -100,8 +100,8 @@ def test_bad_inputs_are_one_line(files, tmp_path):
 
 
 def test_read_table_variants(tmp_path):
+    from napari_bioimg.core.data.io import read_table, write_table
     from napari_bioimg.core.errors import InputError
-    from napari_bioimg.core.io import read_table, write_table
 
     (tmp_path / "semi.csv").write_text("\ufefflabel_id;class\n1;a b\n2;c\n")
     assert read_table(tmp_path / "semi.csv") == {"label_id": ["1", "2"], "class": ["a b", "c"]}

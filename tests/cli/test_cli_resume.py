@@ -10,11 +10,11 @@ import pytest
 import tifffile
 import torch
 
-from napari_bioimg.cli import build_parser, main, train_config_from_args
+from napari_bioimg.cli.main import build_parser, main, train_config_from_args
 from napari_bioimg.core import Control, train
 from napari_bioimg.core import events as E
-from napari_bioimg.core.checkpoint import load_checkpoint, save_checkpoint
-from napari_bioimg.core.predict import drain
+from napari_bioimg.core.control import drain
+from napari_bioimg.core.formats.checkpoint import load_checkpoint, save_checkpoint
 
 FLAGS = ["--epochs", "3", "--steps-per-epoch", "3", "--depth", "2", "--base-channels", "8", "--patch-size", "32",
          "--batch-size", "2", "--lr", "5e-3", "--quiet"]

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from napari_bioimg.core.annotations import (
+from napari_bioimg.core.data.annotations import (
     ClassAnnotations,
     as_class_annotations,
     check_against_objects,

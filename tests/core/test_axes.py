@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from napari_bioimg.core.axes import infer_axes, make_layout
+from napari_bioimg.core.data.axes import infer_axes, make_layout
 from napari_bioimg.core.errors import InputError
 
 

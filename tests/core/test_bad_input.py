@@ -5,8 +5,8 @@ import pytest
 
 from napari_bioimg.core import TrainConfig, predict_sync, train_sync
 from napari_bioimg.core import events as E
-from napari_bioimg.core.device import resolve_device
 from napari_bioimg.core.errors import BioimgError, ConfigError, DeviceError, InputError
+from napari_bioimg.core.runtime.device import resolve_device
 
 FAST = dict(model_config={"depth": 2, "base_channels": 8}, batch_size=2, patch_size=32, steps_per_epoch=2,
             preview_every=0, epochs=1, time_limit=None)

@@ -3,8 +3,9 @@ import pytest
 import torch
 
 from napari_bioimg.core import TrainConfig, predict_sync, train_sync
-from napari_bioimg.core.checkpoint import load_checkpoint, load_model, save_checkpoint
 from napari_bioimg.core.errors import CheckpointError
+from napari_bioimg.core.formats.checkpoint import load_checkpoint, save_checkpoint
+from napari_bioimg.core.formats.loading import load_model
 
 FAST = dict(model_config={"depth": 2, "base_channels": 8}, batch_size=2, patch_size=32, steps_per_epoch=3,
             preview_every=0, epochs=1, time_limit=None)

@@ -5,7 +5,7 @@ import pytest
 
 from napari_bioimg.core import TrainConfig, get_task, predict_sync, train_sync
 from napari_bioimg.core import events as E
-from napari_bioimg.core.annotations import classes_from_points
+from napari_bioimg.core.data.annotations import classes_from_points
 from napari_bioimg.core.errors import InputError
 from napari_bioimg.core.tasks import ClassPrediction
 from tests.conftest import make_objects2d
@@ -179,7 +179,7 @@ def test_image_classification_per_frame():
 
 def test_fine_tune_and_export_rules(trained, tmp_path):
     from napari_bioimg.core.errors import ConfigError
-    from napari_bioimg.core.export import export_model
+    from napari_bioimg.core.formats.export import export_model
 
     image, labels, truth, table, res, events = trained
     tuned = train_sync(image, labels, TrainConfig(**SHORT), extra={"classes": table}, init_checkpoint=res.checkpoint)

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from napari_bioimg.core import TrainConfig, get_model, predict_sync, train_sync
-from napari_bioimg.core.device import amp_dtype
-from napari_bioimg.core.lazy import predict_lazy
-from napari_bioimg.core.predict import drain
-from napari_bioimg.core.tiling import tiled_apply
+from napari_bioimg.core.control import drain
+from napari_bioimg.core.inference.blocks import predict_lazy
+from napari_bioimg.core.inference.tiling import tiled_apply
+from napari_bioimg.core.runtime.device import amp_dtype
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
                                 reason="CUDA is not available here (CPU-only torch build or no GPU visible)")

@@ -189,8 +189,8 @@ def test_temporal_context_masks_only_the_frame_itself(noisy_nuclei):
 
 
 def test_block_by_block_prediction_matches_in_memory(noisy_nuclei, tmp_path):
-    from napari_bioimg.core.lazy import predict_lazy
-    from napari_bioimg.core.predict import drain
+    from napari_bioimg.core.control import drain
+    from napari_bioimg.core.inference.blocks import predict_lazy
 
     noisy, _ = noisy_nuclei
     img16 = np.clip(noisy, 0, 65535).astype(np.uint16)

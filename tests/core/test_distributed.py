@@ -6,8 +6,8 @@ import tifffile
 
 from napari_bioimg.core import events as E
 from napari_bioimg.core import predict_sync
-from napari_bioimg.core.checkpoint import save_checkpoint
-from napari_bioimg.core.predict import drain
+from napari_bioimg.core.control import drain
+from napari_bioimg.core.formats.checkpoint import save_checkpoint
 
 distributed = pytest.importorskip("distributed")
 
@@ -22,7 +22,7 @@ def client():
 
 
 def test_folder_on_a_local_cluster(client, blob_model, blob_field, tmp_path):
-    from napari_bioimg.core.distributed import predict_folder
+    from napari_bioimg.core.inference.distributed import predict_folder
 
     image, _ = blob_field
     model = save_checkpoint(blob_model, tmp_path / "model.pt")  # workers load the model by path
@@ -42,8 +42,8 @@ def test_folder_on_a_local_cluster(client, blob_model, blob_field, tmp_path):
 
 
 def test_blocks_of_one_image_on_a_local_cluster(client, blob_model, blob_field, tmp_path):
-    from napari_bioimg.core.distributed import predict_image_distributed
-    from napari_bioimg.core.lazy import predict_lazy
+    from napari_bioimg.core.inference.blocks import predict_lazy
+    from napari_bioimg.core.inference.distributed import predict_image_distributed
 
     image, _ = blob_field
     model = save_checkpoint(blob_model, tmp_path / "model.pt")

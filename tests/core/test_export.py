@@ -12,16 +12,16 @@ import yaml
 
 from napari_bioimg._sample_data import SLICE_2D
 from napari_bioimg.core import TrainConfig, predict_sync, train_sync
-from napari_bioimg.core.bioimageio import export_bioimageio, load_bioimageio
-from napari_bioimg.core.checkpoint import load_model
 from napari_bioimg.core.errors import CheckpointError, ConfigError
-from napari_bioimg.core.export import (
+from napari_bioimg.core.formats.bioimageio.package import export_bioimageio
+from napari_bioimg.core.formats.export import (
     export_onnx,
     export_torchscript,
     onnx_difference,
     reference_output,
     sample_input,
 )
+from napari_bioimg.core.formats.loading import load_bioimageio, load_model
 
 TINY = dict(model_config={"depth": 2, "base_channels": 8}, batch_size=2, patch_size=64, steps_per_epoch=4,
             epochs=2, time_limit=None, preview_every=0, learning_rate=5e-3)

@@ -24,7 +24,7 @@ def test_no_gui_import_statements_in_core():
 
 def test_importing_core_and_cli_loads_no_gui_module():
     code = (
-        "import sys, napari_bioimg.core, napari_bioimg.cli, napari_bioimg.core.checkpoint;"
+        "import sys, napari_bioimg.core, napari_bioimg.cli.main, napari_bioimg.core.formats.checkpoint;"
         f"bad=[m for m in sys.modules if m.split('.')[0] in {GUI!r}]; print(bad); assert not bad"
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -10,10 +10,11 @@ import zarr
 
 from napari_bioimg.core import Control, get_model, predict_sync
 from napari_bioimg.core import events as E
-from napari_bioimg.core.lazy import predict_lazy
-from napari_bioimg.core.predict import drain, predict
-from napari_bioimg.core.tiling import TileCache, TileGrid, blend_tiles, tiled_apply
-from napari_bioimg.core.zarrio import create_output, open_image
+from napari_bioimg.core.control import drain
+from napari_bioimg.core.data.zarrio import create_output, open_image
+from napari_bioimg.core.inference.blocks import predict_lazy
+from napari_bioimg.core.inference.predict import predict
+from napari_bioimg.core.inference.tiling import TileCache, TileGrid, blend_tiles, tiled_apply
 
 
 def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
@@ -51,7 +52,7 @@ def test_tile_cache_holds_only_tiles_a_later_block_needs():
     """Each tile runs once; a cached tile is dropped when its last block is done (memory independent of size)."""
     from types import SimpleNamespace
 
-    from napari_bioimg.core.lazy import Block, TileUse
+    from napari_bioimg.core.inference.blocks import Block, TileUse
 
     grid = TileGrid((300, 260), 48, 0.25, 4)
     blocks = [Block((), (slice(y, min(y + 64, 300)), slice(x, min(x + 64, 260))))
@@ -152,7 +153,7 @@ def test_size_picks_the_path(blob_model, blob_field, monkeypatch):
     image, _ = blob_field
     small = drain(predict(blob_model, image, tile=64))
     assert isinstance(small, np.ndarray)
-    predict_mod = importlib.import_module("napari_bioimg.core.predict")  # the module, not the function
+    predict_mod = importlib.import_module("napari_bioimg.core.inference.predict")  # the module, not the function
     monkeypatch.setattr(predict_mod, "LAZY_BYTES", 1000)
     big = drain(predict(blob_model, image, tile=64))
     assert isinstance(big, zarr.Array) and same_partition(small, big[...])

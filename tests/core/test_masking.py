@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from napari_bioimg.core.errors import ConfigError
-from napari_bioimg.core.masking import grid_span, mask_batch, masked_mse, window_offsets
+from napari_bioimg.core.tasks.masking import grid_span, mask_batch, masked_mse, window_offsets
 
 
 def unique_values(shape, seed=0):

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_bioimg.core.errors import InputError
-from napari_bioimg.core.objects import (
+from napari_bioimg.core.data.objects import (
     ObjectSampler,
     choose_crop,
     measure_objects,
@@ -13,6 +12,7 @@ from napari_bioimg.core.objects import (
     paint_classes,
     stratified_split,
 )
+from napari_bioimg.core.errors import InputError
 
 
 def _labels():

@@ -2,7 +2,7 @@
 
 from napari_bioimg.core import TrainConfig, train_sync
 from napari_bioimg.core import events as E
-from napari_bioimg.core.train import FIRST_PREVIEW
+from napari_bioimg.core.training.loop import FIRST_PREVIEW
 
 
 def test_first_preview_early_then_at_the_interval(blobs2d):

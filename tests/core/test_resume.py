@@ -8,9 +8,9 @@ import torch
 
 from napari_bioimg.core import Control, TrainConfig, train, train_sync
 from napari_bioimg.core import events as E
-from napari_bioimg.core.checkpoint import load_checkpoint, save_checkpoint
 from napari_bioimg.core.control import ActiveClock
 from napari_bioimg.core.errors import CheckpointError, ConfigError
+from napari_bioimg.core.formats.checkpoint import load_checkpoint, save_checkpoint
 
 TINY = dict(model_config={"depth": 2, "base_channels": 8}, batch_size=2, patch_size=32, steps_per_epoch=3,
             learning_rate=5e-3, preview_every=0, time_limit=None, epochs=4)

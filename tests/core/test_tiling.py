@@ -2,8 +2,8 @@ import numpy as np
 import torch
 
 from napari_bioimg.core import get_model
-from napari_bioimg.core.predict import drain
-from napari_bioimg.core.tiling import blend_window, tile_starts, tiled_apply
+from napari_bioimg.core.control import drain
+from napari_bioimg.core.inference.tiling import blend_window, tile_starts, tiled_apply
 
 
 def test_tile_starts_cover_everything():

@@ -5,8 +5,8 @@ import pytest
 
 from napari_bioimg.core import Control, TrainConfig, predict_sync, train, train_sync
 from napari_bioimg.core import events as E
+from napari_bioimg.core.control import drain
 from napari_bioimg.core.metrics import matching
-from napari_bioimg.core.predict import drain
 
 FAST = dict(model_config={"depth": 2, "base_channels": 16}, batch_size=4, patch_size=48, steps_per_epoch=10, learning_rate=5e-3,
             preview_every=0)
@@ -121,8 +121,8 @@ def test_patience_is_validated():
 
 
 def test_tta_prediction_close_to_plain(blobs2d):
-    from napari_bioimg.core.checkpoint import load_model
-    from napari_bioimg.core.predict import model_fn
+    from napari_bioimg.core.formats.loading import load_model
+    from napari_bioimg.core.inference.runner import model_fn
 
     image, labels = blobs2d
     res = train_sync(image, labels, TrainConfig(epochs=1, time_limit=None, **FAST))

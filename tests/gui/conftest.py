@@ -53,7 +53,7 @@ def snapshot(viewer):
 
 def ours(viewer):
     """Our result layers."""
-    from napari_bioimg._layers import is_ours
+    from napari_bioimg._qt.layers import is_ours
 
     return [layer for layer in viewer.layers if is_ours(layer)]
 

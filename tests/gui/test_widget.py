@@ -59,7 +59,7 @@ def test_stop_mid_training_keeps_model_and_result(viewer, widget, qtbot):
 
 def test_predict_keeps_its_result_layer(viewer, widget, qtbot, tmp_path, blobs2d, blob_model, monkeypatch):
     """Load… a saved model, Predict on another image: the new result layer stays, with the image's scale."""
-    from napari_bioimg.core.checkpoint import save_checkpoint
+    from napari_bioimg.core.formats.checkpoint import save_checkpoint
 
     image, _ = blobs2d
     viewer.add_image(image, name="blobs", scale=(0.5, 0.5))

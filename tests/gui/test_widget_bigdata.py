@@ -6,7 +6,7 @@ import numpy as np
 import zarr
 
 from napari_bioimg.core import predict_sync
-from napari_bioimg.core.checkpoint import save_checkpoint
+from napari_bioimg.core.formats.checkpoint import save_checkpoint
 
 from .conftest import choose_file, ours, wait_idle
 

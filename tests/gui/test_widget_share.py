@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from napari_bioimg.core import TrainConfig, predict_sync, train_sync
-from napari_bioimg.core.checkpoint import save_checkpoint
+from napari_bioimg.core.formats.checkpoint import save_checkpoint
 
 from .conftest import choose_file, fast_settings, open_widget, ours, snapshot, wait_idle
 

@@ -7,10 +7,10 @@ runs the same in a notebook, on the command line, or on a dask worker.
 from .config import TrainConfig
 from .control import Control
 from .errors import BioimgError, CheckpointError, ConfigError, InputError
+from .inference.predict import predict, predict_sync
 from .models import get_model, list_models
-from .predict import predict, predict_sync
 from .tasks import get_task, list_tasks
-from .train import train, train_sync
+from .training.loop import train, train_sync
 
 __all__ = [
     "BioimgError",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from .device import DEVICE_CHOICES
 from .errors import ConfigError
+from .runtime.device import DEVICE_CHOICES
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 

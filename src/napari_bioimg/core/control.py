@@ -75,3 +75,14 @@ def run_clocked(gen: Generator, clock: ActiveClock) -> Generator:
     finally:
         clock.stop()
         gen.close()
+
+
+def drain(gen: Generator, callback=None):
+    """Exhaust a generator, passing events to ``callback``; return its return value."""
+    while True:
+        try:
+            ev = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        if callback is not None:
+            callback(ev)

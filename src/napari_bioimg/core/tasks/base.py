@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..config import TrainConfig
-from ..data import PatchSampler, ValRegion
+from ..data.patches import PatchSampler, ValRegion
 from ..errors import ConfigError, InputError
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from ..annotations import (
+from ..data.annotations import (
     FRAME_COLUMNS,
     ID_COLUMNS,
     ClassAnnotations,
@@ -24,10 +24,7 @@ from ..annotations import (
     check_against_objects,
     unify_class_values,
 )
-from ..errors import InputError
-from ..events import PredictProgress
-from ..metrics import classification_scores
-from ..objects import (
+from ..data.objects import (
     ObjectSampler,
     choose_crop,
     measure_objects,
@@ -36,6 +33,9 @@ from ..objects import (
     resize,
     stratified_split,
 )
+from ..errors import InputError
+from ..events import PredictProgress
+from ..metrics import classification_scores
 from .base import Problem, Task, check_task_config, require_labels
 
 MAX_CROP = {2: (48, 48), 3: (24, 48, 48)}
@@ -314,8 +314,8 @@ class ClassifyTask(Task):
 
     def predict_direct(self, loaded, image, *, labels=None, axes=None, rgb=False, axes_hint=None, batch_size=64,
                        control=None, amp=True, class_image=False, tta=False):
-        from ..axes import make_layout
-        from ..device import autocast
+        from ..data.axes import make_layout
+        from ..runtime.device import autocast
 
         meta = loaded.meta
         image = np.asarray(image)

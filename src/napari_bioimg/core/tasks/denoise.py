@@ -18,12 +18,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..data import PatchSampler, ValRegion, fit_patch
+from ..data.normalize import Normalizer
+from ..data.patches import PatchSampler, ValRegion, fit_patch
 from ..errors import InputError
-from ..masking import mask_batch, masked_mse
 from ..metrics import psnr
-from ..normalize import Normalizer
 from .base import Problem, Task, check_task_config
+from .masking import mask_batch, masked_mse
 
 #: Most pixels held apart for validation (2D, 3D): enough for a stable score, cheap to evaluate.
 VAL_MAX_PIXELS = {2: 2 * 128 * 128, 3: 2 * 8 * 48 * 48}

@@ -8,7 +8,7 @@ from scipy import ndimage as ndi
 from skimage.segmentation import find_boundaries, relabel_sequential, watershed
 from torch.nn import functional as F
 
-from ..data import IGNORE, PatchSampler, split_validation, val_mask
+from ..data.patches import IGNORE, PatchSampler, split_validation, val_mask
 from ..errors import InputError
 from ..metrics import instance_scores, iou_matrix, match_counts, semantic_scores
 from .base import Problem, Task, check_task_config, require_labels
@@ -36,7 +36,7 @@ class SemanticTask(Task):
         return unet_defaults(spatial_dims, device_type) if model in (None, "unet") else {}
 
     def make_problem(self, inputs, annotations, config, rng, divisor, extra=None):
-        from ..data import fit_patch
+        from ..data.patches import fit_patch
 
         labels = require_labels(annotations, self.name)
         present = np.unique(labels)
@@ -114,7 +114,7 @@ class InstanceTask(Task):
         return unet_defaults(spatial_dims, device_type) if model in (None, "unet") else {}
 
     def make_problem(self, inputs, annotations, config, rng, divisor, extra=None):
-        from ..data import fit_patch
+        from ..data.patches import fit_patch
 
         opts = check_task_config(dict(config.task_config), self.options)
         labels = require_labels(annotations, self.name)

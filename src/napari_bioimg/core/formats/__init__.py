@@ -1,0 +1,1 @@
+"""Model files: the checkpoint, loading from any source, export to other tools."""

@@ -1,0 +1,1 @@
+"""bioimage.io model packages: ours (write and read) and other tools' (predict)."""

@@ -1,0 +1,169 @@
+"""Model files: weights + config + normalisation + class names + metrics, written atomically.
+
+``state_dict`` holds the weights used to predict (the best by validation score
+when training had a validation split); training also stores ``last_state_dict``
+(when it differs) and a ``resume`` section so a run can continue exactly (see
+:mod:`.resume`).
+
+The file is a ``torch.save`` dict of plain Python values and tensors only, so it
+loads with ``torch.load(weights_only=True)`` (no arbitrary code runs on load).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ... import __version__
+from ..data.normalize import Normalizer
+from ..errors import CheckpointError, ConfigError
+from ..models import get_model
+from ..runtime.device import resolve_device
+from ..tasks import Task, get_task
+
+FORMAT = "napari-bioimg"
+FORMAT_VERSION = 1
+REQUIRED = ("format", "format_version", "model", "state_dict", "task", "normalizer", "data")
+
+
+def build_checkpoint(*, model_name: str, model_config: dict, state_dict: dict, task: str, task_meta: dict,
+                     normalizer: Normalizer, axes: str, spatial_dims: int, in_channels: int, out_channels: int,
+                     metrics: dict | None = None, history: list | None = None, train_config: dict | None = None,
+                     extra: dict | None = None) -> dict[str, Any]:
+    """Assemble the dict written by :func:`save_checkpoint`."""
+    ckpt = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "model": {"name": model_name, "config": dict(model_config)},
+        "state_dict": {k: v.detach().cpu().clone() for k, v in state_dict.items()},
+        "task": {"name": task, "meta": task_meta},
+        "normalizer": normalizer.to_dict(),
+        "data": {"axes": axes, "spatial_dims": spatial_dims, "in_channels": in_channels, "out_channels": out_channels},
+        "metrics": dict(metrics or {}),
+        "history": list(history or []),
+        "train_config": dict(train_config or {}),
+    }
+    if extra:
+        ckpt.update(extra)
+    return ckpt
+
+
+def save_checkpoint(ckpt: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write atomically: a temporary file in the same folder, fsync, then rename over ``path``.
+
+    A crash or a full disk never leaves a half-written model where a good one was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(ckpt, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Read and check a model file; raise :class:`CheckpointError` with a clear message."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"model file not found: {path}")
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a model file (.pt)")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for bad files
+        raise CheckpointError(
+            f"{path.name} is not a readable napari-bioimg model (corrupt, truncated, or another format): "
+            f"{type(err).__name__}"
+        ) from None
+    return check_checkpoint(ckpt, str(path.name))
+
+
+def check_checkpoint(ckpt: Any, name: str = "checkpoint") -> dict[str, Any]:
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{name} was not written by napari-bioimg (no '{FORMAT}' header)")
+    missing = [k for k in REQUIRED if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"{name} is incomplete: missing {', '.join(missing)}")
+    if int(ckpt["format_version"]) > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{name} uses model format {ckpt['format_version']}, newer than this napari-bioimg "
+            f"({__version__}, format {FORMAT_VERSION}); update napari-bioimg"
+        )
+    return ckpt
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to predict, with everything needed to reproduce training's pre/post-processing."""
+
+    model: nn.Module
+    task: Task
+    meta: dict[str, Any]
+    normalizer: Normalizer
+    spatial_dims: int
+    in_channels: int
+    out_channels: int
+    axes: str
+    device: torch.device
+    checkpoint: dict[str, Any]
+    fast: dict[Any, Any] = field(default_factory=dict, repr=False)
+    """Inference-ready copies of the model, by options (filled by :func:`.predict.model_fn`)."""
+
+    @property
+    def name(self) -> str:
+        return self.checkpoint["model"]["name"]
+
+    @property
+    def temporal_context(self) -> int:
+        """Neighbouring frames fed as channels on each side (0 = none)."""
+        return int(self.checkpoint["data"].get("temporal_context", 0))
+
+    @property
+    def size_divisors(self) -> int | tuple[int, ...]:
+        """Sizes the network needs: an int, or one per spatial dim (anisotropic 3D U-Net)."""
+        d = getattr(self.model, "size_divisor", 1)
+        return int(d) if isinstance(d, int) else tuple(int(v) for v in d)
+
+    @property
+    def size_divisor(self) -> int:
+        """One size that suits every spatial dim (the largest per-dim divisor; they are powers of two)."""
+        d = self.size_divisors
+        return d if isinstance(d, int) else max(d)
+
+
+def instantiate(ckpt: dict[str, Any], device: str | torch.device = "cpu") -> LoadedModel:
+    """Build the network described by a checkpoint dict and load its weights."""
+    data = ckpt["data"]
+    try:
+        task = get_task(ckpt["task"]["name"])
+        model = get_model(ckpt["model"]["name"], spatial_dims=data["spatial_dims"], in_channels=data["in_channels"],
+                          out_channels=data["out_channels"], **ckpt["model"]["config"])
+    except ConfigError as err:
+        raise CheckpointError(f"the model file needs something this version lacks: {err}") from None
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0]
+        raise CheckpointError(f"the weights do not fit the described network (incompatible file): {first}") from None
+    dev = resolve_device(device)
+    model.to(dev).eval()
+    return LoadedModel(model, task, dict(ckpt["task"]["meta"]), Normalizer.from_dict(ckpt["normalizer"]),
+                       int(data["spatial_dims"]), int(data["in_channels"]), int(data["out_channels"]),
+                       str(data["axes"]), dev, ckpt)

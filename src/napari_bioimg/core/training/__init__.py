@@ -1,0 +1,1 @@
+"""Training as a generator: the loop, its set-up and resumable state."""
