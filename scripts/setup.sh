@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 # The Debian packages: derived from what the PyQt6 wheels link and load (ldd + dpkg -S) by
 # scripts/qt-system-libs.sh --write, which maintainers re-run when PyQt6 changes.
-QT_DEBS="$(sed -e 's/#.*//' scripts/debian-packages.txt | awk 'NF {print $1}' | tr '\n' ' ')"
+QT_DEBS="$(sed -e 's/#.*//' scripts/debian-packages.txt | awk 'NF {print $1}' | tr '\n' ' ' | sed 's/ $//')"
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 
@@ -58,7 +58,7 @@ if ! gaps="$(bash scripts/qt-system-libs.sh --check .venv/bin/python)"; then
   echo "$gaps" | sed 's/^/setup:   /' >&2
   pkgs="$(echo "$gaps" | awk '{print $1}' | while read -r lib; do
       awk -v l="$lib" '!/^#/ {for (i = 2; i <= NF; i++) if ($i == l || $i ~ "/" l "$") print $1}' scripts/debian-packages.txt
-    done | sort -u | tr '\n' ' ')"
+    done | sort -u | tr '\n' ' ' | sed 's/ $//')"
   if command -v apt-get >/dev/null 2>&1; then
     echo "setup: fix: ${SUDO:+sudo }apt-get update && ${SUDO:+sudo }apt-get install -y ${pkgs:-$QT_DEBS}" >&2
   else
