@@ -68,3 +68,34 @@ def test_corrupt_and_foreign_files(tmp_path, trained):
     bad = dict(res.checkpoint, state_dict={k: (v[..., :1] if v.ndim else v) for k, v in res.checkpoint["state_dict"].items()})
     with pytest.raises(CheckpointError, match="do not fit"):
         load_model(bad, "cpu")
+
+
+FIXTURES = __import__("pathlib").Path(__file__).resolve().parents[1] / "fixtures"
+
+
+def test_a_version_1_model_file_still_loads_and_predicts_the_same():
+    """tests/fixtures/model_v1.pt was written by napari-bioimg's format 1 (before the typed view)."""
+    from napari_bioimg.core import predict_sync
+    from napari_bioimg.core.formats.checkpoint import FORMAT_VERSION, ModelCard
+
+    ck = load_checkpoint(FIXTURES / "model_v1.pt")
+    assert ck["format_version"] == FORMAT_VERSION >= 2
+    card = ModelCard.of(ck)
+    assert (card.task, card.model, card.spatial_dims, card.in_channels, card.out_channels) == ("instance", "unet", 2, 1, 3)
+    assert card.temporal_context == 0 and card.steps == 3 and card.trainable
+    image = np.load(FIXTURES / "model_v1_input.npy")
+    np.testing.assert_array_equal(predict_sync(FIXTURES / "model_v1.pt", image), np.load(FIXTURES / "model_v1_output.npy"))
+
+
+def test_saved_files_get_the_umask_permissions(tmp_path):
+    """Colleagues on a shared drive can read a saved model (atomic writes used to make 0600 files)."""
+    import os
+
+    ck = load_checkpoint(FIXTURES / "model_v1.pt")
+    old = os.umask(0o022)
+    try:
+        path = save_checkpoint(ck, tmp_path / "m.pt")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]  # no temporary file left

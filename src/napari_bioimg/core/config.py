@@ -9,6 +9,12 @@ from .errors import ConfigError
 from .runtime.device import DEVICE_CHOICES
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
+LEARNING_RATE = 2e-3
+"""Learning rate of tasks that do not suggest their own."""
+PATCH_2D = 128
+PATCH_3D = (32, 96, 96)
+PREVIEW_EVERY = 5.0
+"""Seconds between live previews in a GUI."""
 
 
 @dataclass
@@ -29,7 +35,7 @@ class TrainConfig:
     steps_per_epoch: int = 50
     batch_size: int = 8
     patch_size: tuple[int, ...] | int | None = None
-    learning_rate: float = 2e-3
+    learning_rate: float = LEARNING_RATE
     optimizer: str = "adam"
     momentum: float = 0.9
     weight_decay: float = 0.0
@@ -41,7 +47,7 @@ class TrainConfig:
     seed: int | None = 0
     device: str = "auto"
     amp: bool = True
-    preview_every: float = 5.0
+    preview_every: float = PREVIEW_EVERY
     percentiles: tuple[float, float] = (1.0, 99.8)
     num_threads: int | None = None
     """CPU threads for torch (None: leave torch's setting). A GUI keeps one core free for itself."""
@@ -106,3 +112,40 @@ class TrainConfig:
         if "percentiles" in kwargs:
             kwargs["percentiles"] = tuple(kwargs["percentiles"])
         return cls(**kwargs)
+
+
+def suggest(task: str, *, spatial_dims: int = 2, device: str = "cpu", model: str | None = None) -> TrainConfig:
+    """The engine's settings for ``task``: what a front end shows before the user changes anything.
+
+    Front ends (widget, CLI) start from this and change only what the user set, so
+    every default lives here and in the task, never in a front end.
+
+    Parameters
+    ----------
+    task
+        Registered task name (see :func:`~napari_bioimg.core.tasks.list_tasks`).
+    spatial_dims
+        2 or 3: the model's dimensionality.
+    device
+        ``"cpu"``, ``"cuda"``, ``"mps"`` (or ``"cuda:1"``): model width is chosen for it.
+    model
+        A model family; the task's default when ``None``.
+    """
+    from .tasks import get_task
+
+    t = get_task(task)
+    model = model or t.default_model
+    device_type = device.split(":")[0]
+    patch: int | tuple[int, ...] | None
+    if t.direct_model:
+        patch = None  # crops are fitted to the objects
+    elif spatial_dims == 3:
+        side = t.default_patch or PATCH_2D
+        patch = PATCH_3D if side >= PATCH_2D else (16, side, side)
+    else:
+        patch = t.default_patch or PATCH_2D
+    return TrainConfig(
+        task=t.name, model=model, model_config=t.default_model_config(spatial_dims, device_type, model),
+        spatial_dims=spatial_dims, batch_size=t.default_batch_size, patch_size=patch,
+        learning_rate=t.default_learning_rate or LEARNING_RATE, preview_every=PREVIEW_EVERY,
+    )

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +14,25 @@ from ..errors import InputError
 
 TIFF = (".tif", ".tiff")
 PNG = (".png", ".jpg", ".jpeg")
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Write a file atomically: yield a temporary name beside ``path``; rename it over ``path`` on success.
+
+    A crash or a full disk never leaves a half-written file where a good one was. The
+    temporary file is created with ordinary permissions (the user's umask decides, as
+    for any file they save), unlike ``tempfile.mkstemp``'s owner-only 0600.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def read_image(path: str | os.PathLike) -> tuple[np.ndarray, str | None]:
@@ -53,12 +75,12 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, str | None]:
 
 
 def write_image(path: str | os.PathLike, data: np.ndarray, axes: str | None = None) -> Path:
-    """Write an image (TIFF with zlib compression, PNG or NPY) atomically-enough (temp + rename)."""
+    """Write an image (TIFF with zlib compression, PNG or NPY) atomically (:func:`atomic_path`)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix.lower()
-    tmp = path.with_name(f".{path.name}.tmp{suffix}")
-    try:
+    if suffix not in TIFF + (".png", ".npy"):
+        raise InputError(f"unsupported output format {suffix!r}; use .tif, .png or .npy")
+    with atomic_path(path) as tmp:
         if suffix in TIFF:
             import tifffile
 
@@ -76,15 +98,9 @@ def write_image(path: str | os.PathLike, data: np.ndarray, axes: str | None = No
             if data.dtype.kind in "iu" and data.max() > 65535:
                 raise InputError("labels exceed 65535, which PNG cannot hold; write a .tif")
             io.imsave(tmp, data.astype(np.uint16 if data.max() > 255 else np.uint8), check_contrast=False)
-        elif suffix == ".npy":
+        else:
             with open(tmp, "wb") as f:
                 np.save(f, data)
-        else:
-            raise InputError(f"unsupported output format {suffix!r}; use .tif, .png or .npy")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 
@@ -128,19 +144,11 @@ def write_table(path: str | os.PathLike, columns: dict[str, list]) -> Path:
     """Write ``{column: values}`` as a comma-separated file with a header row (temp + rename)."""
     import csv
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
     names = list(columns)
     n = len(columns[names[0]]) if names else 0
-    try:
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(names)
-            for i in range(n):
-                writer.writerow([columns[c][i] for c in names])
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(names)
+        for i in range(n):
+            writer.writerow([columns[c][i] for c in names])
+    return Path(path)

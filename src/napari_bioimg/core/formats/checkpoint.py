@@ -12,7 +12,6 @@ loads with ``torch.load(weights_only=True)`` (no arbitrary code runs on load).
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,8 +28,83 @@ from ..runtime.device import resolve_device
 from ..tasks import Task, get_task
 
 FORMAT = "napari-bioimg"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: every file has its ``training``, ``metrics``, ``history`` and ``train_config`` sections and
+``data.temporal_context`` (version 1 files could lack them; :func:`migrate` fills them in)."""
 REQUIRED = ("format", "format_version", "model", "state_dict", "task", "normalizer", "data")
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a model file says about its model: the typed view front ends read (never the nested dict).
+
+    Made by :meth:`of` from a checkpoint dict (ours, or the one an imported bioimage.io
+    package is wrapped in).
+    """
+
+    task: str
+    model: str
+    model_config: dict[str, Any]
+    spatial_dims: int
+    axes: str
+    in_channels: int
+    out_channels: int
+    temporal_context: int = 0
+    class_names: tuple[str, ...] | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    steps: int = 0
+    seconds: float = 0.0
+    stopped_early: bool = False
+    train_config: dict[str, Any] = field(default_factory=dict)
+    validation_report: dict[str, Any] | None = None
+    package_name: str | None = None
+    """The bioimage.io package's name, when the model came from one."""
+    foreign: bool = False
+    """True for another tool's bioimage.io package: it predicts, but cannot be trained or re-exported by us."""
+
+    @classmethod
+    def of(cls, ckpt: dict[str, Any]) -> ModelCard:
+        data, task, training = ckpt["data"], ckpt["task"], ckpt.get("training") or {}
+        meta = task.get("meta") or {}
+        names = meta.get("class_names")
+        package = ckpt.get("bioimageio") or {}
+        return cls(
+            task=str(task["name"]), model=str(ckpt["model"]["name"]), model_config=dict(ckpt["model"].get("config", {})),
+            spatial_dims=int(data["spatial_dims"]), axes=str(data["axes"]), in_channels=int(data["in_channels"]),
+            out_channels=int(data["out_channels"]), temporal_context=int(data.get("temporal_context", 0)),
+            class_names=tuple(str(n) for n in names) if names else None,
+            metrics={k: float(v) for k, v in (ckpt.get("metrics") or {}).items() if isinstance(v, (int, float))},
+            steps=int(training.get("steps", 0)), seconds=float(training.get("seconds", 0.0)),
+            stopped_early=bool(training.get("stopped_early", False)),
+            train_config=dict(ckpt.get("train_config") or {}), validation_report=meta.get("validation_report"),
+            package_name=package.get("name"), foreign=task["name"] == "bioimageio",
+        )
+
+    @property
+    def trainable(self) -> bool:
+        """Whether training can continue from this model (ours, not another tool's package)."""
+        return not self.foreign
+
+    def summary(self) -> str:
+        """One line for a status bar or ``napari-bioimg info``."""
+        if self.foreign:
+            return (f"bioimage.io model {self.package_name!r}: predicts {self.out_channels} channel(s) "
+                    "as an image")
+        dims = "3D" if self.spatial_dims == 3 else "2D"
+        return f"{self.model} ({dims}) for {self.task}"
+
+
+def migrate(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """Bring a checkpoint of an older format version up to :data:`FORMAT_VERSION` (in place; returned)."""
+    version = int(ckpt.get("format_version", 1))
+    if version < 2:
+        ckpt.setdefault("metrics", {})
+        ckpt.setdefault("history", [])
+        ckpt.setdefault("train_config", {})
+        ckpt.setdefault("training", {"steps": len(ckpt["history"]), "seconds": 0.0, "stopped_early": False})
+        ckpt["data"].setdefault("temporal_context", 0)
+    ckpt["format_version"] = FORMAT_VERSION
+    return ckpt
 
 
 def build_checkpoint(*, model_name: str, model_config: dict, state_dict: dict, task: str, task_meta: dict,
@@ -47,10 +121,12 @@ def build_checkpoint(*, model_name: str, model_config: dict, state_dict: dict, t
         "state_dict": {k: v.detach().cpu().clone() for k, v in state_dict.items()},
         "task": {"name": task, "meta": task_meta},
         "normalizer": normalizer.to_dict(),
-        "data": {"axes": axes, "spatial_dims": spatial_dims, "in_channels": in_channels, "out_channels": out_channels},
+        "data": {"axes": axes, "spatial_dims": spatial_dims, "in_channels": in_channels, "out_channels": out_channels,
+                 "temporal_context": 0},
         "metrics": dict(metrics or {}),
         "history": list(history or []),
         "train_config": dict(train_config or {}),
+        "training": {"steps": len(history or []), "seconds": 0.0, "stopped_early": False},
     }
     if extra:
         ckpt.update(extra)
@@ -62,20 +138,14 @@ def save_checkpoint(ckpt: dict[str, Any], path: str | os.PathLike) -> Path:
 
     A crash or a full disk never leaves a half-written model where a good one was.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    from ..data.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
             torch.save(ckpt, f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return Path(path)
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
@@ -106,7 +176,7 @@ def check_checkpoint(ckpt: Any, name: str = "checkpoint") -> dict[str, Any]:
             f"{name} uses model format {ckpt['format_version']}, newer than this napari-bioimg "
             f"({__version__}, format {FORMAT_VERSION}); update napari-bioimg"
         )
-    return ckpt
+    return migrate(ckpt)
 
 
 @dataclass
@@ -129,6 +199,11 @@ class LoadedModel:
     @property
     def name(self) -> str:
         return self.checkpoint["model"]["name"]
+
+    @property
+    def card(self) -> ModelCard:
+        """The typed view of the model's checkpoint."""
+        return ModelCard.of(self.checkpoint)
 
     @property
     def temporal_context(self) -> int:

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from .... import __version__
+from ...data.io import atomic_path
 from ...errors import ConfigError
 from ...models.unet import UNet
 from ..checkpoint import LoadedModel
@@ -241,12 +242,9 @@ def export_bioimageio(loaded: LoadedModel, out: str | os.PathLike, raw: np.ndarr
         import yaml
 
         (d / "rdf.yaml").write_text(yaml.safe_dump(rdf, sort_keys=False, allow_unicode=True))
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp_zip = out.with_name(f".{out.name}.tmp")
-        with zipfile.ZipFile(tmp_zip, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        with atomic_path(out) as tmp_zip, zipfile.ZipFile(tmp_zip, "w", compression=zipfile.ZIP_DEFLATED) as z:
             for f in sorted(d.iterdir()):
                 z.write(f, f.name)
-        os.replace(tmp_zip, out)
     return out
 
 
