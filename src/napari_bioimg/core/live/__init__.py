@@ -1,0 +1,1 @@
+"""Live training while the user annotates: edits that reach a running session, uncertainty, where to annotate next."""

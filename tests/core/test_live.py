@@ -1,0 +1,84 @@
+"""Live-session pieces of the engine: uncertainty, where to annotate next, edits, growing classes."""
+
+import numpy as np
+import pytest
+import torch
+
+from napari_bioimg.core.live.edits import AnnotationEdit, EditHistory, merge_boxes
+from napari_bioimg.core.live.grow import grow_classes
+from napari_bioimg.core.live.suggest import suggest_regions
+from napari_bioimg.core.live.uncertainty import entropy_map, margin_map, object_confidence
+from napari_bioimg.core.models import get_model
+
+
+def test_uncertainty_maps_are_zero_when_certain_and_one_when_tied():
+    probs = np.zeros((3, 4, 4), np.float32)
+    probs[0] = 1
+    probs[:, 0, 0] = 1 / 3
+    probs[:2, 1, 1] = 0.5
+    probs[2, 1, 1] = 0
+    h = entropy_map(probs)
+    assert h[0, 0] == pytest.approx(1, abs=1e-5) and h[3, 3] == pytest.approx(0, abs=1e-5)
+    m = margin_map(probs)
+    assert m[1, 1] == pytest.approx(1) and m[3, 3] == pytest.approx(0)
+
+
+def test_object_confidence_is_the_mean_top_probability_inside():
+    labels = np.zeros((4, 4), np.uint16)
+    labels[:2, :2] = 1
+    labels[2:, 2:] = 7
+    probs = np.full((2, 4, 4), 0.5, np.float32)
+    probs[0, :2, :2] = 0.9
+    probs[1, :2, :2] = 0.1
+    conf = object_confidence(labels, probs)
+    assert conf == {1: pytest.approx(0.9), 7: pytest.approx(0.5)}
+
+
+def test_suggestions_are_uncertain_unannotated_and_apart():
+    u = np.zeros((200, 200), np.float32)
+    u[20:60, 20:60] = 1.0  # very uncertain, but the user painted there
+    u[120:160, 30:70] = 0.8
+    u[100:140, 140:180] = 0.6
+    annotated = np.zeros_like(u, bool)
+    annotated[30:50, 30:50] = True
+    regions = suggest_regions(u, annotated, size=40, n=3)
+    centres = [r.centre for r in regions]
+    assert np.allclose(centres[0], (139.5, 49.5), atol=1) and np.allclose(centres[1], (119.5, 159.5), atol=1)
+    assert regions[0].score > regions[1].score > regions[2].score
+    for a in regions:
+        for b in regions:
+            if a is not b:
+                assert any(sa.stop <= sb.start or sb.stop <= sa.start for sa, sb in zip(a.box, b.box))
+    regions3d = suggest_regions(np.random.default_rng(0).random((8, 40, 40)), size=(4, 16, 16), n=2)
+    assert len(regions3d) == 2 and all(len(r.box) == 3 for r in regions3d)
+
+
+def test_recent_edits_are_sampled_more_but_old_annotations_replay():
+    rng = np.random.default_rng(0)
+    annotated = np.zeros((1, 100, 100), bool)
+    annotated[0, 10:20, 10:20] = True  # old annotations
+    annotated[0, 80:90, 80:90] = True  # the new stroke
+    history = EditHistory(recent_share=0.5)
+    history.add(AnnotationEdit(0, (slice(80, 90), slice(80, 90)), np.ones((10, 10), np.uint8)))
+    picks = [history.pick(rng, annotated) for _ in range(400)]
+    recent = [p for p in picks if p is not None]
+    assert 150 < len(recent) < 250  # about half from the recent edit, the rest left to replay
+    assert all(80 <= c[0] < 90 and 80 <= c[1] < 90 for _, c in recent)
+    annotated[0, 80:90, 80:90] = False  # the stroke was erased: nothing left to sample there
+    assert all(history.pick(rng, annotated) is None for _ in range(50))
+    assert merge_boxes([(slice(2, 5), slice(0, 3)), (slice(0, 4), slice(2, 9))]) == (slice(0, 5), slice(0, 9))
+    with pytest.raises(ValueError):
+        AnnotationEdit(0, (slice(0, 2), slice(0, 2)), np.zeros((3, 3)))
+
+
+@pytest.mark.parametrize("name, dims", [("unet", 2), ("unet", 3), ("cnn", 2)])
+def test_growing_classes_keeps_the_learned_outputs(name, dims):
+    torch.manual_seed(0)
+    model = get_model(name, spatial_dims=dims, in_channels=1, out_channels=2).eval()
+    x = torch.randn(1, 1, *([16] * dims))
+    before = model(x)
+    assert grow_classes(model, 3) and not grow_classes(model, 3)
+    after = model(x)
+    assert after.shape[1] == 3
+    torch.testing.assert_close(after[:, :2], before)
+    assert torch.softmax(after, 1)[:, 2].max() < torch.softmax(after, 1)[:, :2].max()
