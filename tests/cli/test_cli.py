@@ -94,9 +94,11 @@ def test_info_lists_tasks(capsys):
     assert "instance" in out["tasks"] and "unet" in out["models"]
 
 
-@pytest.mark.parametrize("flag, value, message", [
-    ("--time-limit", "-5", "time_limit"), ("--time-limit", "0", "time_limit"), ("--batch-size", "0", "batch_size"),
-    ("--lr", "0", "learning_rate"), ("--epochs", "0", "epochs"), ("--steps-per-epoch", "0", "steps_per_epoch"),
+@pytest.mark.parametrize("flag, value, message", [  # the engine's message, about the flag that set the value
+    ("--time-limit", "-5", "--time-limit must be greater than 0"), ("--time-limit", "0", "--time-limit must be"),
+    ("--batch-size", "0", "--batch-size must be at least 1"), ("--lr", "0", "--lr must be greater than 0"),
+    ("--epochs", "0", "--epochs must be at least 1"), ("--steps-per-epoch", "0", "--steps-per-epoch must be"),
+    ("--threads", "0", "--threads must be at least 1"),
 ])
 def test_out_of_range_training_values_are_refused(files, capsys, flag, value, message):
     d = files
