@@ -44,7 +44,7 @@ from ..events import Notice, PredictProgress
 from ..formats.checkpoint import LoadedModel
 from ..formats.loading import load_model
 from .plan import Block, LazyPlan, _index, make_plan, read_input, write_region
-from .runner import model_fn, open_source, prepare, reports_time
+from .runner import model_fn, opened_source, prepare, reports_time
 from .tiling import TileCache, blend_tiles
 
 #: Cap on tiles kept for later blocks: about one row of border tiles of a 16k-wide image (3 classes);
@@ -213,10 +213,8 @@ class ResultStore:
         return False
 
 
-def cut_notice(plan: LazyPlan, cut: int) -> Notice | None:
-    """The warning for objects that may be split at block borders (``None`` when there are none)."""
-    if not cut:
-        return None
+def cut_notice(plan: LazyPlan, cut: int) -> Notice:
+    """The warning for ``cut`` objects that may be split at block borders."""
     return Notice(f"{cut} object(s) reach beyond the {plan.margin[0]}-pixel label margin and may be split "
                   "at block borders; predict again with a larger label margin")
 
@@ -263,33 +261,29 @@ def predict_lazy(
     (opened read-only), or ``None`` when stopped.
     """
     loaded = model if isinstance(model, LoadedModel) else load_model(model, device)
-    source, hint, path_scale = open_source(image)
-    if not is_lazy_array(source):
-        source = np.asarray(source)
-    inp = prepare(loaded, source, axes, rgb=rgb, axes_hint=axes_hint or hint, tile=tile, overlap=overlap,
-                  batch_size=batch_size, read=False)
-    for notice in inp.notices:
-        yield notice
-    plan = make_plan(loaded, inp, overlap=overlap, block=block, label_margin=label_margin)
-    stop = (lambda: control.stop_requested) if control is not None else None
-    with ResultStore(out) as store:
-        result = store.create(plan, scale or path_scale)
-        done = yield from _run_blocks(plan, loaded, inp.source, result, model_fn(loaded, amp, tta, compile=compile),
-                                      stop)
-        if done is None:
-            return None
-        all_ids, cut = done
-        notice = cut_notice(plan, cut)
-        if notice is not None:
-            yield notice
-        if plan.instance:
-            sorted_ids = np.unique(np.concatenate(all_ids)) if all_ids else np.zeros(0, np.uint64)
-            for i, b in enumerate(plan.blocks):
-                if stop is not None and stop():
-                    return None
-                relabel_block(plan, result, b, sorted_ids)
-                yield PredictProgress(i + 1, len(plan.blocks), "relabel")
-        return store.commit()
+    with opened_source(image) as (source, hint, path_scale):
+        inp = prepare(loaded, source if is_lazy_array(source) else np.asarray(source), axes, rgb=rgb,
+                      axes_hint=axes_hint or hint, tile=tile, overlap=overlap, batch_size=batch_size, read=False)
+        yield from inp.notices
+        plan = make_plan(loaded, inp, overlap=overlap, block=block, label_margin=label_margin)
+        stop = (lambda: control.stop_requested) if control is not None else None
+        with ResultStore(out) as store:
+            result = store.create(plan, scale or path_scale)
+            fn = model_fn(loaded, amp, tta, compile=compile)
+            done = yield from _run_blocks(plan, loaded, inp.source, result, fn, stop)
+            if done is None:
+                return None
+            all_ids, cut = done
+            if cut:
+                yield cut_notice(plan, cut)
+            if plan.instance:
+                sorted_ids = np.unique(np.concatenate(all_ids)) if all_ids else np.zeros(0, np.uint64)
+                for i, b in enumerate(plan.blocks):
+                    if stop is not None and stop():
+                        return None
+                    relabel_block(plan, result, b, sorted_ids)
+                    yield PredictProgress(i + 1, len(plan.blocks), "relabel")
+            return store.commit()
 
 
 def _out_scale(scale, layout: Layout, out_axes: str):

@@ -169,7 +169,7 @@ def _block_task(model_path: str, device: str, plan, source_path: str, out_path: 
                 amp: bool, compile: bool, tta: bool):
     """Run a run of consecutive blocks on a worker (sharing a tile cache); return their ids and cut count."""
     from ..control import drain
-    from ..data.zarrio import open_image, open_output
+    from ..data.zarrio import open_output, opened_image
     from ..runtime.fast import configure_threads
     from .blocks import TileUse, finish_block, read_block
     from .runner import model_fn
@@ -177,22 +177,22 @@ def _block_task(model_path: str, device: str, plan, source_path: str, out_path: 
 
     configure_threads(_worker_threads())
     loaded = worker_model(model_path, device)
-    source = open_image(source_path)[0]
     out = open_output(out_path, mode="r+")
     fn = model_fn(loaded, amp, tta, compile=compile)
     ids, cut = [], 0
     blocks = [plan.blocks[i] for i in indices]
     use = TileUse(plan, blocks)
-    for i, b in enumerate(blocks):
-        prep = read_block(plan, source, b)
-        probs = drain(blend_tiles(fn, prep.image, tuple(r.start for r in prep.region), plan.grid, prep.positions,
-                                  plan.model_channels, plan.batch_size, loaded.device, None, use.cache,
-                                  use.keep(i, b)))
-        use.release(i, b)
-        block_ids, n_cut = finish_block(plan, loaded.task, loaded.meta, prep, probs, out)
-        if block_ids is not None:
-            ids.append(block_ids)
-        cut += n_cut
+    with opened_image(source_path) as (source, _, _):
+        for i, b in enumerate(blocks):
+            prep = read_block(plan, source, b)
+            probs = drain(blend_tiles(fn, prep.image, tuple(r.start for r in prep.region), plan.grid, prep.positions,
+                                      plan.model_channels, plan.batch_size, loaded.device, None, use.cache,
+                                      use.keep(i, b)))
+            use.release(i, b)
+            block_ids, n_cut = finish_block(plan, loaded.task, loaded.meta, prep, probs, out)
+            if block_ids is not None:
+                ids.append(block_ids)
+            cut += n_cut
     return (np.unique(np.concatenate(ids)) if ids else None), cut, len(indices)
 
 
@@ -225,14 +225,14 @@ def predict_image_distributed(model_path: str | os.PathLike, image_path: str | o
     from ..formats.loading import load_model
     from .blocks import ResultStore, cut_notice
     from .plan import make_plan
-    from .runner import open_source, prepare
+    from .runner import opened_source, prepare
 
     loaded = load_model(model_path, "cpu")
-    source, hint, scale = open_source(image_path)
-    inp = prepare(loaded, source, axes, axes_hint=hint, tile=tile, overlap=overlap, batch_size=batch_size, read=False)
-    for notice in inp.notices:
-        yield notice
-    plan = make_plan(loaded, inp, overlap=overlap, block=block, label_margin=label_margin)
+    with opened_source(image_path) as (source, hint, scale):  # planning reads a subsample for the percentiles
+        inp = prepare(loaded, source, axes, axes_hint=hint, tile=tile, overlap=overlap, batch_size=batch_size,
+                      read=False)
+        plan = make_plan(loaded, inp, overlap=overlap, block=block, label_margin=label_margin)
+    yield from inp.notices
     with ResultStore(out) as store:
         store.create(plan, scale)
         groups = [list(range(i, min(i + blocks_per_task, len(plan.blocks))))
@@ -248,9 +248,8 @@ def predict_image_distributed(model_path: str | os.PathLike, image_path: str | o
             cut += n_cut
             done += n
             yield PredictProgress(done, len(plan.blocks), "blocks")
-        notice = cut_notice(plan, cut)
-        if notice is not None:
-            yield notice
+        if cut:
+            yield cut_notice(plan, cut)
         if plan.instance:
             sorted_ids = np.unique(np.concatenate(all_ids)) if all_ids else np.zeros(0, np.uint64)
             ids_f = client.scatter(sorted_ids, broadcast=True)

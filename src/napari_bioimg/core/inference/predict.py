@@ -21,7 +21,7 @@ from ..errors import InputError
 from ..events import Notice, PredictProgress
 from ..formats.checkpoint import LoadedModel
 from ..formats.loading import load_model
-from .runner import ModelInput, model_fn, open_source, prepare, reports_time, working_bytes
+from .runner import ModelInput, model_fn, opened_source, prepare, reports_time, working_bytes
 from .tiling import tiled_apply
 
 #: Above this estimated working set (input + outputs as float32), prediction goes block by block.
@@ -88,8 +88,7 @@ def predict(
             image, hint = read_image(image)
             axes_hint = axes_hint or hint
         inp = prepare(loaded, image, axes, rgb=rgb, axes_hint=axes_hint)
-        for notice in inp.notices:
-            yield notice
+        yield from inp.notices
         return (yield from loaded.task.predict_direct(loaded, inp, labels=labels, batch_size=batch_size,
                                                       control=control, amp=amp, class_image=class_image, tta=tta))
     if labels is not None:
@@ -111,8 +110,7 @@ def predict(
         axes_hint = axes_hint or hint
     inp = prepare(loaded, image, axes, rgb=rgb, axes_hint=axes_hint, tile=tile, overlap=overlap,
                   batch_size=batch_size)
-    for notice in inp.notices:
-        yield notice
+    yield from inp.notices
     return (yield from _predict_in_memory(loaded, inp, overlap=overlap, control=control, amp=amp, compile=compile,
                                           tta=tta))
 
@@ -125,14 +123,14 @@ def _big(image: Any, loaded: LoadedModel) -> bool:
 def _read_whole(path: Path, loaded: LoadedModel) -> tuple[np.ndarray, str | None]:
     """Read an image file into memory for an in-memory result, refusing one that would not fit."""
     if is_zarr_path(path) or path.suffix.lower() in LAZY_SUFFIXES:
-        source, hint, _ = open_source(path)
-        need = working_bytes(tuple(source.shape), loaded)
-        if need > LAZY_BYTES:
-            raise InputError(f"must be a zarr folder (e.g. result.zarr) for {path.name}: predicting it in memory "
-                             f"would need about {need / 2**30:.1f} GiB, a zarr result is written block by block",
-                             field="out")
-        if is_zarr_path(path):
-            return np.asarray(source[...]), hint
+        with opened_source(path) as (source, hint, _):
+            need = working_bytes(tuple(source.shape), loaded)
+            if need > LAZY_BYTES:
+                raise InputError(f"must be a zarr folder (e.g. result.zarr) for {path.name}: predicting it in "
+                                 f"memory would need about {need / 2**30:.1f} GiB, a zarr result is written block "
+                                 "by block", field="out")
+            if is_zarr_path(path):
+                return np.asarray(source[...]), hint
     return read_image(path)
 
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import functools
 import os
 import warnings
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -23,7 +24,7 @@ from ..control import ActiveClock, run_clocked
 from ..data.axes import Layout, make_layout
 from ..data.normalize import count_nonfinite
 from ..data.temporal import check_context, stack_context
-from ..data.zarrio import first_level, open_image
+from ..data.zarrio import first_level, opened_image
 from ..errors import InputError
 from ..events import Notice, PredictProgress
 from ..formats.checkpoint import LoadedModel
@@ -62,12 +63,15 @@ class ModelInput:
     """NaN/inf pixels of an in-memory image (read as its low value)."""
 
 
-def open_source(image: Any) -> tuple[Any, str | None, list[float] | None]:
-    """``(array, axes hint, pixel sizes)``: a path opened lazily (zarr, TIFF, NPY), the finest level of a multiscale."""
+@contextmanager
+def opened_source(image: Any) -> Iterator[tuple[Any, str | None, list[float] | None]]:
+    """``(array, axes hint, pixel sizes)`` for a ``with`` block: a path opened lazily (zarr, TIFF, NPY) and
+    closed after the block, or an array (the finest level of a multiscale list)."""
     if isinstance(image, (str, os.PathLike)):
-        array, hint, meta = open_image(image)
-        return array, hint, meta.get("scale")
-    return first_level(image), None, None
+        with opened_image(image) as (array, hint, meta):
+            yield array, hint, meta.get("scale")
+    else:
+        yield first_level(image), None, None
 
 
 def prepare(loaded: LoadedModel, image: Any, axes: str | None = None, *, rgb: bool = False,
