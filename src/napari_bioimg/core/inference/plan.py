@@ -176,16 +176,7 @@ def estimate_percentiles(source: Any, layout: Layout, blocks: list[Block], norma
         x = read_region(source, layout, b.sample, b.core)[(slice(None),) + (slice(None, None, stride),) * nd]
         for c in range(x.shape[0]):
             values[c].append(x[c].ravel())
-    lows, highs = [], []
-    for c, vals in enumerate(values):
-        v = np.concatenate(vals).astype(np.float64)
-        v = v[np.isfinite(v)]
-        if v.size == 0:
-            raise InputError(f"channel {c} has no finite pixel values (all NaN or inf)")
-        lo, hi = np.percentile(v, [normalizer.p_low, normalizer.p_high])
-        lows.append(float(lo))
-        highs.append(float(hi))
-    return lows, highs
+    return normalizer.percentiles_of([np.concatenate(vals) for vals in values])
 
 
 def default_margin(loaded: LoadedModel) -> int:
