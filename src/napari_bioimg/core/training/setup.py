@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import TrainConfig, resolve, resume_config
+from ..config import MACHINE_FIELDS, TrainConfig, resolve, resume_config
 from ..data.axes import Layout, make_layout
 from ..data.normalize import Normalizer, count_nonfinite
 from ..data.temporal import check_context, stack_context
@@ -31,7 +31,7 @@ from .resume import RunState, data_fingerprint, last_weights, read_run_state, re
 #: Image-like entries of ``extra`` that are laid out and normalised exactly like the image.
 IMAGE_EXTRAS = ("target", "reference")
 #: Settings a resumed run may change without a warning that it no longer matches the uninterrupted one.
-FREE_ON_RESUME = {"time_limit", "epochs", "device", "preview_every", "amp", "num_threads"}
+FREE_ON_RESUME = {"time_limit", "epochs", "preview_every", "amp", *MACHINE_FIELDS}
 
 
 @dataclass
