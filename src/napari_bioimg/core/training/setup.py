@@ -135,30 +135,37 @@ def set_up(image: Any, annotations: Any, config: TrainConfig | None, *, axes: st
                       out_channels=problem.out_channels, **config.model_config).to(device)
     optimizer = make_optimizer(model.parameters(), config)
     scaler = torch.amp.GradScaler("cuda", enabled=config.amp and amp_dtype(device) == torch.float16)
-    run = RunState()
-    if start.checkpoint is not None and not start.resume:
-        model.load_state_dict(start.checkpoint["state_dict"])
-        run.history = [dict(h) for h in start.checkpoint.get("history", [])]
-        run.step = run.run_start = int(run.history[-1]["step"]) if run.history else 0
-    elif start.resume:
-        run, state = read_run_state(start.checkpoint)
-        model.load_state_dict(last_weights(start.checkpoint))
-        optimizer.load_state_dict(state["optimizer"])
-        if state.get("scaler") and scaler.is_enabled():
-            scaler.load_state_dict(state["scaler"])
-        restore_rng(state["rng"], rng, device)
-        if state.get("data_fingerprint") != fingerprint:
-            notices.append(("the image or annotations differ from the checkpoint's: training continues, but it "
-                            "will not match an uninterrupted run (to train on corrected annotations, fine-tune "
-                            "instead)", "warning"))
-        changed = _changed_settings(requested, card, layout.spatial_shape, device.type)
-        if changed:
-            notices.append((f"settings differ from the checkpoint's ({', '.join(changed)}): the run will not match "
-                            "an uninterrupted one", "info"))
     output_context = {"intensity_low": normalizer.low, "intensity_high": normalizer.high,
                       "source_dtype": image.dtype.str}
-    return TrainingSetup(config, task, device, layout, normalizer, inputs, context, problem, model, optimizer, scaler,
-                         rng, run, fingerprint, output_context, notices, start.resume)
+    setup = TrainingSetup(config, task, device, layout, normalizer, inputs, context, problem, model, optimizer, scaler,
+                          rng, RunState(), fingerprint, output_context, notices, start.resume)
+    if start.checkpoint is not None:
+        _continue_from(start, setup, requested)
+    return setup
+
+
+def _continue_from(start: Start, setup: TrainingSetup, requested: TrainConfig) -> None:
+    """Load a starting checkpoint's weights and history (fine-tuning), or its whole training state (resuming)."""
+    ckpt, run = start.checkpoint, setup.run
+    if not start.resume:
+        setup.model.load_state_dict(ckpt["state_dict"])
+        run.history = [dict(h) for h in ckpt.get("history", [])]
+        run.step = run.run_start = int(run.history[-1]["step"]) if run.history else 0
+        return
+    setup.run, state = read_run_state(ckpt)
+    setup.model.load_state_dict(last_weights(ckpt))
+    setup.optimizer.load_state_dict(state["optimizer"])
+    if state.get("scaler") and setup.scaler.is_enabled():
+        setup.scaler.load_state_dict(state["scaler"])
+    restore_rng(state["rng"], setup.rng, setup.device)
+    if state.get("data_fingerprint") != setup.fingerprint:
+        setup.notices.append(("the image or annotations differ from the checkpoint's: training continues, but it "
+                              "will not match an uninterrupted run (to train on corrected annotations, fine-tune "
+                              "instead)", "warning"))
+    changed = _changed_settings(requested, start.card, setup.layout.spatial_shape, setup.device.type)
+    if changed:
+        setup.notices.append((f"settings differ from the checkpoint's ({', '.join(changed)}): the run will not "
+                              "match an uninterrupted one", "info"))
 
 
 def _starting_point(config: TrainConfig | None, init_checkpoint: dict | None,
