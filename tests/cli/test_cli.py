@@ -94,9 +94,11 @@ def test_info_lists_tasks(capsys):
     assert "instance" in out["tasks"] and "unet" in out["models"]
 
 
-@pytest.mark.parametrize("flag, value, message", [
-    ("--time-limit", "-5", "time_limit"), ("--time-limit", "0", "time_limit"), ("--batch-size", "0", "batch_size"),
-    ("--lr", "0", "learning_rate"), ("--epochs", "0", "epochs"), ("--steps-per-epoch", "0", "steps_per_epoch"),
+@pytest.mark.parametrize("flag, value, message", [  # the engine's message, about the flag that set the value
+    ("--time-limit", "-5", "--time-limit must be greater than 0"), ("--time-limit", "0", "--time-limit must be"),
+    ("--batch-size", "0", "--batch-size must be at least 1"), ("--lr", "0", "--lr must be greater than 0"),
+    ("--epochs", "0", "--epochs must be at least 1"), ("--steps-per-epoch", "0", "--steps-per-epoch must be"),
+    ("--threads", "0", "--threads must be at least 1"),
 ])
 def test_out_of_range_training_values_are_refused(files, capsys, flag, value, message):
     d = files
@@ -108,3 +110,19 @@ def test_out_of_range_training_values_are_refused(files, capsys, flag, value, me
     err = capsys.readouterr().err
     assert "napari-bioimg: error:" in err and message in err and err.strip().count("\n") == 0
     assert not (d / "x.pt").exists()
+
+
+def test_train_passes_only_what_the_user_gave():
+    """The engine decides every default (lr, batch size, model, budget): the CLI adds none of its own."""
+    from napari_bioimg.cli.parser import build_parser
+    from napari_bioimg.cli.train import train_config_from_args
+    from napari_bioimg.core import TrainConfig
+
+    def config(*flags):
+        return train_config_from_args(build_parser().parse_args(["train", "--image", "i.tif", "--out", "m.pt", *flags]))
+
+    assert config() == TrainConfig()
+    assert config("--task", "classify").batch_size is None and config("--task", "denoise").learning_rate is None
+    given = config("--epochs", "3", "--grad-clip", "0", "--no-augment", "--seed", "0", "--threads", "2")
+    assert (given.time_limit, given.epochs, given.grad_clip, given.augment, given.num_threads) == (None, 3, None,
+                                                                                                  False, 2)

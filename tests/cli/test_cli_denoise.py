@@ -47,7 +47,7 @@ def test_denoise_round_trip(pair, capsys, model):
 def test_time_limit_and_uint8_stack(tmp_path, capsys):
     rng = np.random.default_rng(2)
     stack = np.clip(rng.normal(128, 60, (3, 40, 48)), 0, 255).astype(np.uint8)  # TYX, saturating
-    tifffile.imwrite(tmp_path / "s.tif", stack, metadata={"axes": "TYX"})
+    tifffile.imwrite(tmp_path / "s.tif", stack, metadata={"axes": "TYX"}, photometric="minisblack")
     assert main(["train", "--task", "denoise", "--image", str(tmp_path / "s.tif"), "--out", str(tmp_path / "m.pt"),
                  "--time-limit", "2", "--depth", "2", "--base-channels", "8", "--batch-size", "2", "--quiet"]) == 0
     assert main(["predict", "--model", str(tmp_path / "m.pt"), "--image", str(tmp_path / "s.tif"),

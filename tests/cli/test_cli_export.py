@@ -70,3 +70,16 @@ def test_export_errors_are_one_line(trained, capsys):
     assert main(["predict", "--model", str(d / "missing.zip"), "--image", str(d / "img.tif"),
                  "--out", str(d / "o.tif")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_a_folder_is_predicted_with_a_bioimageio_package(trained, tmp_path, capsys):
+    """The folder pre-check reads packages as the workers do (it used to accept .pt files only)."""
+    from napari_bioimg.core.formats.export import export_model
+
+    d = trained
+    package = export_model(str(d / "m.pt"), "bioimageio", tmp_path / "pkg.zip", sample=tifffile.imread(d / "img.tif"))
+    (tmp_path / "in").mkdir()
+    tifffile.imwrite(tmp_path / "in" / "a.tif", tifffile.imread(d / "img.tif")[:96, :96])
+    assert main(["predict", "--model", str(package), "--image", str(tmp_path / "in"), "--out", str(tmp_path / "out"),
+                 "--workers", "1", "--quiet"]) == 0
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["a.tif"]

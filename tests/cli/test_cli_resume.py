@@ -10,7 +10,9 @@ import pytest
 import tifffile
 import torch
 
-from napari_bioimg.cli.main import build_parser, main, train_config_from_args
+from napari_bioimg.cli.main import main
+from napari_bioimg.cli.parser import build_parser
+from napari_bioimg.cli.train import train_config_from_args
 from napari_bioimg.core import Control, train
 from napari_bioimg.core import events as E
 from napari_bioimg.core.control import drain

@@ -3,6 +3,7 @@
 import inspect
 import json
 import textwrap
+import warnings
 import zipfile
 
 import numpy as np
@@ -106,7 +107,11 @@ def official_test(package):
 
     if tuple(int(p) for p in pydantic.VERSION.split(".")[:2]) >= (2, 14):
         _spec_compat_for_new_pydantic()
-    summary = core.test_model(str(package), devices=["cpu"])
+    with warnings.catch_warnings():
+        # bioimageio.spec keeps the packages it opened in a cache (zipfile.Path) that it never closes:
+        # the previous package is let go, unclosed, while the next one is tested
+        warnings.simplefilter("ignore", ResourceWarning)
+        summary = core.test_model(str(package), devices=["cpu"])
     failed = [(d.name, [e.msg for e in d.errors]) for d in summary.details if d.status == "failed"]
     assert summary.status == "passed", failed
     return summary

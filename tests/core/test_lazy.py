@@ -11,7 +11,7 @@ import zarr
 from napari_bioimg.core import Control, get_model, predict_sync
 from napari_bioimg.core import events as E
 from napari_bioimg.core.control import drain
-from napari_bioimg.core.data.zarrio import create_output, open_image
+from napari_bioimg.core.data.zarrio import create_output, open_image, opened_image
 from napari_bioimg.core.inference.blocks import predict_lazy
 from napari_bioimg.core.inference.predict import predict
 from napari_bioimg.core.inference.tiling import TileCache, TileGrid, blend_tiles, tiled_apply
@@ -141,8 +141,8 @@ def test_tiff_and_dask_inputs_are_read_lazily(blob_model, blob_field, tmp_path):
     da = pytest.importorskip("dask.array")
     image, _ = blob_field
     tifffile.imwrite(tmp_path / "big.tif", image, tile=(64, 64))
-    arr, hint, _ = open_image(tmp_path / "big.tif")
-    assert isinstance(arr, zarr.Array) and hint == "YX"
+    with opened_image(tmp_path / "big.tif") as (arr, hint, _):
+        assert isinstance(arr, zarr.Array) and hint == "YX"
     mem = predict_sync(blob_model, image, tile=64)
     from_tif = drain(predict(blob_model, str(tmp_path / "big.tif"), tile=64, block=128))
     from_dask = drain(predict(blob_model, da.from_array(image, chunks=64), tile=64, lazy=True, block=64))

@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from napari_bioimg.core import InputError, TrainConfig, get_model, predict_sync, train_sync
+from napari_bioimg.core.config import auto_z_levels
 from napari_bioimg.core.control import drain
 from napari_bioimg.core.data.axes import make_layout
 from napari_bioimg.core.data.temporal import context_frames, stack_context
 from napari_bioimg.core.inference.blocks import predict_lazy
-from napari_bioimg.core.training.loop import auto_z_levels
 
 TINY = dict(model_config={"depth": 1, "base_channels": 8}, batch_size=2, patch_size=32, steps_per_epoch=4,
             epochs=1, time_limit=None, val_fraction=0, preview_every=0, learning_rate=5e-3)

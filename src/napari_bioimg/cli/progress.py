@@ -43,6 +43,8 @@ class Progress:
             self.bar.refresh()
         elif isinstance(ev, E.ValidationDone):
             self.val = " " + " ".join(f"{k} {v:.3f}" for k, v in ev.metrics.items())
+            if ev.size is not None:
+                self.val += f" (n={ev.size:,} {ev.unit})"
         elif isinstance(ev, E.PredictProgress):
             self.bar.n = round(100 * ev.done / max(ev.total, 1), 1)
             self.bar.set_postfix_str(f"{ev.done}/{ev.total} {ev.stage}", refresh=False)
@@ -58,5 +60,3 @@ class Progress:
         if self.bar is not None:
             self.bar.close()
 
-
-#: train options that a resumed run takes from its checkpoint instead

@@ -53,6 +53,17 @@ class ValidationDone:
     is_best: bool
     report: dict | None = None
     """Full report where the task makes one (classification: per-class scores, confusion matrix)."""
+    size: int | None = None
+    """How many items the metrics were computed on (true objects, annotated pixels, frames...)."""
+    unit: str = "pixels"
+    """What :attr:`size` counts: ``"objects"``, ``"pixels"`` or ``"frames"``."""
+
+    @property
+    def caveat(self) -> str | None:
+        """A warning to show beside the metrics when the validation set is too small to trust them."""
+        from .metrics import validation_caveat
+
+        return validation_caveat(self.size, self.unit)
 
 
 @dataclass(frozen=True)
@@ -76,6 +87,11 @@ class PredictProgress:
     done: int
     total: int
     stage: str = "tiles"
+    """What ``done`` and ``total`` count: ``"tiles"``, ``"relabel"`` (blocks), ``"blocks"``, ``"images"``, ``"objects"``..."""
+    elapsed: float = 0.0
+    """Seconds the prediction has been running (paused time not counted)."""
+    eta: float | None = None
+    """Estimated seconds left in this stage (``None`` until there is something to estimate from)."""
 
 
 @dataclass

@@ -8,6 +8,20 @@ from scipy.optimize import linear_sum_assignment
 from .errors import InputError
 
 THRESHOLDS = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
+#: Validation sets smaller than this (by unit) give scores that say little; see :func:`validation_caveat`.
+SMALL_VALIDATION = {"objects": 20, "frames": 10, "pixels": 1000}
+
+
+def validation_caveat(size: int | None, unit: str | None) -> str | None:
+    """A warning to show beside validation scores computed on too few items (``None`` when there are enough).
+
+    ``size`` and ``unit`` are those of :class:`~.events.ValidationDone` and
+    :class:`~.formats.checkpoint.ModelCard`: ``"objects"``, ``"frames"`` or ``"pixels"``.
+    """
+    if size is None or unit not in SMALL_VALIDATION or size >= SMALL_VALIDATION[unit]:
+        return None
+    return (f"validated on only {size} {unit}: a rough guide, not a measurement; hold more annotations apart, "
+            "or score the model on annotated images of your own")
 
 
 def _relabel(x: np.ndarray) -> tuple[np.ndarray, int]:

@@ -48,9 +48,13 @@ class Normalizer:
     def percentiles(self, x: np.ndarray, seed: int = 0) -> tuple[list[float], list[float]]:
         """Per-channel (low, high) of an array shaped ``(N, C, *spatial)``."""
         rng = np.random.default_rng(seed)
+        return self.percentiles_of([_subsample(np.asarray(x[:, c]), rng) for c in range(x.shape[1])])
+
+    def percentiles_of(self, channels: list[np.ndarray]) -> tuple[list[float], list[float]]:
+        """Per-channel (low, high) of the values gathered for each channel (NaN/inf left out)."""
         lows, highs = [], []
-        for c in range(x.shape[1]):
-            values = _subsample(np.asarray(x[:, c]), rng).astype(np.float64)
+        for c, values in enumerate(channels):
+            values = np.asarray(values, dtype=np.float64).ravel()
             values = values[np.isfinite(values)]
             if values.size == 0:
                 raise InputError(f"channel {c} has no finite pixel values (all NaN or inf)")

@@ -7,6 +7,8 @@ objects that are sliced block by block by :mod:`.lazy`.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +93,27 @@ def open_image(path: str | os.PathLike) -> tuple[Any, str | None, dict]:
     except Exception as err:
         raise InputError(f"could not open {path.name}: {type(err).__name__}: {err}") from None
     raise InputError(f"cannot open {path.name} lazily; use a .zarr / .ome.zarr folder, a .tif or a .npy file")
+
+
+def close_image(array: Any) -> None:
+    """Release what :func:`open_image` holds open (a TIFF's file handle); other arrays need nothing."""
+    try:
+        from tifffile.zarr import ZarrTiffStore
+    except ImportError:
+        return
+    store = getattr(array, "store", None)
+    if isinstance(store, ZarrTiffStore):
+        store.close()
+
+
+@contextmanager
+def opened_image(path: str | os.PathLike) -> Iterator[tuple[Any, str | None, dict]]:
+    """:func:`open_image` for the length of a ``with`` block, closed after it."""
+    array, hint, meta = open_image(path)
+    try:
+        yield array, hint, meta
+    finally:
+        close_image(array)
 
 
 def _open_zarr(path: Path) -> tuple[Any, str | None, dict]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,10 @@ class ModelCard:
     temporal_context: int = 0
     class_names: tuple[str, ...] | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    validation_size: int | None = None
+    """How many items the validation metrics were computed on (``None``: not recorded, older files)."""
+    validation_unit: str | None = None
+    """What :attr:`validation_size` counts: ``"objects"``, ``"pixels"``, ``"frames"``."""
     steps: int = 0
     seconds: float = 0.0
     stopped_early: bool = False
@@ -61,29 +66,59 @@ class ModelCard:
     """The bioimage.io package's name, when the model came from one."""
     foreign: bool = False
     """True for another tool's bioimage.io package: it predicts, but cannot be trained or re-exported by us."""
+    resumable: bool = False
+    """The file holds the training state to continue a stopped run exactly."""
+    task_meta: dict[str, Any] = field(default_factory=dict)
+    """The task's own values (class names, thresholds, object sizes, ...)."""
+    normalizer: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    """The whole ``training`` section (steps, seconds, last loss, best step, ...)."""
+    package: dict[str, Any] | None = None
+    """The ``bioimageio`` section of a model loaded from a package."""
+    version: str | None = None
+    """napari-bioimg version that wrote the file."""
+    created: str | None = None
 
     @classmethod
     def of(cls, ckpt: dict[str, Any]) -> ModelCard:
         data, task, training = ckpt["data"], ckpt["task"], ckpt.get("training") or {}
         meta = task.get("meta") or {}
         names = meta.get("class_names")
-        package = ckpt.get("bioimageio") or {}
+        package = ckpt.get("bioimageio")
+        validation = ckpt.get("validation") or {}
         return cls(
             task=str(task["name"]), model=str(ckpt["model"]["name"]), model_config=dict(ckpt["model"].get("config", {})),
             spatial_dims=int(data["spatial_dims"]), axes=str(data["axes"]), in_channels=int(data["in_channels"]),
             out_channels=int(data["out_channels"]), temporal_context=int(data.get("temporal_context", 0)),
             class_names=tuple(str(n) for n in names) if names else None,
             metrics={k: float(v) for k, v in (ckpt.get("metrics") or {}).items() if isinstance(v, (int, float))},
+            validation_size=None if validation.get("size") is None else int(validation["size"]),
+            validation_unit=validation.get("unit"),
             steps=int(training.get("steps", 0)), seconds=float(training.get("seconds", 0.0)),
             stopped_early=bool(training.get("stopped_early", False)),
             train_config=dict(ckpt.get("train_config") or {}), validation_report=meta.get("validation_report"),
-            package_name=package.get("name"), foreign=task["name"] == "bioimageio",
+            package_name=(package or {}).get("name"), foreign=task["name"] == "bioimageio",
+            resumable="resume" in ckpt, task_meta=dict(meta), normalizer=dict(ckpt.get("normalizer") or {}),
+            training=dict(training), package=dict(package) if package else None,
+            version=ckpt.get("version"), created=ckpt.get("created"),
         )
 
     @property
     def trainable(self) -> bool:
         """Whether training can continue from this model (ours, not another tool's package)."""
         return not self.foreign
+
+    @property
+    def image_channels(self) -> int:
+        """Channels of the images the model takes (its inputs hold 2k+1 frames of them with temporal context)."""
+        return int(self.task_meta.get("image_channels") or self.in_channels // (2 * self.temporal_context + 1))
+
+    @property
+    def validation_caveat(self) -> str | None:
+        """A warning to show beside the metrics when the validation set was too small to trust them."""
+        from ..metrics import validation_caveat
+
+        return validation_caveat(self.validation_size, self.validation_unit)
 
     def summary(self) -> str:
         """One line for a status bar or ``napari-bioimg info``."""
@@ -92,6 +127,27 @@ class ModelCard:
                     "as an image")
         dims = "3D" if self.spatial_dims == 3 else "2D"
         return f"{self.model} ({dims}) for {self.task}"
+
+    def data(self) -> dict[str, Any]:
+        """The checkpoint's ``data`` section: layout and channels of the training image."""
+        return {"axes": self.axes, "spatial_dims": self.spatial_dims, "in_channels": self.in_channels,
+                "out_channels": self.out_channels, "temporal_context": self.temporal_context}
+
+    def describe(self) -> dict[str, Any]:
+        """Everything the file says about its model, as plain JSON-ready sections (``napari-bioimg info``)."""
+        info: dict[str, Any] = {
+            "version": self.version, "created": self.created,
+            "model": {"name": self.model, "config": self.model_config},
+            "task": {"name": self.task, "meta": self.task_meta},
+            "data": self.data(), "normalizer": self.normalizer, "metrics": self.metrics,
+            "training": self.training,
+        }
+        if self.validation_size is not None:
+            info["validation"] = {"size": self.validation_size, "unit": self.validation_unit}
+        if self.package is not None:
+            info["bioimageio"] = self.package
+        info["resumable"] = self.resumable
+        return {k: v for k, v in info.items() if v is not None}
 
 
 def migrate(ckpt: dict[str, Any]) -> dict[str, Any]:
@@ -107,27 +163,37 @@ def migrate(ckpt: dict[str, Any]) -> dict[str, Any]:
     return ckpt
 
 
-def build_checkpoint(*, model_name: str, model_config: dict, state_dict: dict, task: str, task_meta: dict,
-                     normalizer: Normalizer, axes: str, spatial_dims: int, in_channels: int, out_channels: int,
-                     metrics: dict | None = None, history: list | None = None, train_config: dict | None = None,
-                     extra: dict | None = None) -> dict[str, Any]:
-    """Assemble the dict written by :func:`save_checkpoint`."""
+def build_checkpoint(*, model_name: str, model_config: dict, state_dict: dict | None, task: str, task_meta: dict,
+                     normalizer: Any, axes: str, spatial_dims: int, in_channels: int, out_channels: int,
+                     temporal_context: int = 0, metrics: dict | None = None, history: list | None = None,
+                     train_config: dict | None = None, training: dict | None = None,
+                     validation: dict | None = None, extra: dict | None = None) -> dict[str, Any]:
+    """Assemble a checkpoint dict: the one place model files (and imported packages' wrappers) are made.
+
+    ``normalizer`` is a :class:`~.data.normalize.Normalizer` or anything with a
+    ``to_dict()`` (an imported package's pre-processing); ``state_dict`` is ``None``
+    for networks whose weights live elsewhere (another tool's package).
+    ``validation`` is ``{"size": n, "unit": "objects" | "pixels" | "frames"}``:
+    what the metrics were computed on.
+    """
     ckpt = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "model": {"name": model_name, "config": dict(model_config)},
-        "state_dict": {k: v.detach().cpu().clone() for k, v in state_dict.items()},
+        "state_dict": {k: v.detach().cpu().clone() for k, v in (state_dict or {}).items()},
         "task": {"name": task, "meta": task_meta},
-        "normalizer": normalizer.to_dict(),
-        "data": {"axes": axes, "spatial_dims": spatial_dims, "in_channels": in_channels, "out_channels": out_channels,
-                 "temporal_context": 0},
+        "normalizer": normalizer.to_dict() if hasattr(normalizer, "to_dict") else dict(normalizer),
+        "data": {"axes": axes, "spatial_dims": int(spatial_dims), "in_channels": int(in_channels),
+                 "out_channels": int(out_channels), "temporal_context": int(temporal_context)},
         "metrics": dict(metrics or {}),
         "history": list(history or []),
         "train_config": dict(train_config or {}),
-        "training": {"steps": len(history or []), "seconds": 0.0, "stopped_early": False},
+        "training": dict(training or {"steps": len(history or []), "seconds": 0.0, "stopped_early": False}),
     }
+    if validation is not None:
+        ckpt["validation"] = dict(validation)
     if extra:
         ckpt.update(extra)
     return ckpt
@@ -194,13 +260,13 @@ class LoadedModel:
     device: torch.device
     checkpoint: dict[str, Any]
     fast: dict[Any, Any] = field(default_factory=dict, repr=False)
-    """Inference-ready copies of the model, by options (filled by :func:`.predict.model_fn`)."""
+    """Inference-ready copies of the model, by options (filled by :func:`..inference.runner.model_fn`)."""
 
     @property
     def name(self) -> str:
-        return self.checkpoint["model"]["name"]
+        return self.card.model
 
-    @property
+    @cached_property
     def card(self) -> ModelCard:
         """The typed view of the model's checkpoint."""
         return ModelCard.of(self.checkpoint)
@@ -208,7 +274,12 @@ class LoadedModel:
     @property
     def temporal_context(self) -> int:
         """Neighbouring frames fed as channels on each side (0 = none)."""
-        return int(self.checkpoint["data"].get("temporal_context", 0))
+        return self.card.temporal_context
+
+    @property
+    def image_channels(self) -> int:
+        """Channels of the images the model takes (see :attr:`ModelCard.image_channels`)."""
+        return self.card.image_channels
 
     @property
     def size_divisors(self) -> int | tuple[int, ...]:
@@ -225,11 +296,11 @@ class LoadedModel:
 
 def instantiate(ckpt: dict[str, Any], device: str | torch.device = "cpu") -> LoadedModel:
     """Build the network described by a checkpoint dict and load its weights."""
-    data = ckpt["data"]
+    card = ModelCard.of(ckpt)
     try:
-        task = get_task(ckpt["task"]["name"])
-        model = get_model(ckpt["model"]["name"], spatial_dims=data["spatial_dims"], in_channels=data["in_channels"],
-                          out_channels=data["out_channels"], **ckpt["model"]["config"])
+        task = get_task(card.task)
+        model = get_model(card.model, spatial_dims=card.spatial_dims, in_channels=card.in_channels,
+                          out_channels=card.out_channels, **card.model_config)
     except ConfigError as err:
         raise CheckpointError(f"the model file needs something this version lacks: {err}") from None
     try:
@@ -239,6 +310,5 @@ def instantiate(ckpt: dict[str, Any], device: str | torch.device = "cpu") -> Loa
         raise CheckpointError(f"the weights do not fit the described network (incompatible file): {first}") from None
     dev = resolve_device(device)
     model.to(dev).eval()
-    return LoadedModel(model, task, dict(ckpt["task"]["meta"]), Normalizer.from_dict(ckpt["normalizer"]),
-                       int(data["spatial_dims"]), int(data["in_channels"]), int(data["out_channels"]),
-                       str(data["axes"]), dev, ckpt)
+    return LoadedModel(model, task, dict(card.task_meta), Normalizer.from_dict(card.normalizer), card.spatial_dims,
+                       card.in_channels, card.out_channels, card.axes, dev, ckpt)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ... import __version__
-from ..data.axes import make_layout
+from ..data.io import atomic_path
 from ..errors import ConfigError, InputError
 from .checkpoint import LoadedModel
 from .loading import load_model
@@ -44,14 +44,9 @@ def sample_input(loaded: LoadedModel, image: np.ndarray | None = None, axes: str
 
         stack = load_nuclei_3d()[0]
         image, axes = (stack[SLICE_2D], "YX") if loaded.spatial_dims == 2 else (stack, "ZYX")
-    image = np.asarray(image)
-    if axes is None and loaded.spatial_dims == 2 and image.ndim == len(loaded.axes) and "Z" not in loaded.axes:
-        axes = loaded.axes
-    layout = make_layout(image.shape, axes, loaded.spatial_dims)
-    if layout.n_channels != loaded.in_channels:
-        raise InputError(f"the sample image has {layout.n_channels} channel(s) but the model takes "
-                         f"{loaded.in_channels}; check its axes")
-    x = layout.to_canonical(image)
+    from ..inference.runner import prepare
+
+    x = prepare(loaded, image, axes).raw
     x = x[x.shape[0] // 2]
     div = loaded.size_divisor
     limits = (max_size or 256,) * 2 if loaded.spatial_dims == 2 else (min(max_size or 32, 32), *(max_size or 128,) * 2)
@@ -67,14 +62,14 @@ def sample_input(loaded: LoadedModel, image: np.ndarray | None = None, axes: str
 
 def sidecar(loaded: LoadedModel, exported_as: str) -> dict[str, Any]:
     """Metadata that lets another program reproduce our pre- and post-processing."""
-    ck = loaded.checkpoint
+    card = loaded.card
     space = "ZYX" if loaded.spatial_dims == 3 else "YX"
     norm = loaded.normalizer.to_dict()
     return {
         "format": "napari-bioimg-export",
         "exported_as": exported_as,
         "napari_bioimg_version": __version__,
-        "model": ck["model"],
+        "model": {"name": card.model, "config": card.model_config},
         "task": {"name": loaded.task.name, "meta": loaded.meta, "output_kind": loaded.task.output_kind},
         "input": {"axes": "BC" + space, "channels": loaded.in_channels, "dtype": "float32",
                   "size_multiple_of": loaded.size_divisor if exported_as == "onnx" else 1,
@@ -83,22 +78,24 @@ def sidecar(loaded: LoadedModel, exported_as: str) -> dict[str, Any]:
                                             "are the p_low/p_high percentiles of each image, else the stored values"),
         "output": {"axes": "BC" + space, "channels": loaded.out_channels, "activation": activation_name(loaded.task),
                    "channel_names": loaded.meta.get("class_names")},
-        "metrics": ck.get("metrics", {}),
-        "train_config": ck.get("train_config", {}),
+        "metrics": card.metrics,
+        "validation": {"size": card.validation_size, "unit": card.validation_unit},
+        "train_config": card.train_config,
     }
 
 
 def _write_json(meta: dict, path: Path) -> Path:
-    path.write_text(json.dumps(meta, indent=2, default=float))
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(meta, indent=2, default=float))
     return path
 
 
 def export_torchscript(loaded: LoadedModel, out: str | os.PathLike, example: np.ndarray | None = None) -> Path:
-    """Write a TorchScript file (``torch.jit.load``-able) and a JSON sidecar with the same stem."""
+    """Write a TorchScript file (``torch.jit.load``-able) and a JSON sidecar with the same stem, atomically."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     scripted = trace(loaded, sample_input(loaded) if example is None else example)
-    torch.jit.save(scripted, str(out))
+    with atomic_path(out) as tmp:
+        torch.jit.save(scripted, str(tmp))
     _write_json(sidecar(loaded, "torchscript"), out.with_suffix(".json"))
     return out
 
@@ -107,16 +104,15 @@ def export_onnx(loaded: LoadedModel, out: str | os.PathLike, example: np.ndarray
                 opset: int = ONNX_OPSET) -> Path:
     """Write an ONNX file (batch and spatial sizes free, spatial sizes multiples of the size divisor) + sidecar."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     example = sample_input(loaded) if example is None else example
     net = activated(loaded)
     x = torch.from_numpy(loaded.normalizer.apply(example))
     names = ["batch", "channel", "z", "y", "x"] if loaded.spatial_dims == 3 else ["batch", "channel", "y", "x"]
     dynamic = {i: n for i, n in enumerate(names) if n != "channel"}
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), atomic_path(out) as tmp:
             warnings.simplefilter("ignore")
-            torch.onnx.export(net, (x,), str(out), dynamo=False, input_names=["input"], output_names=["output"],
+            torch.onnx.export(net, (x,), str(tmp), dynamo=False, input_names=["input"], output_names=["output"],
                               dynamic_axes={"input": dynamic, "output": dynamic}, opset_version=opset)
     except ImportError as err:
         raise ConfigError(f"ONNX export needs the 'onnx' package: pip install onnx ({err})") from None

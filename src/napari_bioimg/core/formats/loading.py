@@ -13,7 +13,7 @@ from ..errors import CheckpointError
 from .bioimageio.files import is_bioimageio_source, package_folder, read_rdf
 from .bioimageio.foreign import load_foreign
 from .bioimageio.package import CONFIG_KEY, load_ours
-from .checkpoint import LoadedModel, check_checkpoint, instantiate, load_checkpoint
+from .checkpoint import LoadedModel, ModelCard, check_checkpoint, instantiate, load_checkpoint
 
 
 def load_bioimageio(path: str | os.PathLike, device: str | torch.device = "auto") -> LoadedModel:
@@ -49,3 +49,11 @@ def load_model(path_or_ckpt: str | os.PathLike | dict, device: str | torch.devic
             return load_bioimageio(path_or_ckpt, device)
     ckpt = path_or_ckpt if isinstance(path_or_ckpt, dict) else load_checkpoint(path_or_ckpt)
     return instantiate(check_checkpoint(ckpt), device)
+
+
+def read_card(path: str | os.PathLike) -> ModelCard:
+    """What a model file or a bioimage.io package says about its model (a bad or missing file raises
+    :class:`CheckpointError`): for showing a model, and for checking a path before work starts."""
+    if is_bioimageio_source(path):
+        return load_bioimageio(path, "cpu").card
+    return ModelCard.of(load_checkpoint(path))

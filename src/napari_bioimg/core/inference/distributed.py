@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import threading
 from collections.abc import Generator
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 from ..data.zarrio import is_zarr_path
 from ..errors import BioimgError, InputError
 from ..events import Notice, PredictProgress
+from .runner import reports_time
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".npy")
 _MODELS: dict[tuple, Any] = {}
@@ -134,6 +134,7 @@ def predict_file(model_path: str, image_path: str, out_path: str, options: dict)
     return {"image": image_path, "out": out_path, "shape": list(result.shape), "dtype": str(result.dtype)}
 
 
+@reports_time
 def predict_folder(model_path: str | os.PathLike, folder: str | os.PathLike, out_dir: str | os.PathLike,
                    client=None, **options) -> Generator[PredictProgress | Notice, None, list[dict]]:
     """Predict every image of ``folder`` into ``out_dir``, one dask task per image.
@@ -168,30 +169,30 @@ def _block_task(model_path: str, device: str, plan, source_path: str, out_path: 
                 amp: bool, compile: bool, tta: bool):
     """Run a run of consecutive blocks on a worker (sharing a tile cache); return their ids and cut count."""
     from ..control import drain
-    from ..data.zarrio import open_image, open_output
+    from ..data.zarrio import open_output, opened_image
     from ..runtime.fast import configure_threads
-    from .blocks import TileUse, finish_block, prepare
+    from .blocks import TileUse, finish_block, read_block
     from .runner import model_fn
     from .tiling import blend_tiles
 
     configure_threads(_worker_threads())
     loaded = worker_model(model_path, device)
-    source = open_image(source_path)[0]
     out = open_output(out_path, mode="r+")
     fn = model_fn(loaded, amp, tta, compile=compile)
     ids, cut = [], 0
     blocks = [plan.blocks[i] for i in indices]
     use = TileUse(plan, blocks)
-    for i, b in enumerate(blocks):
-        prep = prepare(plan, source, b)
-        probs = drain(blend_tiles(fn, prep.image, tuple(r.start for r in prep.region), plan.grid, prep.positions,
-                                  plan.model_channels, plan.batch_size, loaded.device, None, use.cache,
-                                  use.keep(i, b)))
-        use.release(i, b)
-        block_ids, n_cut = finish_block(plan, loaded.task, loaded.meta, prep, probs, out)
-        if block_ids is not None:
-            ids.append(block_ids)
-        cut += n_cut
+    with opened_image(source_path) as (source, _, _):
+        for i, b in enumerate(blocks):
+            prep = read_block(plan, source, b)
+            probs = drain(blend_tiles(fn, prep.image, tuple(r.start for r in prep.region), plan.grid, prep.positions,
+                                      plan.model_channels, plan.batch_size, loaded.device, None, use.cache,
+                                      use.keep(i, b)))
+            use.release(i, b)
+            block_ids, n_cut = finish_block(plan, loaded.task, loaded.meta, prep, probs, out)
+            if block_ids is not None:
+                ids.append(block_ids)
+            cut += n_cut
     return (np.unique(np.concatenate(ids)) if ids else None), cut, len(indices)
 
 
@@ -205,9 +206,10 @@ def _relabel_task(plan, out_path: str, indices: list[int], sorted_ids: np.ndarra
     return len(indices)
 
 
+@reports_time
 def predict_image_distributed(model_path: str | os.PathLike, image_path: str | os.PathLike,
                               out: str | os.PathLike, client, *, axes: str | None = None,
-                              tile=None, overlap: float = 0.25, batch_size: int = 4, device: str = "auto",
+                              tile=None, overlap: float = 0.25, batch_size: int | None = None, device: str = "auto",
                               block=None, label_margin: int | None = None, amp: bool = True,
                               compile: bool = False, tta: bool = False, blocks_per_task: int = 4
                               ) -> Generator[PredictProgress | Notice, None, Any]:
@@ -220,28 +222,24 @@ def predict_image_distributed(model_path: str | os.PathLike, image_path: str | o
     """
     from distributed import as_completed
 
-    from ..data.axes import make_layout
-    from ..data.zarrio import create_output, open_image, open_output
     from ..formats.loading import load_model
-    from .blocks import _out_scale, commit, make_plan, temporary_sibling
-    from .runner import DEFAULT_TILE
+    from .blocks import ResultStore, cut_notice
+    from .plan import make_plan
+    from .runner import opened_source, prepare
 
     loaded = load_model(model_path, "cpu")
-    source, hint, meta = open_image(image_path)
-    if axes is None and loaded.spatial_dims == 2 and source.ndim == len(loaded.axes) and "Z" not in loaded.axes:
-        axes = loaded.axes
-    layout = make_layout(tuple(source.shape), axes, loaded.spatial_dims, hint=hint)
-    plan = make_plan(loaded, source, layout, tile=tile or DEFAULT_TILE[loaded.spatial_dims], overlap=overlap,
-                     batch_size=batch_size, block=block, label_margin=label_margin)
-    tmp, final = temporary_sibling(out)
-    try:
-        create_output(tmp, plan.out_shape, plan.out_chunks, np.dtype(plan.out_dtype), plan.out_axes,
-                      _out_scale(meta.get("scale"), layout, plan.out_axes))
+    with opened_source(image_path) as (source, hint, scale):  # planning reads a subsample for the percentiles
+        inp = prepare(loaded, source, axes, axes_hint=hint, tile=tile, overlap=overlap, batch_size=batch_size,
+                      read=False)
+        plan = make_plan(loaded, inp, overlap=overlap, block=block, label_margin=label_margin)
+    yield from inp.notices
+    with ResultStore(out) as store:
+        store.create(plan, scale)
         groups = [list(range(i, min(i + blocks_per_task, len(plan.blocks))))
                   for i in range(0, len(plan.blocks), blocks_per_task)]
         plan_f = client.scatter(plan, broadcast=True)
-        futures = [client.submit(_block_task, str(model_path), device, plan_f, str(image_path), str(tmp), g, amp,
-                                 compile, tta, pure=False) for g in groups]
+        futures = [client.submit(_block_task, str(model_path), device, plan_f, str(image_path), str(store.tmp), g,
+                                 amp, compile, tta, pure=False) for g in groups]
         all_ids, cut, done = [], 0, 0
         for fut in as_completed(futures):
             ids, n_cut, n = fut.result()
@@ -251,18 +249,13 @@ def predict_image_distributed(model_path: str | os.PathLike, image_path: str | o
             done += n
             yield PredictProgress(done, len(plan.blocks), "blocks")
         if cut:
-            yield Notice(f"{cut} object(s) reach beyond the {plan.margin[0]}-pixel label margin and may be split "
-                         "at block borders; predict again with a larger label margin")
+            yield cut_notice(plan, cut)
         if plan.instance:
             sorted_ids = np.unique(np.concatenate(all_ids)) if all_ids else np.zeros(0, np.uint64)
             ids_f = client.scatter(sorted_ids, broadcast=True)
-            futures = [client.submit(_relabel_task, plan_f, str(tmp), g, ids_f, pure=False) for g in groups]
+            futures = [client.submit(_relabel_task, plan_f, str(store.tmp), g, ids_f, pure=False) for g in groups]
             done = 0
             for fut in as_completed(futures):
                 done += fut.result()
                 yield PredictProgress(done, len(plan.blocks), "relabel")
-        commit(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return open_output(final)
+        return store.commit()

@@ -1,29 +1,36 @@
-"""Prediction as a generator: tiled, stoppable, for 2D/3D with leading T/Z and C axes."""
+"""Prediction as a generator: tiled, stoppable, for 2D/3D with leading T/Z and C axes.
+
+:func:`predict` is the one entry point: it decides whether an image is predicted in
+memory or block by block into a zarr store (:mod:`.blocks`), and hands tasks that
+run their model on their own items (object classification) to the task.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Generator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..control import Control, drain
-from ..data.axes import make_layout
-from ..data.normalize import count_nonfinite
-from ..data.temporal import check_context, stack_context
-from ..data.zarrio import first_level
+from ..data.io import read_image
+from ..data.zarrio import first_level, is_zarr_path
 from ..errors import InputError
 from ..events import Notice, PredictProgress
 from ..formats.checkpoint import LoadedModel
 from ..formats.loading import load_model
-from .runner import DEFAULT_TILE, model_fn, working_bytes
+from .runner import ModelInput, model_fn, opened_source, prepare, reports_time, working_bytes
 from .tiling import tiled_apply
 
 #: Above this estimated working set (input + outputs as float32), prediction goes block by block.
 LAZY_BYTES = 1 << 30
+#: Files whose size is known before reading them (opened lazily first).
+LAZY_SUFFIXES = (".tif", ".tiff", ".npy")
 
 
+@reports_time
 def predict(
     model: LoadedModel | str | os.PathLike | dict,
     image: Any,
@@ -31,7 +38,7 @@ def predict(
     *,
     tile: int | tuple[int, ...] | None = None,
     overlap: float = 0.25,
-    batch_size: int = 4,
+    batch_size: int | None = None,
     device: str = "auto",
     control: Control | None = None,
     rgb: bool = False,
@@ -48,11 +55,14 @@ def predict(
 ) -> Generator[PredictProgress | Notice, None, Any]:
     """Predict ``image`` with a trained model.
 
-    Yields :class:`PredictProgress` (tiles done / total) and :class:`Notice`; returns
-    the result in the image's layout, or ``None`` if stopped: labels without the
-    channel axis for segmentation tasks; for image tasks (denoise, restore, ...)
-    float32 of the image's shape (channel axis kept), in its intensity range, NaN
-    where the image was NaN/inf.
+    Yields :class:`PredictProgress` (tiles done / total, elapsed seconds, ETA) and
+    :class:`Notice`; returns the result in the image's layout, or ``None`` if
+    stopped: labels without the channel axis for segmentation tasks; for image
+    tasks (denoise, restore, ...) float32 of the image's shape (channel axis
+    kept), in its intensity range, NaN where the image was NaN/inf.
+
+    ``batch_size`` is the number of tiles (or items) per forward pass: ``None`` lets
+    the engine choose (:data:`.runner.TILE_BATCH` tiles; for items, the task).
 
     Tasks that run their model on their own items (``Task.direct_model``, e.g.
     object classification) delegate here to ``Task.predict_direct`` and return its
@@ -60,31 +70,34 @@ def predict(
     ``labels`` gives the objects to classify and ``class_image`` asks for a label
     image of predicted classes as well.
 
-    Small in-memory images are predicted in memory and give a numpy array. Lazy
-    (dask, zarr) images, images that do not fit comfortably (estimated working set
-    above :data:`LAZY_BYTES`), or any
-    call with a zarr ``out`` path or ``lazy=True``, go block by block through
-    :func:`.lazy.predict_lazy` with bounded memory, and the result is a zarr
-    array (written to ``out``, or to a temporary folder). ``image`` may be a
-    numpy, zarr or dask array, a napari multiscale list, or a path for the lazy path.
+    The engine decides where the work happens. Small in-memory images are
+    predicted in memory and give a numpy array. Lazy (dask, zarr) images, images
+    that do not fit comfortably (estimated working set above :data:`LAZY_BYTES`),
+    paths, or any call with a zarr ``out`` path or ``lazy=True``, go block by block
+    through :func:`.blocks.predict_lazy` with bounded memory, and the result is a
+    zarr array (written to ``out``, or to a temporary folder). ``lazy=False`` asks
+    for an in-memory result: a path is then read whole, unless it would not fit,
+    which raises an :class:`InputError` about ``out`` (write a zarr store instead).
+    ``image`` may be a numpy, zarr or dask array, a napari multiscale list, or a
+    path (``.tif``, ``.png``, ``.npy``, ``.zarr``).
     """
     loaded = model if isinstance(model, LoadedModel) else load_model(model, device)
+    path = isinstance(image, (str, os.PathLike))
     if loaded.task.direct_model:
-        return (yield from loaded.task.predict_direct(
-            loaded, image, labels=labels, axes=axes, rgb=rgb, axes_hint=axes_hint, batch_size=batch_size,
-            control=control, amp=amp, class_image=class_image, tta=tta))
+        if path:
+            image, hint = read_image(image)
+            axes_hint = axes_hint or hint
+        inp = prepare(loaded, image, axes, rgb=rgb, axes_hint=axes_hint)
+        yield from inp.notices
+        return (yield from loaded.task.predict_direct(loaded, inp, labels=labels, batch_size=batch_size,
+                                                      control=control, amp=amp, class_image=class_image, tta=tta))
     if labels is not None:
         raise InputError(f"task {loaded.task.name!r} predicts from the image alone; do not pass labels")
-    if not 0 <= overlap < 1:
-        raise InputError(f"overlap must be a fraction in [0, 1), got {overlap}")
-    image = first_level(image)
     if lazy is None:
         # image tasks map their output to each image's intensity range, which the block path does not
         # know yet: they go block by block only when asked to (a zarr ``out`` or ``lazy=True``).
         # A lazy input (dask, zarr) was opened lazily on purpose: its labels are computed lazily too.
-        path = isinstance(image, (str, os.PathLike))
-        big = path or not isinstance(image, np.ndarray) or working_bytes(tuple(image.shape), loaded) > LAZY_BYTES
-        lazy = out is not None or path or (big and loaded.task.output_kind != "image")
+        lazy = out is not None or path or (_big(first_level(image), loaded) and loaded.task.output_kind != "image")
     if lazy:
         from .blocks import predict_lazy
 
@@ -92,65 +105,69 @@ def predict(
                                         batch_size=batch_size, control=control, rgb=rgb, axes_hint=axes_hint,
                                         amp=amp, block=block, label_margin=label_margin, compile=compile,
                                         tta=tta))
-    image = np.asarray(image)
-    if axes is None and loaded.spatial_dims == 2 and image.ndim == len(loaded.axes) and "Z" not in loaded.axes:
-        axes = loaded.axes  # same layout as the training image
-    layout = make_layout(image.shape, axes, loaded.spatial_dims, rgb=rgb, hint=axes_hint)
-    if loaded.spatial_dims == 2 and "Z" in layout.axes:
-        yield Notice(f"the model is 2D: the {layout.axes} image is predicted slice by slice along Z", "info")
-    context = check_context(loaded.temporal_context, layout)
-    if layout.n_channels * (2 * context + 1) != loaded.in_channels:
-        raise InputError(
-            f"the model expects {loaded.in_channels // (2 * context + 1)} channel(s) but the image has "
-            f"{layout.n_channels} (axes {layout.axes}); check the axes or pick another image"
-        )
-    x = layout.to_canonical(image)
-    image_task = loaded.task.output_kind == "image"
-    bad = count_nonfinite(x)
-    if bad:
-        kept = "; they stay NaN in the result" if image_task else ""
-        yield Notice(f"{bad} NaN/inf pixel(s) were treated as the image's low value{kept}")
-    if hasattr(loaded.normalizer, "ranges"):
-        ranges = loaded.normalizer.ranges(x)
-        xn = loaded.normalizer.apply(x, ranges=ranges)
-        # image tasks map their output back to this image's intensities and dtype range
-        meta = dict(loaded.meta, intensity_low=ranges[0], intensity_high=ranges[1], source_dtype=image.dtype.str)
-    else:  # an imported package's own pre-processing
-        xn = loaded.normalizer.apply(x)
-        meta = dict(loaded.meta)
-    xn = stack_context(xn, layout, context)
-    tile = tile or getattr(loaded.model, "preferred_tile", None) or DEFAULT_TILE[loaded.spatial_dims]
+    if path:
+        image, hint = _read_whole(Path(image), loaded)
+        axes_hint = axes_hint or hint
+    inp = prepare(loaded, image, axes, rgb=rgb, axes_hint=axes_hint, tile=tile, overlap=overlap,
+                  batch_size=batch_size)
+    yield from inp.notices
+    return (yield from _predict_in_memory(loaded, inp, overlap=overlap, control=control, amp=amp, compile=compile,
+                                          tta=tta))
+
+
+def _big(image: Any, loaded: LoadedModel) -> bool:
+    """Whether an array is lazy (dask, zarr: opened lazily on purpose) or too big to predict in memory."""
+    return not isinstance(image, np.ndarray) or working_bytes(tuple(image.shape), loaded) > LAZY_BYTES
+
+
+def _read_whole(path: Path, loaded: LoadedModel) -> tuple[np.ndarray, str | None]:
+    """Read an image file into memory for an in-memory result, refusing one that would not fit."""
+    if is_zarr_path(path) or path.suffix.lower() in LAZY_SUFFIXES:
+        with opened_source(path) as (source, hint, _):
+            need = working_bytes(tuple(source.shape), loaded)
+            if need > LAZY_BYTES:
+                raise InputError(f"must be a zarr folder (e.g. result.zarr) for {path.name}: predicting it in "
+                                 f"memory would need about {need / 2**30:.1f} GiB, a zarr result is written block "
+                                 "by block", field="out")
+            if is_zarr_path(path):
+                return np.asarray(source[...]), hint
+    return read_image(path)
+
+
+def _predict_in_memory(loaded: LoadedModel, inp: ModelInput, *, overlap: float, control: Control | None,
+                       amp: bool, compile: bool, tta: bool):
+    """Every sample (frame, slice) of an in-memory image tile by tile; the result in the image's layout."""
+    task = loaded.task
     fn = model_fn(loaded, amp, tta, compile=compile)
     stop = (lambda: control.stop_requested) if control is not None else None
     results = []
-    n = xn.shape[0]
+    n = inp.x.shape[0]
     offset = 0
     for i in range(n):
         out = yield from _progress_offset(
-            tiled_apply(fn, xn[i], loaded.out_channels, tile, overlap, loaded.size_divisors, batch_size,
+            tiled_apply(fn, inp.x[i], loaded.out_channels, inp.tile, overlap, loaded.size_divisors, inp.batch_size,
                         loaded.device, stop),
             i, n,
         )
         if out is None:
             return None
-        res = loaded.task.postprocess(out, meta)
-        if image_task and bad:
-            res[~np.isfinite(x[i])] = np.nan
-        if loaded.task.instance_labels and loaded.meta.get("unique_ids", True) and n > 1 and res.max():
+        res = task.postprocess(out, inp.meta)
+        if task.output_kind == "image" and inp.n_nonfinite:
+            res[~np.isfinite(inp.raw[i])] = np.nan
+        if task.instance_labels and loaded.meta.get("unique_ids", True) and n > 1 and res.max():
             res = res.astype(np.uint32)
             res[res > 0] += offset  # keep object ids unique across frames / slices
             offset = int(res.max())
         results.append(res)
     stacked = np.stack(results)
-    channels = stacked.ndim == xn.ndim  # image tasks keep a channel axis
-    if channels and "C" not in layout.axes and stacked.shape[1] == 1:
+    channels = stacked.ndim == inp.x.ndim  # image tasks keep a channel axis
+    if channels and "C" not in inp.layout.axes and stacked.shape[1] == 1:
         stacked, channels = stacked[:, 0], False  # single-channel image: same shape as the input
-    if loaded.task.output_kind == "labels":
+    if task.output_kind == "labels":
         from ..tasks.segmentation import label_dtype
 
         stacked = stacked.astype(label_dtype(int(stacked.max()) if stacked.size else 0))
-    out = layout.from_canonical(stacked, channels=channels)
-    return out
+    return inp.layout.from_canonical(stacked, channels=channels)
 
 
 def _progress_offset(gen, index: int, n: int):

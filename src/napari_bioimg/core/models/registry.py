@@ -17,18 +17,25 @@ class ModelEntry:
     kind: str
     """``"dense"`` (per-pixel output, same size as the input) or ``"classifier"``."""
     description: str
+    spatial_dims: tuple[int, ...] = (2, 3)
+    """The model dimensionalities the family builds (``spatial_dims=`` of :func:`get_model`)."""
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str, kind: str = "dense", description: str = ""):
-    """Class or function decorator adding a model family to the registry."""
+def register_model(name: str, kind: str = "dense", description: str = "", spatial_dims: tuple[int, ...] = (2, 3)):
+    """Class or function decorator adding a model family to the registry.
+
+    Every registered family is tested by ``tests/core/test_models.py`` (forward and
+    backward at odd sizes in each of its ``spatial_dims``, state-dict round trip).
+    """
 
     def wrap(builder):
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is already registered")
-        _REGISTRY[name] = ModelEntry(name, builder, kind, description or (builder.__doc__ or "").strip().split("\n")[0])
+        _REGISTRY[name] = ModelEntry(name, builder, kind, description or (builder.__doc__ or "").strip().split("\n")[0],
+                                     tuple(spatial_dims))
         return builder
 
     return wrap

@@ -22,8 +22,8 @@ def available_devices() -> list[str]:
     return names
 
 
-def resolve_device(name: str | torch.device = "auto") -> torch.device:
-    """Turn ``"auto"``/``"cuda"``/``"cuda:1"``/``"mps"``/``"cpu"`` into a usable device.
+def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
+    """Turn ``"auto"`` (or ``None``)/``"cuda"``/``"cuda:1"``/``"mps"``/``"cpu"`` into a usable device.
 
     Raises
     ------

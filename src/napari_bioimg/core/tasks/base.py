@@ -2,21 +2,23 @@
 
 A :class:`Task` is stateless and registered by name. ``make_problem`` binds it to one
 image and its annotations, giving a :class:`Problem` that the generic training loop
-in :mod:`..train` drives: it samples batches, computes the loss and validates.
+in :mod:`..training` drives: it samples batches, computes the loss and validates.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from ..config import TrainConfig
 from ..data.patches import PatchSampler, ValRegion
 from ..errors import ConfigError, InputError
+
+if TYPE_CHECKING:
+    from ..config import TrainConfig
 
 
 class Task:
@@ -32,7 +34,7 @@ class Task:
     ``"target"`` (a clean image of the same pixels, passed as ``extra["target"]``)."""
     instance_labels: bool = False
     """``postprocess`` numbers objects that may span many pixels (instances): prediction in
-    blocks then labels with a margin and makes ids globally unique (see :mod:`..lazy`).
+    blocks then labels with a margin and makes ids globally unique (see :mod:`..inference.blocks`).
     ``False`` means ``postprocess`` works pixel by pixel."""
     model_kind: str = "dense"
     default_model: str = "unet"
@@ -95,8 +97,13 @@ class Task:
         """The result for one training sample (frame/slice) with the current model."""
         raise NotImplementedError
 
-    def predict_direct(self, loaded: Any, image: np.ndarray, **kwargs) -> Generator[Any, None, Any]:
-        """Prediction generator used by :func:`..predict.predict` for this task."""
+    def predict_direct(self, loaded: Any, inp: Any, **kwargs) -> Generator[Any, None, Any]:
+        """Prediction generator used by :func:`..inference.predict.predict` for this task.
+
+        ``inp`` is the image made ready by :func:`..inference.runner.prepare` (in
+        memory, normalised); ``kwargs`` are ``labels``, ``batch_size``, ``control``,
+        ``amp``, ``class_image`` and ``tta``.
+        """
         raise NotImplementedError
 
 
@@ -127,6 +134,16 @@ class Problem:
     select_best: bool = True
     """Keep the weights with the best validation score (else the final ones): off when
     the score is too noisy to rank late checkpoints."""
+    val_size: int | None = None
+    """How many items the validation scores are computed on (``None``: ``n_val_pixels``)."""
+    val_unit: str | None = None
+    """What ``val_size`` counts (``None``: ``unit``)."""
+
+    def __post_init__(self) -> None:
+        if self.val_size is None:
+            self.val_size = int(self.n_val_pixels)
+        if self.val_unit is None:
+            self.val_unit = self.unit
 
     @property
     def patch(self) -> tuple[int, ...]:

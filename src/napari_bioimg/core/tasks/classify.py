@@ -42,6 +42,8 @@ MAX_CROP = {2: (48, 48), 3: (24, 48, 48)}
 """Largest network crop; bigger objects are cut wider and shrunk to fit (enough for shape and texture)."""
 MAX_FRAME = 96
 CHUNK = 256
+PREDICT_BATCH = 64
+"""Crops per forward pass when predicting, unless the caller gives a number (at least 8)."""
 
 
 @dataclass
@@ -312,21 +314,13 @@ class ClassifyTask(Task):
                                 for i in range(0, len(rows), CHUNK)])
         return items.paint(sample, rows, [values[k] for k in probs.argmax(axis=1)])
 
-    def predict_direct(self, loaded, image, *, labels=None, axes=None, rgb=False, axes_hint=None, batch_size=64,
-                       control=None, amp=True, class_image=False, tta=False):
-        from ..data.axes import make_layout
+    def predict_direct(self, loaded, inp, *, labels=None, batch_size=None, control=None, amp=True, class_image=False,
+                       tta=False):
         from ..runtime.device import autocast
 
         meta = loaded.meta
-        image = np.asarray(image)
-        if axes is None and image.ndim == len(loaded.axes):
-            axes = loaded.axes  # the training image's layout
-        layout = make_layout(image.shape, axes, loaded.spatial_dims, rgb=rgb, hint=axes_hint)
-        if layout.n_channels != meta["image_channels"]:
-            raise InputError(f"the model expects {meta['image_channels']} image channel(s) but the image has "
-                             f"{layout.n_channels} (axes {layout.axes}); check the axes or pick another image")
-        xn = loaded.normalizer.apply(layout.to_canonical(image))
-        items = self.predict_items(xn, labels, layout)
+        layout = inp.layout
+        items = self.predict_items(inp.x, labels, layout)
         items.size, items.zoom = tuple(meta["crop_size"]), float(meta["zoom"])
         model = loaded.model.eval()
 
@@ -341,7 +335,7 @@ class ClassifyTask(Task):
             if control is not None and control.stop_requested:
                 return None
             rows = np.arange(start, min(n, start + CHUNK))
-            probs.append(run_batches(forward, items.crops(rows), max(8, batch_size),
+            probs.append(run_batches(forward, items.crops(rows), max(8, batch_size or PREDICT_BATCH),
                                      tta=tta or meta.get("tta", False)))
             yield PredictProgress(int(rows[-1]) + 1, n, self.unit)
         probs = np.concatenate(probs)

@@ -258,6 +258,7 @@ class DenoiseTask(ImageTask):
             problem.val_data = _reference_crops(reference, regions)
         elif regions:
             problem.val_inputs, problem.val_data = self._blind_spot_validation(inputs, invalid, regions, meta)
+            problem.val_size = sum(int(use.sum()) for use, _ in problem.val_data)  # the masked pixels scored
             # the blind-spot loss is mostly the noise's own variance: too noisy a score to pick a checkpoint,
             # so it is shown as a curve and the final (annealed) weights are kept
             problem.select_best = False

@@ -13,6 +13,10 @@ from ..errors import InputError
 from ..metrics import instance_scores, iou_matrix, match_counts, semantic_scores
 from .base import Problem, Task, check_task_config, require_labels
 
+#: Objects touching the edge of a labelled array (the image, a block, a validation box) with fewer pixels
+#: than this share of the median object are slivers of objects outside it: they are dropped from results,
+#: and from the truth that validation scores them against (a score of 1.0 on a one-pixel sliver means nothing).
+BORDER_FRAGMENT = 0.1
 
 def unet_defaults(spatial_dims: int, device_type: str = "cpu") -> dict:
     """A U-Net that trains fast enough on a laptop CPU; wider where a GPU makes width cheap."""
@@ -137,27 +141,61 @@ class InstanceTask(Task):
             "min_size": float(min_size),
             "median_area": median_area,
             "n_objects": int(areas.size),
+            "border_fragment": BORDER_FRAGMENT,
         }
+        val_objects = sum(int(np.count_nonzero(np.unique(self._val_truth(labels, r, meta)))) for r in regions)
         return Problem(self, inputs, sampler, 3, meta, regions, labels if regions else None,
-                       int((~held).sum()), int(held.sum()))
+                       int((~held).sum()), int(held.sum()), val_size=val_objects, val_unit="objects")
+
+    @staticmethod
+    def _val_truth(labels: np.ndarray, region, meta: dict) -> np.ndarray:
+        """The true objects of a validation box, without the slivers of objects cut by its edge."""
+        return drop_border_fragments(labels[(region.sample, *region.box)], border_min_size(meta))
 
     def loss(self, logits, target, meta):
         w = torch.tensor([1.0, 1.0, meta["boundary_weight"]], device=logits.device)
         return F.cross_entropy(logits.float(), target, weight=w, ignore_index=IGNORE)
 
     def postprocess(self, outputs, meta):
-        return probabilities_to_instances(outputs, meta.get("threshold", 0.5), meta.get("min_size", 10))
+        return probabilities_to_instances(outputs, meta.get("threshold", 0.5), meta.get("min_size", 10),
+                                          border_min_size(meta))
 
     def validate(self, problem, predictions):
         tp = fp = fn = 0
         s = 0.0
         for region, out in zip(problem.val_regions, predictions):
-            truth = problem.val_truth[(region.sample, *region.box)]
+            truth = self._val_truth(problem.val_truth, region, problem.meta)
             pred = self.postprocess(out, problem.meta)
             a, b, c, d = match_counts(iou_matrix(truth, pred), 0.5)
             tp, fp, fn, s = tp + a, fp + b, fn + c, s + d
         scores = instance_scores(tp, fp, fn, s)
         return {"f1@0.5": scores["f1"], "precision@0.5": scores["precision"], "recall@0.5": scores["recall"]}, scores["f1"]
+
+
+def border_min_size(meta: dict) -> float:
+    """Fewest pixels an object touching the array's edge keeps (see :data:`BORDER_FRAGMENT`).
+
+    The share is stored with the model, so a model file made before it was
+    introduced keeps predicting exactly as it did (its meta has no share: 0).
+    """
+    share = float(meta.get("border_fragment", 0) or 0)
+    if not share:
+        return 0.0
+    return max(float(meta.get("min_size", 0)), share * float(meta.get("median_area", 0) or 0))
+
+
+def drop_border_fragments(labels: np.ndarray, min_size: float) -> np.ndarray:
+    """Set objects that touch the array's edge and have fewer than ``min_size`` pixels to 0."""
+    if min_size <= 1 or not labels.any():
+        return labels
+    edge = np.concatenate([np.take(labels, i, axis=d).ravel() for d in range(labels.ndim) for i in (0, -1)])
+    touching = np.unique(edge)
+    touching = touching[touching > 0]
+    if not touching.size:
+        return labels
+    sizes = np.bincount(labels.ravel())
+    fragments = touching[sizes[touching] < min_size]
+    return np.where(np.isin(labels, fragments), 0, labels) if fragments.size else labels
 
 
 def drop_small(labels: np.ndarray, min_size: int) -> np.ndarray:
@@ -168,8 +206,13 @@ def drop_small(labels: np.ndarray, min_size: int) -> np.ndarray:
     return np.where(small[labels], 0, labels) if small.any() else labels
 
 
-def probabilities_to_instances(prob: np.ndarray, threshold: float = 0.5, min_size: float = 10) -> np.ndarray:
-    """Seeded watershed: ``(3, *spatial)`` background/interior/boundary probabilities -> labels."""
+def probabilities_to_instances(prob: np.ndarray, threshold: float = 0.5, min_size: float = 10,
+                               border_min_size: float = 0) -> np.ndarray:
+    """Seeded watershed: ``(3, *spatial)`` background/interior/boundary probabilities -> labels.
+
+    Objects smaller than ``min_size`` pixels are dropped, and those touching the
+    array's edge with fewer than ``border_min_size`` (slivers of objects outside).
+    """
     interior = prob[1]
     foreground = (prob[1] + prob[2]) > threshold
     seeds, _ = ndi.label(interior > threshold)
@@ -182,5 +225,6 @@ def probabilities_to_instances(prob: np.ndarray, threshold: float = 0.5, min_siz
         labels = np.where(orphans > 0, orphans + labels.max(), labels)
     if min_size > 1 and labels.max():
         labels = drop_small(labels, int(min_size))
+    labels = drop_border_fragments(labels, border_min_size)
     labels, _, _ = relabel_sequential(labels)
     return labels.astype(label_dtype(int(labels.max())))

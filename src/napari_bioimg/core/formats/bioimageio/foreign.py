@@ -27,7 +27,7 @@ from torch.nn import functional as F
 from ...errors import CheckpointError
 from ...runtime.device import resolve_device
 from ...tasks.base import Task
-from ..checkpoint import FORMAT, FORMAT_VERSION, LoadedModel
+from ..checkpoint import LoadedModel, build_checkpoint
 from .files import read_weights_file
 
 LETTERS = {"b": "batch", "c": "channel", "z": "z", "y": "y", "x": "x"}
@@ -337,15 +337,12 @@ def load_foreign(rdf: dict, folder: Path, device, origin: Path) -> LoadedModel:
     pre = PackagePreprocessing(ipt.ops, ipt.space)
     spatial_dims = len(ipt.space)
     axes = ("C" if len(ipt.channels) > 1 else "") + ("ZYX" if spatial_dims == 3 else "YX")
-    ckpt = {
-        "format": FORMAT, "format_version": FORMAT_VERSION,
-        "model": {"name": f"bioimageio:{rdf.get('name', origin.stem)}", "config": {}},
-        "task": {"name": ImportedOutputTask.name, "meta": {"class_names": out.channels}},
-        "data": {"axes": axes, "spatial_dims": spatial_dims, "in_channels": len(ipt.channels),
-                 "out_channels": len(out.channels)},
-        "normalizer": pre.to_dict(),
-        "bioimageio": {"name": rdf.get("name"), "source": str(origin), "weights": weights_format,
-                       "format_version": rdf.get("format_version")},
-    }
+    ckpt = build_checkpoint(
+        model_name=f"bioimageio:{rdf.get('name', origin.stem)}", model_config={}, state_dict=None,
+        task=ImportedOutputTask.name, task_meta={"class_names": out.channels}, normalizer=pre, axes=axes,
+        spatial_dims=spatial_dims, in_channels=len(ipt.channels), out_channels=len(out.channels),
+        extra={"bioimageio": {"name": rdf.get("name"), "source": str(origin), "weights": weights_format,
+                              "format_version": rdf.get("format_version")}},
+    )
     return LoadedModel(model, ImportedOutputTask(), ckpt["task"]["meta"], pre, spatial_dims,  # type: ignore[arg-type]
                        len(ipt.channels), len(out.channels), axes, dev, ckpt)

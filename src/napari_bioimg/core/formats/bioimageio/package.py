@@ -139,10 +139,10 @@ def _cover(loaded: LoadedModel, raw: np.ndarray, probs: np.ndarray, path: Path) 
 
 
 def _documentation(loaded: LoadedModel, name: str, raw_shape: tuple[int, ...], activation: str) -> str:
-    ck = loaded.checkpoint
-    cfg, training = ck.get("train_config", {}), ck.get("training", {})
+    card = loaded.card
+    cfg, training = card.train_config, card.training
     norm = loaded.normalizer
-    metrics = {k: v for k, v in ck.get("metrics", {}).items()}
+    metrics = card.metrics
     names = loaded.meta.get("class_names") or [f"channel {i}" for i in range(loaded.out_channels)]
     space = "ZYX" if loaded.spatial_dims == 3 else "YX"
     post = {"instance": "napari-bioimg turns the probabilities into instances with a seeded watershed: seeds are "
@@ -152,6 +152,8 @@ def _documentation(loaded: LoadedModel, name: str, raw_shape: tuple[int, ...], a
             "semantic": "the predicted class of a pixel is the channel with the highest probability (class ids "
                         "start at 1)."}.get(loaded.task.name, "")
     val = "\n".join(f"| {k} | {v:.4f} |" for k, v in metrics.items()) or "| (no validation split) | |"
+    size = f", {card.validation_size} {card.validation_unit}" if card.validation_size is not None else ""
+    caveat = f"\n**Note:** {card.validation_caveat}.\n" if card.validation_caveat else ""
     return f"""# {name}
 
 A {loaded.spatial_dims}D U-Net trained with [napari-bioimg]({PROJECT_URL}) {__version__} for the task
@@ -180,12 +182,12 @@ Loss: weighted cross-entropy over the annotated pixels.
 
 ## Validation
 
-Scores on the validation part held out from the training annotations (not an independent test set):
+Scores on the validation part held out from the training annotations (not an independent test set){size}:
 
 | metric | value |
 | --- | --- |
 {val}
-
+{caveat}
 Validate on your own annotated images before trusting the model for measurements, for example with
 `napari-bioimg evaluate --task {loaded.task.name} --pred PRED.tif --truth TRUTH.tif`.
 
@@ -253,9 +255,9 @@ def _rdf(loaded: LoadedModel, d: Path, raw: np.ndarray, name, description, autho
     div = loaded.size_divisor
     min_size = max(div, 32 if loaded.spatial_dims == 2 else 16)
     min_size = -(-min_size // div) * div
-    ck = loaded.checkpoint
+    card = loaded.card
     names = [str(n) for n in (loaded.meta.get("class_names") or [f"c{i}" for i in range(loaded.out_channels)])]
-    arch_kwargs = dict(ck["model"]["config"], spatial_dims=loaded.spatial_dims, in_channels=loaded.in_channels,
+    arch_kwargs = dict(card.model_config, spatial_dims=loaded.spatial_dims, in_channels=loaded.in_channels,
                        out_channels=loaded.out_channels, activation=activation)
     return {
         "type": "model",
@@ -306,10 +308,11 @@ def _rdf(loaded: LoadedModel, d: Path, raw: np.ndarray, name, description, autho
         "config": {
             "bioimageio": {"reproducibility_tolerance": [{"relative_tolerance": 1e-3, "absolute_tolerance": 1e-4,
                                                           "mismatched_elements_per_million": 100}]},
-            CONFIG_KEY: {"version": __version__, "model": ck["model"], "task": {"name": loaded.task.name,
-                                                                                "meta": loaded.meta},
-                         "normalizer": loaded.normalizer.to_dict(), "data": ck["data"],
-                         "metrics": ck.get("metrics", {}), "train_config": ck.get("train_config", {})},
+            CONFIG_KEY: {"version": __version__, "model": {"name": card.model, "config": card.model_config},
+                         "task": {"name": loaded.task.name, "meta": loaded.meta},
+                         "normalizer": loaded.normalizer.to_dict(), "data": card.data(), "metrics": card.metrics,
+                         "validation": {"size": card.validation_size, "unit": card.validation_unit},
+                         "train_config": card.train_config},
         },
     }
 
@@ -322,11 +325,14 @@ def load_ours(rdf: dict, folder: Path, device, origin: Path) -> LoadedModel:
     state = torch.load(io.BytesIO(read_weights_file(folder, rdf["weights"]["pytorch_state_dict"])),
                        map_location="cpu", weights_only=True)
     data = cfg["data"]
+    validation = cfg.get("validation") or {}
     ckpt = build_checkpoint(
         model_name=cfg["model"]["name"], model_config=cfg["model"]["config"], state_dict=state,
         task=cfg["task"]["name"], task_meta=cfg["task"]["meta"], normalizer=Normalizer.from_dict(cfg["normalizer"]),
         axes=data["axes"], spatial_dims=int(data["spatial_dims"]), in_channels=int(data["in_channels"]),
-        out_channels=int(data["out_channels"]), metrics=cfg.get("metrics"), train_config=cfg.get("train_config"),
+        out_channels=int(data["out_channels"]), temporal_context=int(data.get("temporal_context", 0)),
+        metrics=cfg.get("metrics"), train_config=cfg.get("train_config"),
+        validation=validation if validation.get("size") is not None else None,
         extra={"bioimageio": {"name": rdf.get("name"), "source": str(origin)}},
     )
     return instantiate(ckpt, device)

@@ -1,0 +1,138 @@
+"""``napari-bioimg train``: the flags given -> a :class:`TrainConfig`, the files -> the engine, the model -> a file.
+
+Only what the user gave goes into the config; the engine fills in the task's
+defaults and checks every value (its errors name the setting, which the CLI shows
+as its flag).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from .parser import MODEL_FLAGS, RESUME_FIXED
+from .progress import Progress
+
+
+def train_config_from_args(args, start: dict | None = None):
+    """The :class:`TrainConfig` a ``train`` command line asks for (``start``: the --init/--resume checkpoint)."""
+    from ..core import TrainConfig
+    from ..core.config import resume_config
+    from ..core.formats.checkpoint import ModelCard
+
+    card = ModelCard.of(start) if start is not None else None
+    if args.resume:
+        changes = {"epochs": args.epochs, "time_limit": args.time_limit, "device": args.device,
+                   "num_threads": args.threads}
+        return resume_config(card.train_config, **{k: v for k, v in changes.items() if v is not None})
+    given = {
+        "task": args.task or (card.task if card is not None else None), "model": args.model,
+        "spatial_dims": args.dims, "time_limit": args.time_limit, "epochs": args.epochs,
+        "steps_per_epoch": args.steps_per_epoch, "batch_size": args.batch_size,
+        "patch_size": tuple(args.patch_size) if args.patch_size else None, "learning_rate": args.lr,
+        "optimizer": args.optimizer, "val_fraction": args.val_fraction, "patience": args.patience,
+        "seed": args.seed, "device": args.device, "num_threads": args.threads,
+        "temporal_context": args.temporal_context,
+    }
+    config = {k: v for k, v in given.items() if v is not None}
+    if args.epochs is not None and args.time_limit is None:
+        config["time_limit"] = None  # --epochs is the budget (the two flags exclude each other)
+    if args.grad_clip is not None:
+        config["grad_clip"] = args.grad_clip or None  # 0 turns clipping off
+    if args.no_augment:
+        config["augment"] = False
+    model_config = {k: getattr(args, k) for k in MODEL_FLAGS if getattr(args, k) is not None}
+    return TrainConfig(model_config=model_config, **config).validate()
+
+
+class GracefulStop:
+    """First Ctrl+C: finish the current step and save a resumable model; second: abort."""
+
+    def __init__(self, control, progress):
+        self.control, self.progress, self.previous = control, progress, None
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.control.stop_requested:
+            raise KeyboardInterrupt
+        self.control.stop()
+        self.progress.write("stopping after this step; the model will be saved (Ctrl+C again aborts)")
+
+    def __exit__(self, *exc):
+        import signal
+
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+        return False
+
+
+def _inputs(args, task) -> dict:
+    """Read the files the task takes besides image and labels (``extra`` of :func:`~..core.train`)."""
+    from ..core.data.annotations import classes_from_table
+    from ..core.data.io import read_image, read_table
+    from ..core.errors import InputError
+
+    if "objects" in task.inputs and not args.labels:
+        raise InputError(f"task {task.name!r} needs --labels OBJECTS.tif: the label image of the objects to classify")
+    for flag, name in (("--labels", "labels"), ("--target", "target")):
+        if getattr(args, name) and name not in task.inputs and not (name == "labels" and "objects" in task.inputs):
+            raise InputError(f"task {task.name!r} does not use {flag}; it takes {', '.join(task.inputs)}")
+    extra = {name: read_image(getattr(args, name))[0] for name in ("target", "reference") if getattr(args, name)}
+    if "target" in task.inputs and "target" not in extra:
+        raise InputError(f"task {task.name!r} needs --target: a clean (or high-SNR) image of the same pixels")
+    if "classes" in task.inputs:
+        if not args.classes:
+            raise InputError(f"task {task.name!r} needs --classes CLASSES.csv with columns {task.id_name},class")
+        extra["classes"] = classes_from_table(read_table(args.classes, (task.id_name, "class")), task.id_columns)
+    return extra
+
+
+def cmd_train(args) -> int:
+    from ..core import Control, get_task
+    from ..core.control import drain
+    from ..core.data.io import read_image
+    from ..core.formats.checkpoint import ModelCard, load_checkpoint, save_checkpoint
+    from ..core.training.loop import train
+
+    start = load_checkpoint(args.resume or args.init) if (args.resume or args.init) else None
+    config = train_config_from_args(args, start)
+    if args.resume:
+        ignored = [f"--{k.replace('_', '-')}" for k in RESUME_FIXED if getattr(args, k) is not None
+                   and getattr(args, k) is not False]
+        if ignored:
+            print(f"napari-bioimg: note: {', '.join(ignored)} ignored: a resumed run keeps its checkpoint's settings",
+                  file=sys.stderr)
+    task = get_task(config.task)
+    extra = _inputs(args, task)
+    image, hint = read_image(args.image)
+    labels = read_image(args.labels)[0] if args.labels else None
+    progress = Progress(args.quiet, f"train {config.task}")
+    control = Control()
+    try:
+        with GracefulStop(control, progress):
+            result = drain(train(image, labels, config, axes=args.axes, axes_hint=hint, preview_index=None,
+                                 control=control, init_checkpoint=start if args.init else None,
+                                 resume=start if args.resume else None, extra=extra or None), progress)
+    finally:
+        progress.close()
+    path = save_checkpoint(result.checkpoint, args.out)
+    card = ModelCard.of(result.checkpoint)
+    summary = {"model": str(path), "steps": result.steps, "seconds": round(result.seconds, 1),
+               "stopped_early": result.stopped_early, "validation": result.metrics}
+    if card.validation_size is not None:
+        summary["validation_size"] = {"n": card.validation_size, "unit": card.validation_unit}
+    print(json.dumps(summary), file=sys.stderr)
+    if card.validation_caveat:
+        print(f"napari-bioimg: note: {card.validation_caveat}", file=sys.stderr)
+    if result.stopped_early:
+        print(f"napari-bioimg: stopped early at step {result.steps}; continue later with: napari-bioimg train "
+              f"--resume {path} --image {args.image}" + (f" --labels {args.labels}" if args.labels else "")
+              + f" --out {path}", file=sys.stderr)
+    return 0

@@ -1,0 +1,121 @@
+"""Every prediction path starts from the same preamble (runner.prepare): the same message for the same bad
+input, the same tile default; progress carries elapsed time and an ETA; a stopped run leaves nothing behind."""
+
+import tempfile
+
+import numpy as np
+import pytest
+
+from napari_bioimg.core import TrainConfig, predict_sync, train_sync
+from napari_bioimg.core import events as E
+from napari_bioimg.core.control import Control, drain
+from napari_bioimg.core.errors import InputError
+from napari_bioimg.core.formats.checkpoint import save_checkpoint
+from napari_bioimg.core.formats.export import sample_input
+from napari_bioimg.core.formats.loading import load_model
+from napari_bioimg.core.inference import blocks
+from napari_bioimg.core.inference.blocks import predict_lazy
+from napari_bioimg.core.inference.distributed import predict_image_distributed
+from napari_bioimg.core.inference.predict import predict
+from tests.conftest import make_objects2d
+
+
+class Planned(Exception):
+    """Raised by :class:`PlanCatcher` with the plan a distributed prediction made."""
+
+
+class PlanCatcher:
+    """Stands in for a dask client: catches the plan the distributed path scatters, and stops there."""
+
+    def scatter(self, plan, broadcast=False):
+        raise Planned(plan)
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    image, labels, truth = make_objects2d()
+    picked = list(truth)[:12]
+    table = {"label_id": picked, "class": [truth[i] for i in picked]}
+    cfg = TrainConfig(task="classify", model_config={"depth": 2, "base_channels": 4}, epochs=1, steps_per_epoch=1,
+                      time_limit=None, val_fraction=0, preview_every=0)
+    return train_sync(image, labels, cfg, extra={"classes": table}).checkpoint, labels
+
+
+def _message(gen) -> str:
+    with pytest.raises(InputError) as info:
+        drain(gen)
+    return str(info.value)
+
+
+def test_the_same_bad_input_gets_the_same_message_on_every_path(blob_model, classifier, tmp_path):
+    rgb = np.zeros((64, 64, 3), np.float32)  # three channels for one-channel models
+    np.save(tmp_path / "rgb.npy", rgb)
+    model = save_checkpoint(blob_model, tmp_path / "m.pt")
+    messages = {
+        "in memory": _message(predict(blob_model, rgb, "YXC")),
+        "blocks": _message(predict_lazy(blob_model, rgb, "YXC", out=tmp_path / "p.zarr")),
+        "distributed": _message(predict_image_distributed(model, tmp_path / "rgb.npy", tmp_path / "d.zarr",
+                                                          PlanCatcher(), axes="YXC")),
+        "classify": _message(predict(classifier[0], rgb, "YXC", labels=classifier[1][:64, :64])),
+    }
+    with pytest.raises(InputError) as info:
+        sample_input(load_model(blob_model, "cpu"), rgb, "YXC")
+    messages["export sample"] = str(info.value)
+    assert len(set(messages.values())) == 1, messages
+    assert "expects 1 channel(s) but the image has 3 (axes YXC)" in messages["in memory"]
+    assert not (tmp_path / "p.zarr").exists() and not (tmp_path / "d.zarr").exists()
+
+
+def test_a_bad_option_is_refused_the_same_way_and_named(blob_model, tmp_path):
+    image = np.zeros((64, 64), np.float32)
+    for gen in (predict(blob_model, image, overlap=1.5), predict_lazy(blob_model, image, overlap=1.5)):
+        with pytest.raises(InputError) as info:
+            drain(gen)
+        assert info.value.field == "overlap" and str(info.value).startswith("overlap must be a fraction")
+
+
+def test_the_tile_default_is_the_same_on_every_tiled_path(blob_model, blob_field, tmp_path):
+    """The network's preferred tile wins over the general default everywhere (distributed used to ignore it)."""
+    image = blob_field[0][:96, :96]
+    loaded = load_model(blob_model, "cpu")
+    loaded.model.preferred_tile = (32, 32)
+    totals = {}
+    for name, gen in (("in memory", predict(loaded, image, lazy=False)),
+                      ("blocks", predict_lazy(loaded, image, out=tmp_path / "p.zarr", block=512))):
+        events = []
+        drain(gen, events.append)
+        totals[name] = max(e.total for e in events if isinstance(e, E.PredictProgress) and e.stage == "tiles")
+    assert totals["in memory"] == totals["blocks"] == 16  # 32-pixel tiles with 25% overlap over 96 pixels: 4 x 4
+    np.save(tmp_path / "img.npy", image)
+    model_path = tmp_path / "m.pt"
+    save_checkpoint(blob_model, model_path)
+    with pytest.raises(Planned) as planned:
+        drain(predict_image_distributed(model_path, tmp_path / "img.npy", tmp_path / "d.zarr", PlanCatcher()))
+    assert planned.value.args[0].tile == (256, 256)  # the U-Net has no preferred tile: the general default
+    assert not (tmp_path / "d.zarr").exists()
+
+
+def test_progress_carries_elapsed_seconds_and_an_eta(blob_model, blob_field):
+    events = []
+    predict_sync(blob_model, blob_field[0], tile=64, batch_size=1, callback=events.append)
+    progress = [e for e in events if isinstance(e, E.PredictProgress)]
+    assert len(progress) > 2
+    assert all(b.elapsed >= a.elapsed for a, b in zip(progress, progress[1:])) and progress[-1].elapsed > 0
+    assert all(e.eta is not None and e.eta >= 0 for e in progress if e.done)
+    assert progress[-1].done == progress[-1].total and progress[-1].eta == 0
+
+
+def test_a_stopped_prediction_to_a_temporary_folder_leaves_nothing(blob_model, blob_field, tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    control = Control()
+    gen = predict_lazy(blob_model, blob_field[0], tile=32, block=64, control=control)
+    assert drain(gen, lambda ev: isinstance(ev, E.PredictProgress) and control.stop()) is None
+    assert list(tmp_path.iterdir()) == []
+    with monkeypatch.context() as m:  # a failure while the store is being written
+        m.setattr(blocks, "finish_block", lambda *a: (_ for _ in ()).throw(MemoryError("full")))
+        with pytest.raises(MemoryError):
+            drain(predict_lazy(blob_model, blob_field[0], tile=64))
+    assert list(tmp_path.iterdir()) == []
+    done = drain(predict_lazy(blob_model, blob_field[0], tile=64))
+    folders = list(tmp_path.iterdir())
+    assert len(folders) == 1 and folders[0].name.startswith("napari-bioimg-") and done.shape == blob_field[0].shape
