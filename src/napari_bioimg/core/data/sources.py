@@ -260,7 +260,7 @@ def subsample(source: Source, layout: Layout, max_values: int = MAX_PERCENTILE_V
     per_plane = int(np.prod(spatial))
     nd = layout.spatial_dims
     if layout.n_samples * per_plane <= max_values:
-        parts = [read_region(source, layout, p, full_box(layout)) for p in range(layout.n_samples)]
+        boxes = [(p, full_box(layout)) for p in range(layout.n_samples)]
         stride = 1
     else:
         window = spatial_chunks(source, layout)
@@ -269,15 +269,19 @@ def subsample(source: Source, layout: Layout, max_values: int = MAX_PERCENTILE_V
         picks = rng.choice(n_windows, min(PERCENTILE_WINDOWS, n_windows), replace=False)
         window_px = int(np.prod(window))
         stride = max(1, math.ceil((window_px * len(picks) / max_values) ** (1 / nd)))
-        parts = []
+        boxes = []
         for flat in np.sort(picks):
             plane, cell = divmod(int(flat), int(np.prod(grid)))
             pos = np.unravel_index(cell, grid)
-            box = tuple(slice(int(i) * w, min(s, (int(i) + 1) * w)) for i, w, s in zip(pos, window, spatial))
-            parts.append(read_region(source, layout, plane, box))
+            boxes.append((plane, tuple(slice(int(i) * w, min(s, (int(i) + 1) * w))
+                                       for i, w, s in zip(pos, window, spatial))))
+    values: list[list[np.ndarray]] = [[] for _ in range(layout.n_channels)]
+    for plane, box in boxes:  # one window in memory at a time; only its strided values are kept
+        part = read_region(source, layout, plane, box)
+        for c in range(layout.n_channels):
+            values[c].append(np.ascontiguousarray(part[(c,) + (slice(None, None, stride),) * nd]).ravel())
     out = []
-    for c in range(layout.n_channels):
-        v = np.concatenate([p[(c,) + (slice(None, None, stride),) * nd].ravel() for p in parts])
-        v = v.astype(np.float64, copy=False)
+    for vals in values:
+        v = np.concatenate(vals).astype(np.float64, copy=False)
         out.append(v[np.isfinite(v)])
     return out
