@@ -11,7 +11,7 @@ from napari_bioimg.core.data import sources
 from napari_bioimg.core.data.dataset import DataSet, Split, make_sample
 from napari_bioimg.core.data.normalize import Normalizer
 from napari_bioimg.core.data.patches import IGNORE, pad_to_patch, split_validation
-from napari_bioimg.core.data.sampling import PatchRef
+from napari_bioimg.core.data.sampling import PatchRef, Prefetch
 from napari_bioimg.core.data.sources import Source, read_region
 from napari_bioimg.core.data.targets import instance_classes, targets_for
 from napari_bioimg.core.errors import InputError
@@ -350,3 +350,20 @@ def test_split_none_without_validation():
     ds = annotated_set(5)
     assert ds.split(0.0).mode == "none"
     assert isinstance(ds.split(0.0), Split)
+
+
+def test_reader_threads_and_prefetch_give_the_same_batches():
+    img, lbl = blobs((90, 100), 5, 0)
+    ds = DataSet([make_sample(img, lbl, name="a"), make_sample(img[::-1].copy(), lbl[::-1].copy(), name="b")])
+
+    def batches(workers, prefetch=False):
+        sampler = ds.sampler((32, 32), targets_for("instance"), np.random.default_rng(7), workers=workers)
+        source = Prefetch(sampler, 4) if prefetch else sampler
+        out = [source.sample(4) for _ in range(3)]
+        source.close()
+        return out
+
+    ref = batches(0)
+    for other in (batches(4), batches(2, prefetch=True)):
+        for (x0, y0), (x1, y1) in zip(ref, other):
+            assert torch.equal(x0, x1) and torch.equal(y0, y1)

@@ -415,21 +415,24 @@ class DataSet:
         rule = Normalizer(float(percentiles[0]), float(percentiles[1]), mode=mode)
         rng = np.random.default_rng(seed)
         n = len(self)
+        # per image: one image's values at a time; pooled: a share of the budget per image, so memory stays flat
         budget = MAX_PERCENTILE_SAMPLES if mode == "per_image" else max(20_000, MAX_PERCENTILE_SAMPLES // n)
-        values = []
+        ranges, pooled = [], []
         for i, s in enumerate(self.samples):
             v = subsample(s.image, self.layouts[i], budget, rng)
             empty = [c for c, vc in enumerate(v) if vc.size == 0]
             if empty:
                 raise InputError(f"{s.name}: channel {empty[0]} has no finite pixel values (all NaN or inf)")
-            values.append(v)
+            if mode == "per_image":
+                ranges.append(self._percentiles(v, rule))
+            else:
+                pooled.append([vc.astype(np.float32) for vc in v])
         if mode == "per_image":
-            ranges = [self._percentiles(v, rule) for v in values]
             rule.low = [float(np.median([r[0][c] for r in ranges])) for c in range(self.n_channels)]
             rule.high = [float(np.median([r[1][c] for r in ranges])) for c in range(self.n_channels)]
         else:
-            pooled = [np.concatenate([v[c] for v in values]) for c in range(self.n_channels)]
-            rule.low, rule.high = self._percentiles(pooled, rule)
+            rule.low, rule.high = self._percentiles(
+                [np.concatenate([v[c] for v in pooled]).astype(np.float64) for c in range(self.n_channels)], rule)
             ranges = [(list(rule.low), list(rule.high))] * n
         self._ranges, self.normalizer = ranges, rule
         return rule

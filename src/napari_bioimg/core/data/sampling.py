@@ -17,6 +17,7 @@ Images smaller than the patch are padded as :func:`~.patches.pad_to_patch` pads 
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,11 +77,16 @@ class DataSetSampler:
     balance
         ``"content"`` (images drawn in proportion to their annotated pixels, or area)
         or ``"images"`` (each image equally often).
+    workers
+        Threads that read the patches of a batch concurrently (0: the calling thread).
+        Reads are mostly waiting (zarr's event loop, files, decompression outside the
+        GIL), so a few threads hide most of it; the patches and their order do not
+        depend on it (all random draws happen first, in the calling thread).
     """
 
     def __init__(self, dataset: DataSet, patch: tuple[int, ...], targets: Targets, rng: np.random.Generator, *,
                  split: Split | None = None, augment: bool = True, focus: float = 0.9, rescale: bool = True,
-                 intensity: bool = True, balance: str = "content"):
+                 intensity: bool = True, balance: str = "content", workers: int = 4):
         if len(patch) != dataset.spatial_dims:
             raise InputError(f"patch size {tuple(patch)} has {len(patch)} values but the data set is "
                              f"{dataset.spatial_dims}D")
@@ -93,6 +99,9 @@ class DataSetSampler:
         self.augment, self.rescale, self.intensity = augment, rescale, intensity
         self.focus = float(focus) if targets.focus else 0.0
         self.balance = balance
+        self.workers = int(workers)
+        self._pool: ThreadPoolExecutor | None = None
+        dataset.ranges(0)  # fit the normalisation (if not yet) before reader threads need it
         self._plan()
 
     # ------------------------------------------------------------------ planning
@@ -246,10 +255,15 @@ class DataSetSampler:
 
     def sample(self, batch_size: int, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
         """One batch ``(x, y)`` on ``device``: ``x`` ``(B, C, *patch)`` float32; ``y`` as the targets say."""
+        refs = [self.draw() for _ in range(batch_size)]
+        if self.workers > 1 and batch_size > 1:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="bioimg-patches")
+            read = list(self._pool.map(self.read, refs))
+        else:
+            read = [self.read(ref) for ref in refs]
         xs, ys = [], []
-        for _ in range(batch_size):
-            ref = self.draw()
-            xa, ya = self.read(ref)
+        for ref, (xa, ya) in zip(refs, read):
             x, y = torch.from_numpy(xa), torch.from_numpy(ya)
             if ref.size != self.patch:
                 x, y = resize_pair(x, y, self.patch, self.target_is_index)
@@ -260,3 +274,37 @@ class DataSetSampler:
         if self.augment:
             x, y = augment_pair(x, y, self.rng, self.target_is_index, self.intensity)
         return x, y
+
+    def close(self) -> None:
+        """Stop the reader threads (a later batch starts them again)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+
+class Prefetch:
+    """Prepare the next batch in a background thread while the caller trains on the current one.
+
+    Stands in for a sampler (``sample(batch_size, device)``): the batches and their
+    order are those the sampler gives when called directly. The sampler's random
+    stream runs one batch ahead, which a checkpoint of it must allow for.
+    """
+
+    def __init__(self, sampler: DataSetSampler, batch_size: int, device: torch.device | str = "cpu"):
+        self.sampler, self.batch_size, self.device = sampler, int(batch_size), device
+        self.patch = sampler.patch
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="bioimg-prefetch")
+        self._next = self._pool.submit(sampler.sample, self.batch_size, device)
+
+    def sample(self, batch_size: int | None = None, device: torch.device | str | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        if (batch_size or self.batch_size) != self.batch_size or (device or self.device) != self.device:
+            self._next.result()  # a different request: serve it directly, keep the queued batch for later
+            return self.sampler.sample(batch_size or self.batch_size, device or self.device)
+        batch = self._next.result()
+        self._next = self._pool.submit(self.sampler.sample, self.batch_size, self.device)
+        return batch
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self.sampler.close()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -51,22 +52,38 @@ def is_image_path(path: Path) -> bool:
 
 
 class _OpenFiles:
-    """Least-recently-used set of open file-backed sources (bounded file descriptors)."""
+    """Least-recently-used set of open file-backed sources (bounded file descriptors).
+
+    Thread-safe: samplers read patches from several threads. A source being read is
+    never closed under its reader; the set may then exceed its limit for a moment.
+    """
 
     def __init__(self, limit: int = MAX_OPEN):
         self.limit = limit
         self.items: OrderedDict[int, Source] = OrderedDict()
+        self.lock = threading.RLock()
 
-    def touch(self, source: Source) -> None:
-        key = id(source)
-        self.items[key] = source
-        self.items.move_to_end(key)
-        while len(self.items) > self.limit:
-            _, oldest = self.items.popitem(last=False)
-            oldest.close()
+    def acquire(self, source: Source) -> Any:
+        """Open ``source`` if needed, mark it in use and most recent; return its array."""
+        with self.lock:
+            arr = source._open()
+            source._users += 1
+            key = id(source)
+            self.items[key] = source
+            self.items.move_to_end(key)
+            if len(self.items) > self.limit:
+                for k in [k for k, s in self.items.items() if s._users == 0][: len(self.items) - self.limit]:
+                    self.items.pop(k)._release()
+            return arr
+
+    def release(self, source: Source) -> None:
+        with self.lock:
+            source._users -= 1
 
     def forget(self, source: Source) -> None:
-        self.items.pop(id(source), None)
+        with self.lock:
+            self.items.pop(id(source), None)
+            source._release()
 
 
 _OPEN = _OpenFiles()
@@ -138,11 +155,18 @@ class Source:
         self.path: Path | None = None
         self._array: Any = None
         self._close: Callable[[], None] | None = None
+        self._holds_file = False
+        self._users = 0
         if isinstance(data, (str, os.PathLike)):
             self.path = Path(data)
             self._array, file_hint, self._close = _open_path(self.path)
             hint = hint or file_hint
-            _OPEN.touch(self)
+            # TIFF and NPY files keep a descriptor open (memory map, file handle); zarr folders open per
+            # chunk read and PNG/JPEG are read whole, so only the former count against the limit
+            self._holds_file = self.path.suffix.lower() in TIFF_SUFFIXES + (".npy",) and self.path.is_file()
+            if self._holds_file:
+                _OPEN.acquire(self)
+                _OPEN.release(self)
         else:
             data = first_level(data)
             if not (hasattr(data, "shape") and hasattr(data, "dtype")):
@@ -162,11 +186,12 @@ class Source:
     @property
     def array(self) -> Any:
         """The array-like (reopened when the file was closed to bound open files)."""
+        return self._open()
+
+    def _open(self) -> Any:
         if self._array is None:
             assert self.path is not None
             self._array, _, self._close = _open_path(self.path)
-        if self.path is not None:
-            _OPEN.touch(self)
         return self._array
 
     @property
@@ -176,19 +201,28 @@ class Source:
         return arr is None or isinstance(arr, np.memmap) or not isinstance(arr, np.ndarray)
 
     def close(self) -> None:
-        """Release the file (reopened on the next read); in-memory arrays are kept."""
-        if self.path is None:
-            return
+        """Release the file (reopened on the next read); arrays and zarr folders are kept."""
+        if self._holds_file:
+            _OPEN.forget(self)
+
+    def _release(self) -> None:
         if self._close is not None:
             try:
                 self._close()
             except Exception:  # a store that fails to close must not break training
                 pass
         self._array, self._close = None, None
-        _OPEN.forget(self)
 
     def __getitem__(self, index: tuple) -> np.ndarray:
-        part = self.array[index]
+        """``array[index]`` as numpy (computes dask, decodes zarr chunks); safe from several threads."""
+        if not self._holds_file:
+            part = self._open()[index]
+        else:
+            arr = _OPEN.acquire(self)
+            try:
+                part = arr[index]
+            finally:
+                _OPEN.release(self)
         if hasattr(part, "compute"):
             part = part.compute()
         return np.asarray(part)
