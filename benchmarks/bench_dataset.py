@@ -130,7 +130,7 @@ def main() -> None:
     best: dict[int, dict] = {}
     for _ in range(args.repeats):
         for n in counts:
-            cmd = [sys.executable, __file__, "child", str(args.work), str(n), str(args.batches), str(args.batch_size),
+            cmd = [sys.executable, __file__, "child", str(args.work.resolve()), str(n), str(args.batches), str(args.batch_size),
                    str(args.patch), args.task]
             res = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parent)
             if res.returncode != 0:

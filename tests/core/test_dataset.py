@@ -124,27 +124,28 @@ def test_sampling_touches_only_the_chunks_under_the_sampled_patches():
     assert sum(r.sample == 0 for r in refs) > 190
 
 
-def test_patches_equal_crops_of_the_whole_image_result():
+@pytest.mark.parametrize("task", ["instance", "semantic", "instance-3d"])
+def test_patches_equal_crops_of_the_whole_image_result(task):
     """Lazily made inputs and targets equal crops of the in-memory normalised image and targets (pads too)."""
-    img, lbl = blobs((150, 40), 6, 1)  # narrower than the patch along X: padded as pad_to_patch pads
-    ds = DataSet([make_sample(img, lbl)])
-    ranges = ds.ranges(0)
-    xn = Normalizer().apply(img[None, None], ranges=ranges)
-    for task, whole in (("instance", instance_targets(lbl[None])),
-                        ("semantic", np.where(lbl[None] > 0, 1, IGNORE))):
-        sem = lbl.copy()
+    if task == "instance-3d":
+        img, lbl = blobs((150, 40), 6, 1)
+        img, lbl = np.stack([img, img[::-1]] * 3)[:5], np.stack([lbl, lbl[::-1]] * 3)[:5]  # ZYX, thinner than the patch
+        ds, patch = DataSet([make_sample(img, lbl, axes="ZYX")]), (8, 48, 48)
+    else:
+        img, lbl = blobs((150, 40), 6, 1)  # narrower than the patch along X: padded as pad_to_patch pads
         if task == "semantic":
-            sem = np.where(lbl > 0, 2, 0).astype(np.uint16)  # objects painted as class 2 only
-            ds = DataSet([make_sample(img, sem)])
-            whole = np.where(sem[None] > 0, 1, IGNORE)
-        pi, pt = pad_to_patch(xn, whole, (64, 64), True)
-        sampler = ds.sampler((64, 64), targets_for(task), np.random.default_rng(2), augment=False)
-        for _ in range(30):
-            ref = sampler.draw()
-            x, y = sampler.read(ref)
-            box = (0, slice(None), *(slice(a, a + z) for a, z in zip(ref.start, ref.size)))
-            np.testing.assert_allclose(x, pi[box], rtol=1e-6)
-            np.testing.assert_array_equal(y, pt[(0, *box[2:])])
+            lbl = np.where(lbl > 0, 2, 0).astype(np.uint16)  # objects painted as class 2, nothing else
+        ds, patch = DataSet([make_sample(img, lbl)]), (64, 64)
+    xn = Normalizer().apply(img[None, None], ranges=ds.ranges(0))
+    whole = np.where(lbl[None] > 0, 1, IGNORE) if task == "semantic" else instance_targets(lbl[None])
+    pi, pt = pad_to_patch(xn, whole, patch, True)
+    sampler = ds.sampler(patch, targets_for(task.split("-")[0]), np.random.default_rng(2), augment=False)
+    for _ in range(30):
+        ref = sampler.draw()
+        x, y = sampler.read(ref)
+        box = tuple(slice(a, a + z) for a, z in zip(ref.start, ref.size))
+        np.testing.assert_allclose(x, pi[(0, slice(None), *box)], rtol=1e-6)
+        np.testing.assert_array_equal(y, pt[(0, *box)])
 
 
 def test_instance_targets_use_one_rule():

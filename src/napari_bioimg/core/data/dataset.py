@@ -299,8 +299,8 @@ class DataSet:
         if not samples:
             raise InputError("the data set is empty: give at least one image")
         for i, s in enumerate(samples):
-            if s.name == "image" and s.image.path is None:
-                s.name = f"image {i + 1}"
+            if s.name == "image" and s.image.path is None and len(samples) > 1:
+                s.name = f"image {i + 1}"  # arrays without names: say which one a message is about
         names = [s.name for s in samples]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
