@@ -5,15 +5,17 @@ noise, a different offset per image) and their instance masks as zarr stores, th
 a fresh process, opens the first 1, 10, ... of them as a :class:`DataSet` (lazily, through
 :func:`collect`), fits the per-image normalisation, scans the annotations, splits off
 validation images and times ``--batches`` training batches (instance targets, patch 128,
-batch 8, augmentation on). Reports peak resident memory (``VmHWM``, torch included) and the
-median batch time; the goals: peak RSS flat in the number of images (<= 2 GiB) and the
-batch time of the largest set within 1.1x of the one-image case. Runs alternate between set
-sizes and the best of ``--repeats`` is kept, so other load on a shared machine hits all alike.
+batch 8, augmentation on). Peak resident memory (``VmHWM``, torch included) is measured in a
+fresh process per set size; batch times in one process that opens every set size and draws
+their batches in turn (round robin), so load from other jobs on a shared machine hits all
+alike, today's in-memory ``PatchSampler`` over one image joining the rotation for context. The
+goals: peak RSS flat in the number of images (<= 2 GiB) and the batch time of the largest set
+within 1.1x of the one-image case.
 
 Prints one JSON row per result (``_common.row``), then the raw points. Not a timed test::
 
     python benchmarks/bench_dataset.py                     # 100 images of 1024², chunks 256²
-    python benchmarks/bench_dataset.py --side 2048 --chunk 512 --images 100
+    python benchmarks/bench_dataset.py --side 4096 --chunk 512 --work bench_output/dataset4096   # 6 GiB
 """
 
 from __future__ import annotations
@@ -57,59 +59,83 @@ def make_set(work: Path, n: int, side: int, chunk: int) -> tuple[list[Path], lis
     return images, masks
 
 
-def child(work: str, n: int, batches: int, batch_size: int, patch: int, task: str) -> dict:
-    """Runs in a fresh process: open ``n`` images as a data set, then time training batches."""
-    import torch
-
-    torch.set_num_threads(1)  # batch assembly is numpy/zarr work; one thread keeps timings steady
+def open_sampler(work: str, n: int, patch: int, task: str):
+    """The first ``n`` images as a data set (normalised, annotations scanned, split) and its sampler."""
     from napari_bioimg.core.data.collect import collect
     from napari_bioimg.core.data.targets import targets_for
 
-    base = peak_rss_gib()
     root = Path(work)
     images = sorted((root / "imgs").iterdir())[:n]
-    masks = sorted((root / "masks").iterdir())[:n]
+    masks = sorted((root / "masks").iterdir())[:n] if task != "denoise" else []
     t = time.perf_counter()
-    labels = masks if task != "denoise" else []
-    ds = collect(images, labels).open()
+    ds = collect(images, masks).open()
     ds.fit_normalization()
     t_norm = time.perf_counter() - t
-    needs = "image" if task == "denoise" else "labels"
-    split = ds.split(0.15, needs=needs)
-    sampler = ds.sampler((patch, patch), targets_for(task), np.random.default_rng(0), split=split,
+    split = ds.split(0.15, needs="image" if task == "denoise" else "labels")
+    sampler = ds.sampler((patch, patch), targets_for(task), np.random.default_rng(n), split=split,
                          focus=0.7, rescale=task != "denoise", intensity=task != "denoise")
-    setup = time.perf_counter() - t
-    for _ in range(5):
-        sampler.sample(batch_size)
-    times = []
+    return sampler, {"setup_s": time.perf_counter() - t, "normalize_s": t_norm, "split": split.mode,
+                     "held_out": len(split.held)}
+
+
+def child_memory(work: str, n: int, batches: int, batch_size: int, patch: int, task: str) -> dict:
+    """Runs in a fresh process: peak memory of opening ``n`` images and drawing ``batches`` batches."""
+    import torch
+
+    torch.set_num_threads(1)
+    base = peak_rss_gib()
+    sampler, info = open_sampler(work, n, patch, task)
     for _ in range(batches):
-        t = time.perf_counter()
         sampler.sample(batch_size)
-        times.append(time.perf_counter() - t)
-    return {"n_images": n, "task": task, "batch_ms": 1000 * statistics.median(times),
-            "batch_ms_mean": 1000 * statistics.mean(times), "setup_s": setup, "normalize_s": t_norm,
-            "split": split.mode, "held_out": len(split.held), "peak_rss_gib": peak_rss_gib(),
-            "rss_after_imports_gib": base}
+    return dict(info, n_images=n, task=task, peak_rss_gib=peak_rss_gib(), rss_after_imports_gib=base)
 
 
-def in_memory_reference(side: int, batches: int, batch_size: int, patch: int) -> float:
-    """Median batch time of today's one-image path (PatchSampler over an in-memory image), in ms."""
+def child_timing(work: str, counts: list[int], batches: int, batch_size: int, patch: int, task: str,
+                 side: int) -> dict:
+    """Runs in a fresh process: batch times of every set size, interleaved batch by batch.
+
+    Each round draws one batch from every sampler (in a rotating order), so load from other
+    jobs on a shared machine falls on all set sizes alike; today's in-memory ``PatchSampler``
+    over one image joins the rotation as a reference.
+    """
+    import torch
+
+    torch.set_num_threads(1)  # batch assembly is numpy/zarr work; one thread keeps timings steady
+    samplers = {str(n): open_sampler(work, n, patch, task)[0] for n in counts}
+    if task != "denoise":
+        samplers["in-memory"] = in_memory_sampler(side, patch)
+    names = list(samplers)
+    for name in names:  # warm up
+        for _ in range(3):
+            samplers[name].sample(batch_size, "cpu")
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(batches):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            t = time.perf_counter()
+            samplers[name].sample(batch_size, "cpu")
+            times[name].append(time.perf_counter() - t)
+    return {name: {"median_ms": 1000 * statistics.median(v), "mean_ms": 1000 * statistics.mean(v)}
+            for name, v in times.items()}
+
+
+def in_memory_sampler(side: int, patch: int):
+    """Today's one-image path: a PatchSampler over one in-memory image (the nuclei, tiled to ``side``)."""
     from napari_bioimg.core.data.normalize import Normalizer
     from napari_bioimg.core.data.patches import PatchSampler
     from napari_bioimg.core.tasks.segmentation import instance_targets
 
     img, lbl = nuclei_2d(side)
     x = Normalizer().fit(img[None, None]).apply(img[None, None])
-    sampler = PatchSampler(x, instance_targets(lbl[None]), lbl[None] > 0, (patch, patch), np.random.default_rng(0),
-                           focus=0.7)
-    for _ in range(5):
-        sampler.sample(batch_size, "cpu")
-    times = []
-    for _ in range(batches):
-        t = time.perf_counter()
-        sampler.sample(batch_size, "cpu")
-        times.append(time.perf_counter() - t)
-    return 1000 * statistics.median(times)
+    return PatchSampler(x, instance_targets(lbl[None]), lbl[None] > 0, (patch, patch), np.random.default_rng(0),
+                        focus=0.7)
+
+
+def run_child(*args) -> dict:
+    cmd = [sys.executable, __file__, *[str(a) for a in args]]
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parent)
+    if res.returncode != 0:
+        raise SystemExit(f"child {args[:3]} failed:\n{res.stderr[-3000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -118,58 +144,51 @@ def main() -> None:
     ap.add_argument("--side", type=int, default=1024)
     ap.add_argument("--chunk", type=int, default=256)
     ap.add_argument("--counts", type=int, nargs="+", help="set sizes to compare (default: 1, 10, --images)")
-    ap.add_argument("--batches", type=int, default=60)
+    ap.add_argument("--batches", type=int, default=100, help="timed batches per set size (interleaved)")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--patch", type=int, default=128)
-    ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--task", default="instance", choices=("instance", "semantic", "denoise"))
     ap.add_argument("--work", type=Path, default=ROOT / "bench_output" / "dataset")
     args = ap.parse_args()
     counts = args.counts or sorted({1, min(10, args.images), args.images})
-    images, _ = make_set(args.work, args.images, args.side, args.chunk)
-    best: dict[int, dict] = {}
-    for _ in range(args.repeats):
-        for n in counts:
-            cmd = [sys.executable, __file__, "child", str(args.work.resolve()), str(n), str(args.batches), str(args.batch_size),
-                   str(args.patch), args.task]
-            res = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parent)
-            if res.returncode != 0:
-                raise SystemExit(f"child failed for {n} images:\n{res.stderr[-3000:]}")
-            point = json.loads(res.stdout.strip().splitlines()[-1])
-            if n not in best or point["batch_ms"] < best[n]["batch_ms"]:
-                peak = max(point["peak_rss_gib"], best[n]["peak_rss_gib"]) if n in best else point["peak_rss_gib"]
-                best[n] = dict(point, peak_rss_gib=peak)
-            else:
-                best[n]["peak_rss_gib"] = max(best[n]["peak_rss_gib"], point["peak_rss_gib"])
-    one, many = best[counts[0]], best[counts[-1]]
+    make_set(args.work, args.images, args.side, args.chunk)
+    work = args.work.resolve()
+    memory = {n: run_child("memory", work, n, 30, args.batch_size, args.patch, args.task) for n in counts}
+    timing = run_child("timing", work, ",".join(map(str, counts)), args.batches, args.batch_size, args.patch,
+                       args.task, args.side)
+    one, many = memory[counts[0]], memory[counts[-1]]
+    t_one, t_many = timing[str(counts[0])]["median_ms"], timing[str(counts[-1])]["median_ms"]
     total_gib = args.images * args.side**2 * 2 * (1 if args.task == "denoise" else 2) / 2**30
     shape = f"{args.images} zarr images of {args.side}² (chunks {args.chunk}²), {args.task} targets"
-    emit(row(f"dataset_sampling_peak_rss_{many['n_images']}_images", many["peak_rss_gib"], one["peak_rss_gib"],
+    emit(row(f"dataset_sampling_peak_rss_{counts[-1]}_images", many["peak_rss_gib"], one["peak_rss_gib"],
              unit="GiB", goal="<= 2 GiB and flat in the number of images (<= 10% above one image)",
              met=many["peak_rss_gib"] <= 2 and many["peak_rss_gib"] <= 1.1 * one["peak_rss_gib"],
-             reference_is="peak RSS with one image, same run", data=shape,
-             data_on_disk_uncompressed_gib=round(total_gib, 2),
-             per_count={p["n_images"]: round(p["peak_rss_gib"], 3) for p in best.values()},
-             rss_after_imports_gib=round(one["rss_after_imports_gib"], 3)))
-    emit(row(f"dataset_sampling_batch_time_{many['n_images']}_images", many["batch_ms"], one["batch_ms"], unit="ms",
-             goal="<= 1.1x the one-image batch time", met=many["batch_ms"] <= 1.1 * one["batch_ms"],
-             reference_is="median batch time with one image (same lazy path), best of repeats", data=shape,
-             batch=f"{args.batch_size} x {args.patch}²", per_count={p["n_images"]: round(p["batch_ms"], 2)
-                                                                 for p in best.values()},
-             setup_s={p["n_images"]: round(p["setup_s"], 2) for p in best.values()}))
-    if args.task != "denoise":
-        ref = in_memory_reference(args.side, args.batches, args.batch_size, args.patch)
-        emit(row("dataset_sampling_vs_in_memory_patchsampler", many["batch_ms"], ref, unit="ms",
+             reference_is="peak RSS with one image (fresh process each)", data=shape,
+             data_uncompressed_gib=round(total_gib, 2),
+             per_count={n: round(m["peak_rss_gib"], 3) for n, m in memory.items()},
+             rss_after_imports_gib=round(one["rss_after_imports_gib"], 3),
+             setup_s={n: round(m["setup_s"], 2) for n, m in memory.items()}))
+    emit(row(f"dataset_sampling_batch_time_{counts[-1]}_images", t_many, t_one, unit="ms",
+             goal="<= 1.1x the one-image batch time", met=t_many <= 1.1 * t_one,
+             reference_is="median batch time with one image (same lazy path, batches interleaved in one process)",
+             data=shape, batch=f"{args.batch_size} x {args.patch}²",
+             per_count={k: round(v["median_ms"], 2) for k, v in timing.items()}))
+    if "in-memory" in timing:
+        emit(row("dataset_sampling_vs_in_memory_patchsampler", t_many, timing["in-memory"]["median_ms"], unit="ms",
                  goal="context: lazy reads across images vs one image held in memory", met=None,
-                 reference_is="PatchSampler over one in-memory image (today's path)"))
-    for p in best.values():
-        print(json.dumps(p))
+                 reference_is="PatchSampler over one in-memory image (today's path), same rotation"))
+    for n, m in memory.items():
+        print(json.dumps(dict(m, **{"batch_" + k: round(v, 2) for k, v in timing[str(n)].items()})))
 
 
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT / "src"))
-    if sys.argv[1:2] == ["child"]:
+    if sys.argv[1:2] == ["memory"]:
         w, n, b, bs, p, task = sys.argv[2:8]
-        print(json.dumps(child(w, int(n), int(b), int(bs), int(p), task)))
+        print(json.dumps(child_memory(w, int(n), int(b), int(bs), int(p), task)))
+    elif sys.argv[1:2] == ["timing"]:
+        w, counts, b, bs, p, task, side = sys.argv[2:9]
+        print(json.dumps(child_timing(w, [int(c) for c in counts.split(",")], int(b), int(bs), int(p), task,
+                                      int(side))))
     else:
         main()
