@@ -193,7 +193,7 @@ def scan_labels(source: Source, layout: Layout) -> LabelStats:
     spatial = layout.spatial_shape
     cell = _cell_size(layout)
     cells = tuple(math.ceil(s / c) for s, c in zip(spatial, cell))
-    grid = np.zeros((layout.n_samples, *cells), dtype=np.int64)
+    grid = np.zeros((layout.n_samples, *cells), dtype=np.int32)  # kept per image: a few % of a uint16 image
     block = tuple(max(c, (b // c) * c) for b, c in zip(SCAN_BLOCK[nd], cell))
     hist = np.zeros(0, dtype=np.int64)
     big: list[tuple[np.ndarray, np.ndarray]] = []

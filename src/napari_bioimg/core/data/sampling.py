@@ -108,6 +108,11 @@ class DataSetSampler:
 
     def _plan(self) -> None:
         ds, n = self.dataset, len(self.dataset)
+        self._held: dict[tuple[int, int], list[tuple[slice, ...]]] = {}
+        self._whole = {h.sample for h in self.split.held if h.plane is None}
+        for h in self.split.held:  # held boxes by (image, plane): looked up for every patch
+            if h.plane is not None:
+                self._held.setdefault((h.sample, h.plane), []).append(h.box)
         self.planes: list[np.ndarray] = []
         self.cells: list[tuple[np.ndarray, _Choice] | None] = []
         content = np.zeros(n)
@@ -130,10 +135,10 @@ class DataSetSampler:
                 for p in range(len(grid)):
                     if p not in kept:
                         grid[p] = 0
-                    for box in self.split.boxes(i, p):  # cells wholly held out (targets are masked anyway)
+                    for box in self._held.get((i, p), ()):  # cells wholly held out (targets are masked anyway)
                         grid[(p, *(slice(-(-b.start // c), None if b.stop >= e else b.stop // c)
                                    for b, c, e in zip(box, stats.cell, ds.layouts[i].spatial_shape)))] = 0
-                flat = np.flatnonzero(grid)
+                flat = np.flatnonzero(grid).astype(np.int32)  # grids hold at most MAX_CELLS cells
                 if len(flat):
                     cells = (flat, _Choice(grid.ravel()[flat]))
                     content[i] = float(grid.ravel()[flat].sum())
@@ -160,11 +165,11 @@ class DataSetSampler:
     def _plane_held(self, i: int, p: int) -> bool:
         lay = self.dataset.layouts[i]
         full = tuple(slice(0, s) for s in lay.spatial_shape)
-        return self.split.whole(i) or any(b == full for b in self.split.boxes(i, p))
+        return i in self._whole or any(b == full for b in self._held.get((i, p), ()))
 
     def _why_not(self, i: int, planes: np.ndarray) -> str:
         s = self.dataset.samples[i]
-        if self.split.whole(i):
+        if i in self._whole:
             return "held out for validation"
         if not len(planes):
             return "all planes held out for validation"
@@ -234,7 +239,7 @@ class DataSetSampler:
         if not self.target_is_index:
             y = y.astype(np.float32, copy=False)
         lead = () if self.target_is_index else (slice(None),)
-        for held in self.split.boxes(i, plane):
+        for held in self._held.get((i, plane), ()):
             inter = tuple(slice(max(h.start, b.start) - b.start, max(0, min(h.stop, b.stop) - b.start))
                           for h, b in zip(held, box))
             y[(*lead, *inter)] = self.targets.fill
