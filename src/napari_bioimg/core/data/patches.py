@@ -169,36 +169,51 @@ class PatchSampler:
         return x, y
 
     def _resize(self, x: torch.Tensor, y: torch.Tensor):
-        mode = "bilinear" if x.ndim == 3 else "trilinear"
-        x = F.interpolate(x[None], size=self.patch, mode=mode, align_corners=False)[0]
-        if self.target_is_index:
-            y = F.interpolate(y[None, None].float(), size=self.patch, mode="nearest")[0, 0].long()
-        else:  # an image target is resampled like the input, so the two stay aligned
-            y = F.interpolate(y[None], size=self.patch, mode=mode, align_corners=False)[0]
-        return x, y
+        return resize_pair(x, y, self.patch, self.target_is_index)
 
     def _augment(self, x: torch.Tensor, y: torch.Tensor):
-        """Flips, 90-degree turns in YX, and (if enabled) intensity gain/offset per sample."""
-        nd = x.ndim - 2
-        sp_x = list(range(2, 2 + nd))
-        sp_y = [d - (1 if self.target_is_index else 0) for d in sp_x]
-        for dx, dy in zip(sp_x, sp_y):
-            if self.rng.random() < 0.5:
-                x, y = x.flip(dx), y.flip(dy)
-        if x.shape[-1] == x.shape[-2]:
-            k = int(self.rng.integers(4))
-            if k:
-                x, y = torch.rot90(x, k, dims=(sp_x[-2], sp_x[-1])), torch.rot90(y, k, dims=(sp_y[-2], sp_y[-1]))
-        if not self.intensity:
-            return x.contiguous(), y.contiguous()
-        b = x.shape[0]
-        gain = torch.from_numpy(np.exp(self.rng.uniform(np.log(0.8), np.log(1.25), b))).float().to(x.device)
-        offset = torch.from_numpy(self.rng.uniform(-0.1, 0.1, b)).float().to(x.device)
-        shape = (b,) + (1,) * (x.ndim - 1)
-        x = x * gain.view(shape) + offset.view(shape)
-        if not self.target_is_index and getattr(self, "augment_target_intensity", True):
-            y = y * gain.view((b,) + (1,) * (y.ndim - 1)) + offset.view((b,) + (1,) * (y.ndim - 1))
+        return augment_pair(x, y, self.rng, self.target_is_index, self.intensity,
+                            getattr(self, "augment_target_intensity", True))
+
+
+def resize_pair(x: torch.Tensor, y: torch.Tensor, patch: tuple[int, ...], target_is_index: bool):
+    """Resample one ``(C, *size)`` input and its target to ``patch`` (nearest for class indices)."""
+    mode = "bilinear" if x.ndim == 3 else "trilinear"
+    x = F.interpolate(x[None], size=patch, mode=mode, align_corners=False)[0]
+    if target_is_index:
+        y = F.interpolate(y[None, None].float(), size=patch, mode="nearest")[0, 0].long()
+    else:  # an image target is resampled like the input, so the two stay aligned
+        y = F.interpolate(y[None], size=patch, mode=mode, align_corners=False)[0]
+    return x, y
+
+
+def augment_pair(x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator, target_is_index: bool,
+                 intensity: bool = True, target_intensity: bool = True):
+    """Flips, 90-degree turns in YX, and (if ``intensity``) a gain/offset per sample of a batch.
+
+    ``x`` is ``(B, C, *patch)``; ``y`` ``(B, *patch)`` class indices or ``(B, C', *patch)``
+    images (which get the input's gain and offset when ``target_intensity``).
+    """
+    nd = x.ndim - 2
+    sp_x = list(range(2, 2 + nd))
+    sp_y = [d - (1 if target_is_index else 0) for d in sp_x]
+    for dx, dy in zip(sp_x, sp_y):
+        if rng.random() < 0.5:
+            x, y = x.flip(dx), y.flip(dy)
+    if x.shape[-1] == x.shape[-2]:
+        k = int(rng.integers(4))
+        if k:
+            x, y = torch.rot90(x, k, dims=(sp_x[-2], sp_x[-1])), torch.rot90(y, k, dims=(sp_y[-2], sp_y[-1]))
+    if not intensity:
         return x.contiguous(), y.contiguous()
+    b = x.shape[0]
+    gain = torch.from_numpy(np.exp(rng.uniform(np.log(0.8), np.log(1.25), b))).float().to(x.device)
+    offset = torch.from_numpy(rng.uniform(-0.1, 0.1, b)).float().to(x.device)
+    shape = (b,) + (1,) * (x.ndim - 1)
+    x = x * gain.view(shape) + offset.view(shape)
+    if not target_is_index and target_intensity:
+        y = y * gain.view((b,) + (1,) * (y.ndim - 1)) + offset.view((b,) + (1,) * (y.ndim - 1))
+    return x.contiguous(), y.contiguous()
 
 
 def fit_patch(requested: tuple[int, ...] | int | None, spatial: tuple[int, ...], divisor: int | tuple[int, ...],

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 from scipy import ndimage as ndi
-from skimage.segmentation import find_boundaries, relabel_sequential, watershed
+from skimage.segmentation import relabel_sequential, watershed
 from torch.nn import functional as F
 
 from ..data.patches import IGNORE, PatchSampler, split_validation, val_mask
+from ..data.targets import instance_classes
 from ..errors import InputError
 from ..metrics import instance_scores, iou_matrix, match_counts, semantic_scores
 from .base import Problem, Task, check_task_config, require_labels
@@ -92,13 +93,11 @@ class SemanticTask(Task):
 
 
 def instance_targets(labels: np.ndarray) -> np.ndarray:
-    """Instance ids ``(N, *spatial)`` -> classes 0 background, 1 interior, 2 boundary."""
+    """Instance ids ``(N, *spatial)`` -> classes 0 background, 1 interior, 2 boundary (one rule with the
+    data sets' patch targets: :func:`~..data.targets.instance_classes`)."""
     out = np.zeros(labels.shape, dtype=np.int64)
     for i in range(labels.shape[0]):
-        lbl = labels[i]
-        boundary = find_boundaries(lbl, mode="inner") & (lbl > 0)
-        out[i][lbl > 0] = 1
-        out[i][boundary] = 2
+        out[i] = instance_classes(labels[i])
     return out
 
 
