@@ -44,6 +44,14 @@ from suite import ENTRIES, Entry, load, stack  # noqa: E402
 
 
 # ---------------------------------------------------------------------------------------------- helpers
+def budget(T: float, steps: int | None, ours: bool) -> list:
+    """Training budget flags: the same wall-clock seconds, or (``--steps``) the same number of optimizer steps."""
+    if steps:
+        per = min(50, steps)
+        return ["--epochs", max(1, round(steps / per)), "--steps-per-epoch", per] if ours else ["--steps", steps]
+    return ["--time-limit", T] if ours else ["--seconds", T]
+
+
 def run(cmd: list[str], threads: int) -> tuple[str, str, float]:
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONPATH=str(ROOT / "src"))
     t0 = time.perf_counter()
@@ -136,11 +144,13 @@ def nl_means(noisy: np.ndarray, frames: bool) -> np.ndarray:
     return (np.stack([one(f) for f in noisy]) if frames else one(noisy)).astype(np.float32)
 
 
-def _steps(stderr: str) -> int | None:
+def _summary(stderr: str) -> dict:
+    """The training summary the CLI prints last (steps, best validation score, ...)."""
     try:
-        return json.loads(stderr.strip().splitlines()[-1]).get("steps")
-    except (ValueError, IndexError, AttributeError):
-        return None
+        s = json.loads(stderr.strip().splitlines()[-1])
+        return s if isinstance(s, dict) else {}
+    except (ValueError, IndexError):
+        return {}
 
 
 # ---------------------------------------------------------------------------------------------- per task
@@ -151,8 +161,8 @@ def run_instance(e: Entry, d: Path, T: float, th: int, tta: bool) -> dict:
     _, _, te_img, te_lbl, te_ax = write_items(d, "test", data.test, e.axes)
     res: dict = {}
     _, log, secs = cli(["train", "--task", "instance", "--image", tr_img, "--labels", tr_lbl, "--axes", tr_ax,
-                        "--time-limit", T, "--out", d / "model.pt", "--quiet", "--threads", th], th)
-    info = {"steps": _steps(log), "train_s": round(secs, 1)}
+                        *budget(T, STEPS, True), "--out", d / "model.pt", "--quiet", "--threads", th], th)
+    info = {**_summary(log), "train_s": round(secs, 1)}
     cli(["predict", "--model", d / "model.pt", "--image", te_img, "--axes", te_ax, "--out", d / "ours.tif",
          "--quiet", "--threads", th], th)
     res["ours"] = {**evaluate("instance", d / "ours.tif", te_lbl, te_ax, th), "info": info}
@@ -162,7 +172,7 @@ def run_instance(e: Entry, d: Path, T: float, th: int, tta: bool) -> dict:
         res["ours --tta"] = {**evaluate("instance", d / "ours_tta.tif", te_lbl, te_ax, th), "info": info}
     pairs = [str(p) for f in tr_files if not f.name.endswith("_truth.tif") for p in (f, f.with_name(f.stem + "_truth.tif"))]
     info = script("ref_unet.py", ["--train", *pairs, "--test", te_img, "--test-axes", te_ax, "--out", d / "plain.tif",
-                                  "--seconds", T, "--threads", th], th)
+                                  *budget(T, STEPS, False), "--threads", th], th)
     res["plain U-Net"] = {**evaluate("instance", d / "plain.tif", te_lbl, te_ax, th), "info": info}
     test = tifffile.imread(te_img)
     radius = object_radius([lb for _, lb in data.train], frames=e.axes == "YX")
@@ -177,9 +187,9 @@ def run_denoise(e: Entry, d: Path, T: float, th: int, tta: bool) -> dict:
     _, _, noisy_p, _, ax = write_items(d, "noisy", [(im, None) for im, _ in data.test], e.axes)
     clean_p = save(d / "clean.tif", stack([c for _, c in data.test])[0], ax)
     res: dict = {}
-    _, log, secs = cli(["train", "--task", "denoise", "--image", noisy_p, "--axes", ax, "--time-limit", T,
+    _, log, secs = cli(["train", "--task", "denoise", "--image", noisy_p, "--axes", ax, *budget(T, STEPS, True),
                         "--out", d / "model.pt", "--quiet", "--threads", th], th)
-    info = {"steps": _steps(log), "train_s": round(secs, 1)}
+    info = {**_summary(log), "train_s": round(secs, 1)}
     cli(["predict", "--model", d / "model.pt", "--image", noisy_p, "--axes", ax, "--out", d / "ours.tif", "--quiet",
          "--threads", th], th)
     res["ours"] = {**evaluate("denoise", d / "ours.tif", clean_p, ax, th), "info": info}
@@ -187,7 +197,8 @@ def run_denoise(e: Entry, d: Path, T: float, th: int, tta: bool) -> dict:
         cli(["predict", "--model", d / "model.pt", "--image", noisy_p, "--axes", ax, "--out", d / "ours_tta.tif",
              "--quiet", "--threads", th, "--tta"], th)
         res["ours --tta"] = {**evaluate("denoise", d / "ours_tta.tif", clean_p, ax, th), "info": info}
-    info = script("ref_n2v.py", ["--image", noisy_p, "--out", d / "n2v.tif", "--seconds", T, "--threads", th], th)
+    info = script("ref_n2v.py", ["--image", noisy_p, "--out", d / "n2v.tif", *budget(T, STEPS, False),
+                                 "--threads", th], th)
     res["plain N2V"] = {**evaluate("denoise", d / "n2v.tif", clean_p, ax, th), "info": info}
     t0 = time.perf_counter()
     save(d / "nlm.tif", nl_means(tifffile.imread(noisy_p), frames=ax.startswith("T")), ax)
@@ -206,7 +217,7 @@ def run_semantic(e: Entry, d: Path, T: float, th: int, tta: bool) -> dict:
     res: dict = {}
     _, log, secs = cli(["train", "--task", "semantic", "--image", ip, "--labels", sp, "--axes", e.axes,
                         "--time-limit", limit, "--out", d / "model.pt", "--quiet", "--threads", th], th)
-    info = {"steps": _steps(log), "train_s": round(secs, 1)}
+    info = {**_summary(log), "train_s": round(secs, 1)}
     cli(["predict", "--model", d / "model.pt", "--image", tp, "--axes", e.axes, "--out", d / "ours.tif", "--quiet",
          "--threads", th], th)
     res["ours"] = {**evaluate("semantic", d / "ours.tif", gp, e.axes, th), "info": info}
@@ -228,16 +239,18 @@ def run_classify(e: Entry, d: Path, T: float, th: int, tta: bool) -> dict:
             w.writerows(zip(ids.tolist(), [str(c) for c in cls]))
     res: dict = {}
     _, log, secs = cli(["train", "--task", "classify", "--image", ip, "--labels", op, "--classes", d / "train.csv",
-                        "--axes", "TYX", "--time-limit", T, "--out", d / "model.pt", "--quiet", "--threads", th], th)
-    info = {"steps": _steps(log), "train_s": round(secs, 1), "n_train": len(x["train_ids"])}
+                        "--axes", "TYX", *budget(T, STEPS, True), "--out", d / "model.pt", "--quiet", "--threads", th], th)
+    info = {**_summary(log), "train_s": round(secs, 1), "n_train": len(x["train_ids"])}
     cli(["predict", "--model", d / "model.pt", "--image", ip, "--labels", op, "--axes", "TYX", "--out",
          d / "ours.csv", "--quiet", "--threads", th], th)
     res["ours"] = {**evaluate("classify", d / "ours.csv", d / "truth.csv", "", th), "info": info}
     info = script("ref_cnn.py", ["--image", ip, "--labels", op, "--classes", d / "train.csv", "--predict",
-                                 d / "truth.csv", "--out", d / "plain.csv", "--seconds", T, "--threads", th], th)
+                                 d / "truth.csv", "--out", d / "plain.csv", *budget(T, STEPS, False), "--threads", th], th)
     res["plain CNN"] = {**evaluate("classify", d / "plain.csv", d / "truth.csv", "", th), "info": info}
     return res
 
+
+STEPS: int | None = None  # set by --steps: equal optimizer steps instead of equal seconds
 
 RUNNERS = {"instance": run_instance, "denoise": run_denoise, "semantic": run_semantic, "classify": run_classify}
 
@@ -306,6 +319,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--time-limit", type=float, default=120, help="seconds per training, ours and references")
     ap.add_argument("--quick", action="store_true", help="smoke run: 8 s per training")
+    ap.add_argument("--steps", type=int, help="train ours and the references for this many optimizer steps "
+                    "instead of --time-limit seconds (scribbles keep their time limit): comparisons that do "
+                    "not depend on how busy the machine is")
     ap.add_argument("--only", nargs="+", metavar="ENTRY", help="entries (or name prefixes) to run")
     ap.add_argument("--threads", type=int, default=2, help="CPU threads for every method (default 2)")
     ap.add_argument("--tta", action="store_true", help="also score ours with predict --tta")
@@ -316,7 +332,9 @@ def main(argv=None) -> int:
         for e in ENTRIES.values():
             print(f"{e.name:30s} {e.task:9s} {e.split}")
         return 0
+    global STEPS
     T = 8.0 if args.quick else args.time_limit
+    STEPS = args.steps
     names = [n for n in ENTRIES if not args.only or any(n == o or n.startswith(o) for o in args.only)]
     if not names:
         raise SystemExit(f"no entry matches {args.only}; see --list")
@@ -345,7 +363,7 @@ def main(argv=None) -> int:
         print(table([r]).splitlines()[-1], f"({r['seconds']} s, load {r['loadavg_1min']})", flush=True)
         (out / "results.json").write_text(json.dumps(results, indent=2, default=float))
     ok = [r for r in results if "headline" in r]
-    meta = (f"{len(ok)} entries, {T:g} s per training, {args.threads} threads, Python {platform.python_version()}, "
+    meta = (f"{len(ok)} entries, " + (f"{STEPS} steps" if STEPS else f"{T:g} s") + " per training, {args.threads} threads, Python {platform.python_version()}, "
             f"{platform.machine()}, {os.cpu_count()} CPUs; whole run {time.perf_counter() - t_all:.0f} s")
     text = "\n".join([table(ok), "", meta, "", detail(ok)])
     failed = [r["entry"] for r in results if "error" in r]

@@ -42,8 +42,9 @@ def crops(img, objects, ids):
     lo, hi = np.percentile(img, [1, 99.8])
     h = CROP // 2
     padded = np.pad((img - lo) / (hi - lo), ((0, 0), (h, h), (h, h)))
-    index = {int(i): k for k, i in enumerate(np.unique(objects)) if i}
-    centres = ndi.center_of_mass(np.ones(objects.shape), objects, list(index))
+    present = [int(i) for i in np.unique(objects) if i]
+    index = {i: k for k, i in enumerate(present)}
+    centres = ndi.center_of_mass(np.ones(objects.shape), objects, present)
     out = np.empty((len(ids), 1, CROP, CROP), np.float32)
     for n, i in enumerate(ids):
         t, cy, cx = (int(round(c)) for c in centres[index[int(i)]])
@@ -59,6 +60,7 @@ def main():
     ap.add_argument("--predict", required=True, help="CSV whose label_id column lists the objects to classify")
     ap.add_argument("--out", required=True)
     ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--steps", type=int, help="train this many steps instead of --seconds")
     ap.add_argument("--threads", type=int, default=0)
     a = ap.parse_args()
     if a.threads:
@@ -76,7 +78,7 @@ def main():
     model = PlainCNN(len(names))
     opt = torch.optim.Adam(model.parameters(), 1e-3)
     t0, steps = time.perf_counter(), 0
-    while time.perf_counter() - t0 < a.seconds:
+    while (steps < a.steps) if a.steps else (time.perf_counter() - t0 < a.seconds):
         b = torch.from_numpy(rng.choice(len(x), 32))
         xb = x[b]
         if rng.random() < 0.5:

@@ -19,7 +19,7 @@ import torch
 from ref_unet import UNet, predict_frames
 
 
-def n2v(noisy, seconds, seed=0, patch=64, batch=16, frac=0.015):
+def n2v(noisy, seconds, seed=0, patch=64, batch=16, frac=0.015, max_steps=None):
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     mean, std = float(noisy.mean()), float(noisy.std())
@@ -29,7 +29,7 @@ def n2v(noisy, seconds, seed=0, patch=64, batch=16, frac=0.015):
     model = UNet(cout=1)
     opt = torch.optim.Adam(model.parameters(), 4e-4)
     start, steps = time.perf_counter(), 0
-    while time.perf_counter() - start < seconds:
+    while (steps < max_steps) if max_steps else (time.perf_counter() - start < seconds):
         inp, tgt, msk = [], [], []
         for _ in range(batch):
             i, r, c = rng.integers(len(x)), rng.integers(x.shape[1] - p + 1), rng.integers(x.shape[2] - p + 1)
@@ -66,12 +66,13 @@ def main():
     ap.add_argument("--image", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--seconds", type=float, default=120)
+    ap.add_argument("--steps", type=int, help="train this many steps instead of --seconds")
     ap.add_argument("--threads", type=int, default=0)
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
     t0 = time.perf_counter()
-    out, steps = n2v(tifffile.imread(a.image).astype(np.float32), a.seconds)
+    out, steps = n2v(tifffile.imread(a.image).astype(np.float32), a.seconds, max_steps=a.steps)
     tifffile.imwrite(a.out, out)
     print(json.dumps({"steps": steps, "seconds": round(time.perf_counter() - t0, 1)}))
 

@@ -6,7 +6,7 @@ stacks; every 2D slice is a training sample. A 3D test item (ZYX) is predicted s
 with 3D connected components.
 
     python benchmarks/ref_unet.py --train img1.tif lbl1.tif [img2.tif lbl2.tif ...] --test t.tif --out pred.tif \
-        --seconds 120 [--threads 2]
+        (--seconds 120 | --steps 400) [--threads 2]
 """
 
 import argparse
@@ -63,7 +63,7 @@ def predict_frames(model, frames, multiple=8):
     return np.stack(out)
 
 
-def train_and_predict(train, test, seconds, frames=False, seed=0, patch=128):
+def train_and_predict(train, test, seconds, frames=False, seed=0, patch=128, max_steps=None):
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     xs = [normalize(im).reshape(-1, *im.shape[-2:]) for im, _ in train]
@@ -73,7 +73,7 @@ def train_and_predict(train, test, seconds, frames=False, seed=0, patch=128):
     model = UNet()
     opt = torch.optim.Adam(model.parameters(), 1e-3)
     start, steps = time.perf_counter(), 0
-    while time.perf_counter() - start < seconds:
+    while (steps < max_steps) if max_steps else (time.perf_counter() - start < seconds):
         bx, by = [], []
         for _ in range(8):
             i, r, c = rng.integers(len(x)), rng.integers(x.shape[1] - p + 1), rng.integers(x.shape[2] - p + 1)
@@ -104,6 +104,7 @@ def main():
     ap.add_argument("--test-axes", default="", help="TYX: label each frame on its own")
     ap.add_argument("--out", required=True)
     ap.add_argument("--seconds", type=float, default=120)
+    ap.add_argument("--steps", type=int, help="train this many steps instead of --seconds")
     ap.add_argument("--threads", type=int, default=0)
     a = ap.parse_args()
     if a.threads:
@@ -112,7 +113,8 @@ def main():
     train = [(tifffile.imread(files[i]), tifffile.imread(files[i + 1])) for i in range(0, len(files), 2)]
     test = tifffile.imread(a.test)
     t0 = time.perf_counter()
-    pred, steps = train_and_predict(train, test, a.seconds, frames=a.test_axes.upper().startswith("T"))
+    pred, steps = train_and_predict(train, test, a.seconds, frames=a.test_axes.upper().startswith("T"),
+                                    max_steps=a.steps)
     tifffile.imwrite(a.out, pred, compression="zlib")
     print(json.dumps({"steps": steps, "seconds": round(time.perf_counter() - t0, 1)}))
 
