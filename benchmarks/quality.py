@@ -363,7 +363,8 @@ def main(argv=None) -> int:
         print(table([r]).splitlines()[-1], f"({r['seconds']} s, load {r['loadavg_1min']})", flush=True)
         (out / "results.json").write_text(json.dumps(results, indent=2, default=float))
     ok = [r for r in results if "headline" in r]
-    meta = (f"{len(ok)} entries, " + (f"{STEPS} steps" if STEPS else f"{T:g} s") + " per training, {args.threads} threads, Python {platform.python_version()}, "
+    per = f"{STEPS} steps" if STEPS else f"{T:g} s"
+    meta = (f"{len(ok)} entries, {per} per training, {args.threads} threads, Python {platform.python_version()}, "
             f"{platform.machine()}, {os.cpu_count()} CPUs; whole run {time.perf_counter() - t_all:.0f} s")
     text = "\n".join([table(ok), "", meta, "", detail(ok)])
     failed = [r["entry"] for r in results if "error" in r]
