@@ -105,7 +105,7 @@ def read_pred(path: Path) -> dict[int, str]:
 
 
 def cli(*args: str, threads: int = 1) -> str:
-    cmd = [sys.executable, "-m", "napari_bioimg.cli.main", *args]
+    cmd = [sys.executable, "-m", "napari_bioimg.cli", *args]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     res = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if res.returncode != 0:

@@ -103,7 +103,7 @@ def best_nl_means(noisy, clean, axes):
 
 def cli(*args: str) -> tuple[str, str]:
     """Run ``napari-bioimg`` from this checkout; return (stdout, stderr)."""
-    cmd = [sys.executable, "-m", "napari_bioimg.cli.main", *args]
+    cmd = [sys.executable, "-m", "napari_bioimg.cli", *args]
     res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
     if res.returncode != 0:
         raise SystemExit(f"command failed: {' '.join(cmd)}\n{res.stderr[-2000:]}")

@@ -23,8 +23,8 @@ sys.path.insert(0, str(ROOT / "src"))
 
 def probabilities(model_path: Path, image: np.ndarray, axes: str) -> tuple[list[np.ndarray], dict]:
     """The model's per-class probability maps for each frame (the input of its post-processing)."""
-    from napari_bioimg.core.checkpoint import load_model
-    from napari_bioimg.core.predict import predict_sync
+    from napari_bioimg.core import predict_sync
+    from napari_bioimg.core.formats.loading import load_model
 
     loaded = load_model(model_path, "cpu")
     probs = []

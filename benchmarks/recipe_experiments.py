@@ -28,8 +28,8 @@ THRESHOLDS = (0.5, 0.6, 0.7, 0.8)
 
 
 def _instances_at(loaded, image, axes, truths, thresholds):
+    from napari_bioimg.core import predict_sync
     from napari_bioimg.core.metrics import matching_stack
-    from napari_bioimg.core.predict import predict_sync
     from napari_bioimg.core.tasks.segmentation import probabilities_to_instances
 
     probs = []
@@ -55,7 +55,7 @@ def _instances_at(loaded, image, axes, truths, thresholds):
 
 def run_variant(entry, overrides: dict, time_limit: float, threads: int) -> dict:
     from napari_bioimg.core import TrainConfig, train_sync
-    from napari_bioimg.core.checkpoint import load_model
+    from napari_bioimg.core.formats.loading import load_model
     from napari_bioimg.core.metrics import image_scores
 
     data = load(entry)
@@ -91,14 +91,14 @@ def run_variant(entry, overrides: dict, time_limit: float, threads: int) -> dict
         best = max(THRESHOLDS, key=lambda t: (row["train"][t]["mean_ap"], t))
         row["calibrated"] = {"threshold": best, **row["test"][best]}
     elif entry.task == "semantic":
+        from napari_bioimg.core import predict_sync
         from napari_bioimg.core.metrics import semantic_scores
-        from napari_bioimg.core.predict import predict_sync
 
         test, dense = data.test[0]
         sc = semantic_scores(dense, predict_sync(loaded, test, entry.axes))
         row["test"] = {"mean_iou": round(sc["mean_iou"], 3), "accuracy": round(sc["accuracy"], 3)}
     elif entry.task == "denoise":
-        from napari_bioimg.core.predict import predict_sync
+        from napari_bioimg.core import predict_sync
 
         clean = stack([c for _, c in data.test])[0]
         pred = predict_sync(loaded, te_img, te_ax)

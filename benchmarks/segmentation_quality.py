@@ -127,7 +127,7 @@ def plain_unet(train_img, train_lbl, test_img, seconds: float, seed: int = 0) ->
 
 
 def cli(*args: str) -> str:
-    cmd = [sys.executable, "-m", "napari_bioimg.cli.main", *args]
+    cmd = [sys.executable, "-m", "napari_bioimg.cli", *args]
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         raise SystemExit(f"command failed: {' '.join(cmd)}\n{res.stderr[-2000:]}")
