@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -32,33 +32,17 @@ import numpy as np
 from ..errors import InputError
 from .annotations import ClassAnnotations, as_class_annotations
 from .axes import Layout, make_layout, spatial_dims_for
+from .holdout import HeldOut, Split, listed, split_dataset
+from .labelstats import LabelStats, scan_labels, whole_numbers
 from .normalize import MAX_PERCENTILE_SAMPLES, Normalizer
-from .patches import split_validation
-from .sources import Source, full_box, label_layout, read_region, subsample
+from .sources import Source, label_layout, read_region, subsample
 
 if TYPE_CHECKING:
     from .sampling import DataSetSampler
     from .targets import Targets
 
 SPLITS = ("auto", "train", "val")
-MIN_WHOLE = 4
-"""With this many annotated images (or planes) whole ones are held out for validation, as
-:func:`~.patches.split_validation` does for the planes of one image; fewer give slabs."""
-CELL = {2: (16, 16), 3: (4, 16, 16)}
-"""Cell of the annotation count grid (grown for huge images so a grid stays under :data:`MAX_CELLS`)."""
-MAX_CELLS = 1 << 20
-SCAN_BLOCK = {2: (1024, 1024), 3: (32, 256, 256)}
-"""Region of annotations read at once while scanning them (memory bound of the scan)."""
-MIN_REGION_PIXELS = 20
-EXACT_SLAB_PIXELS = 16 << 20
-"""Planes up to this size get a pixel-exact validation slab (their annotations are read once more)."""
-MAX_LISTED = 5
-
-
-def _listed(names: Sequence[str]) -> str:
-    names = list(names)
-    more = f" and {len(names) - MAX_LISTED} more" if len(names) > MAX_LISTED else ""
-    return ", ".join(names[:MAX_LISTED]) + more
+__all__ = ["SPLITS", "DataSet", "HeldOut", "LabelStats", "Sample", "Split", "make_sample"]
 
 
 @dataclass
@@ -145,143 +129,6 @@ def _role_name(data: Any, image: Source, role: str) -> str | None:
     return f"{image.name} ({role})"
 
 
-@dataclass
-class LabelStats:
-    """Where an image's annotations are, at cell granularity, and which values they hold.
-
-    Attributes
-    ----------
-    cell
-        Cell size per spatial dim.
-    grid
-        ``(planes, *cells)`` number of annotated (> 0) pixels per cell.
-    values, counts
-        Distinct label values (0 included when present) and their pixel counts.
-    """
-
-    cell: tuple[int, ...]
-    grid: np.ndarray
-    values: np.ndarray
-    counts: np.ndarray
-
-    @property
-    def n_annotated(self) -> int:
-        return int(self.grid.sum())
-
-    def plane_counts(self) -> np.ndarray:
-        return self.grid.reshape(len(self.grid), -1).sum(axis=1)
-
-
-def _cell_size(layout: Layout) -> tuple[int, ...]:
-    cell = list(CELL[layout.spatial_dims])
-    spatial = layout.spatial_shape
-
-    def n_cells() -> int:
-        return layout.n_samples * int(np.prod([math.ceil(s / c) for s, c in zip(spatial, cell)]))
-
-    while n_cells() > MAX_CELLS and any(c < s for c, s in zip(cell, spatial)):
-        cell = [c * 2 if c < s else c for c, s in zip(cell, spatial)]
-    return tuple(cell)
-
-
-def scan_labels(source: Source, layout: Layout) -> LabelStats:
-    """Read annotations block by block: per-cell annotated counts and value histogram.
-
-    Raises :class:`InputError` naming the file for fractional, NaN or negative labels.
-    """
-    nd = layout.spatial_dims
-    spatial = layout.spatial_shape
-    cell = _cell_size(layout)
-    cells = tuple(math.ceil(s / c) for s, c in zip(spatial, cell))
-    grid = np.zeros((layout.n_samples, *cells), dtype=np.int32)  # kept per image: a few % of a uint16 image
-    block = tuple(max(c, (b // c) * c) for b, c in zip(SCAN_BLOCK[nd], cell))
-    hist = np.zeros(0, dtype=np.int64)
-    big: list[tuple[np.ndarray, np.ndarray]] = []
-    starts = [range(0, s, b) for s, b in zip(spatial, block)]
-    for plane in range(layout.n_samples):
-        for corner in np.ndindex(*[len(r) for r in starts]):
-            lo = [starts[d][i] for d, i in enumerate(corner)]
-            box = tuple(slice(a, min(a + b, s)) for a, b, s in zip(lo, block, spatial))
-            lab = _whole_numbers(read_region(source, layout, plane, box)[0], source.name)
-            ann = lab > 0
-            padded = [math.ceil(n / c) * c for n, c in zip(ann.shape, cell)]
-            if tuple(padded) != ann.shape:
-                ann = np.pad(ann, [(0, p - s) for p, s in zip(padded, ann.shape)])
-            shape = [v for p, c in zip(padded, cell) for v in (p // c, c)]
-            counts = ann.reshape(shape).sum(axis=tuple(range(1, 2 * nd, 2)))
-            where = tuple(slice(a // c, a // c + n) for a, c, n in zip(lo, cell, counts.shape))
-            grid[(plane, *where)] += counts
-            top = int(lab.max()) if lab.size else 0
-            if top < (1 << 20):
-                bc = np.bincount(lab.ravel(), minlength=1)
-                if len(bc) > len(hist):
-                    hist = np.pad(hist, (0, len(bc) - len(hist)))
-                hist[: len(bc)] += bc
-            else:
-                big.append(np.unique(lab, return_counts=True))
-    values = np.flatnonzero(hist).astype(np.int64)
-    counts = hist[values]
-    if big:
-        allv = np.concatenate([values] + [u.astype(np.int64) for u, _ in big])
-        allc = np.concatenate([counts] + [c for _, c in big])
-        values, inverse = np.unique(allv, return_inverse=True)
-        counts = np.bincount(inverse, weights=allc).astype(np.int64)
-    return LabelStats(cell, grid, values, counts)
-
-
-def _whole_numbers(lab: np.ndarray, name: str) -> np.ndarray:
-    if lab.dtype.kind == "b":
-        return lab.astype(np.uint8)
-    if lab.dtype.kind == "f":
-        if not np.all(np.isfinite(lab)) or not np.all(lab == np.round(lab)):
-            raise InputError(f"{name}: annotations must be whole-number label ids (found fractional or NaN values)")
-        lab = lab.astype(np.int64)
-    elif lab.dtype.kind not in "iu":
-        raise InputError(f"{name}: annotations must be an integer label image, got dtype {lab.dtype}")
-    if lab.dtype.kind == "i" and lab.size and lab.min() < 0:
-        raise InputError(f"{name}: annotations contain negative ids; label ids must be >= 0 "
-                         "(0 = not annotated / background)")
-    return lab
-
-
-@dataclass(frozen=True)
-class HeldOut:
-    """A validation region: a sample, one of its planes (``None``: all) and a spatial box."""
-
-    sample: int
-    plane: int | None
-    box: tuple[slice, ...]
-
-
-@dataclass
-class Split:
-    """Which parts of a data set are held out for validation.
-
-    ``mode`` says how: ``"images"`` (whole images), ``"planes"`` (whole frames or
-    slices of the images), ``"regions"`` (a slab of each annotated plane) or
-    ``"none"``. Training never samples a held-out pixel's target.
-    """
-
-    mode: str
-    held: list[HeldOut] = field(default_factory=list)
-
-    def whole(self, sample: int) -> bool:
-        """True when every plane of ``sample`` is held out."""
-        return any(h.sample == sample and h.plane is None for h in self.held)
-
-    def boxes(self, sample: int, plane: int) -> list[tuple[slice, ...]]:
-        """Held-out boxes inside one plane of a sample that is (partly) trained on."""
-        return [h.box for h in self.held if h.sample == sample and h.plane == plane]
-
-    def describe(self, names: Sequence[str]) -> str:
-        if self.mode == "none":
-            return "no validation"
-        if self.mode == "images":
-            return f"validation on {len(self.held)} whole image(s): {_listed([names[h.sample] for h in self.held])}"
-        what = "plane(s)" if self.mode == "planes" else "region(s)"
-        return f"validation on {len(self.held)} {what} of {len({h.sample for h in self.held})} image(s)"
-
-
 class DataSet:
     """Images of different sizes with their annotations, for training one model.
 
@@ -304,7 +151,7 @@ class DataSet:
         names = [s.name for s in samples]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
-            raise InputError(f"image names must be unique in a data set; repeated: {_listed(dup)}")
+            raise InputError(f"image names must be unique in a data set; repeated: {listed(dup)}")
         self.samples = samples
         self.spatial_dims = self._spatial_dims(spatial_dims)
         self.layouts: list[Layout] = []
@@ -318,12 +165,12 @@ class DataSet:
             groups: dict[int, list[str]] = {}
             for name, c in channels.items():
                 groups.setdefault(c, []).append(name)
-            detail = "; ".join(f"{c} channel(s): {_listed(n)}" for c, n in sorted(groups.items()))
+            detail = "; ".join(f"{c} channel(s): {listed(n)}" for c, n in sorted(groups.items()))
             raise InputError(f"the images must have the same number of channels; {detail} "
                              "(check the axes, or train one model per channel count)")
         tiny = [f"{s.name} {lay.spatial_shape}" for s, lay in zip(samples, self.layouts) if min(lay.spatial_shape) < 4]
         if tiny:
-            raise InputError(f"image(s) too small to train on (a spatial side under 4 pixels): {_listed(tiny)}")
+            raise InputError(f"image(s) too small to train on (a spatial side under 4 pixels): {listed(tiny)}")
         self._stats: list[LabelStats | None] = [None] * len(samples)
         self._ranges: list[tuple[list[float], list[float]]] | None = None
         self.normalizer: Normalizer | None = None
@@ -337,7 +184,7 @@ class DataSet:
         if len(set(dims.values())) > 1:
             d3 = [f"{s.name} ({s.image.axes})" for s in self.samples if dims[s.name] == 3]
             d2 = [f"{s.name} ({s.image.axes})" for s in self.samples if dims[s.name] == 2]
-            raise InputError(f"mixed 2D and 3D images: {_listed(d3)} have a Z axis, {_listed(d2)} do not; "
+            raise InputError(f"mixed 2D and 3D images: {listed(d3)} have a Z axis, {listed(d2)} do not; "
                              "set the model to 2D to train slice by slice, or use images of one kind")
         return next(iter(dims.values()))
 
@@ -465,7 +312,7 @@ class DataSet:
         s = self.samples[i]
         if s.labels is None:
             raise InputError(f"{s.name} has no annotations")
-        return _whole_numbers(read_region(s.labels, label_layout(self.layouts[i]), plane, box)[0], s.labels.name)
+        return whole_numbers(read_region(s.labels, label_layout(self.layouts[i]), plane, box)[0], s.labels.name)
 
     def read_target(self, i: int, plane: int, box: tuple[slice, ...]) -> np.ndarray:
         """The target ``(C, *box)`` normalised with the image's percentiles; NaN where not finite."""
@@ -491,98 +338,13 @@ class DataSet:
 
     # ------------------------------------------------------------------ validation
 
-    def split(self, val_fraction: float = 0.15, *, needs: str = "labels",
-              max_region_pixels: int | None = None) -> Split:
-        """Hold out whole images when there are enough, else whole planes, else regions.
+    def split(self, val_fraction: float = 0.15, *, needs: str = "labels", max_region_pixels: int | None = None,
+              whole: bool = True, max_regions: int | None = None) -> Split:
+        """Hold out whole images when there are enough, else whole planes, else regions
+        (:func:`~.holdout.split_dataset`: the parameters and rules)."""
+        return split_dataset(self, val_fraction, needs=needs, max_region_pixels=max_region_pixels, whole=whole,
+                             max_regions=max_regions)
 
-        Parameters
-        ----------
-        val_fraction
-            Share of the annotated images (planes, pixels) to hold out.
-        needs
-            ``"labels"``: only annotated content counts (and is held out);
-            ``"image"`` / ``"target"``: every image (with a target) counts
-            (self-supervised tasks, restoration).
-        max_region_pixels
-            Regions mode without annotations: the most pixels held out per plane.
-
-        Images marked ``split="val"`` are always the (only) validation images;
-        ``split="train"`` ones are never held out. With :data:`MIN_WHOLE` or more
-        usable images, about ``val_fraction`` of them are held out whole (evenly
-        spread over the list, at least one, never all); otherwise, with that many
-        usable planes (frames, slices), whole planes; otherwise a slab at the far end
-        of each plane's longest axis holding about ``val_fraction`` of its annotated
-        pixels (cut at the annotation grid's cells), or a corner box without
-        annotations.
-        """
-        usable = [i for i in range(len(self)) if self._usable(i, needs)]
-        marked = [i for i, s in enumerate(self.samples) if s.split == "val"]
-        if marked:
-            if not [i for i in usable if i not in marked]:
-                raise InputError("every usable image is marked for validation; mark at least one for training")
-            return Split("images", [HeldOut(i, None, full_box(self.layouts[i])) for i in marked])
-        if val_fraction <= 0 or not usable:
-            return Split("none")
-        candidates = [i for i in usable if self.samples[i].split != "train"]
-        if len(usable) >= MIN_WHOLE and candidates:
-            k = min(max(1, int(round(val_fraction * len(usable)))), len(candidates), len(usable) - 1)
-            picks = _spread(candidates, k)
-            return Split("images", [HeldOut(i, None, full_box(self.layouts[i])) for i in picks])
-        planes = [(i, p) for i in usable for p in range(self.n_planes(i)) if self._plane_usable(i, p, needs)]
-        cand_planes = [(i, p) for i, p in planes if i in candidates]
-        if len(planes) >= MIN_WHOLE and cand_planes:
-            k = min(max(1, int(round(val_fraction * len(planes)))), len(cand_planes), len(planes) - 1)
-            return Split("planes", [HeldOut(i, p, full_box(self.layouts[i])) for i, p in _spread(cand_planes, k)])
-        held = []
-        for i, p in cand_planes:
-            box = self._slab(i, p, val_fraction) if needs == "labels" else \
-                _corner_box(self.layouts[i].spatial_shape, val_fraction, max_region_pixels)
-            if box is not None:
-                held.append(HeldOut(i, p, box))
-        return Split("regions" if held else "none", held)
-
-    def _usable(self, i: int, needs: str) -> bool:
-        s = self.samples[i]
-        if needs == "labels":
-            return self.annotated_pixels(i) > 0
-        if needs == "target":
-            return s.target is not None
-        return True
-
-    def _plane_usable(self, i: int, p: int, needs: str) -> bool:
-        if needs != "labels":
-            return True
-        stats = self.label_stats(i)
-        return stats is not None and bool(stats.grid[p].any())
-
-    def _slab(self, i: int, plane: int, fraction: float) -> tuple[slice, ...] | None:
-        """The far end of the longest axis, holding about ``fraction`` of the plane's annotations.
-
-        Planes up to :data:`EXACT_SLAB_PIXELS` are cut exactly as
-        :func:`~.patches.split_validation` cuts them; bigger ones at a cell border of
-        the annotation grid (their annotations are not read again).
-        """
-        stats = self.label_stats(i)
-        assert stats is not None
-        spatial = self.layouts[i].spatial_shape
-        if int(np.prod(spatial)) <= EXACT_SLAB_PIXELS:
-            annotated = self.read_labels(i, plane, full_box(self.layouts[i])) > 0
-            regions = split_validation(annotated[None], fraction)
-            return regions[0].box if regions else None
-        axis = int(np.argmax(spatial))
-        grid = stats.grid[plane]
-        marginal = grid.sum(axis=tuple(d for d in range(grid.ndim) if d != axis))
-        total = int(marginal.sum())
-        if total < MIN_REGION_PIXELS:
-            return None
-        tail = np.cumsum(marginal[::-1])[::-1]  # annotated pixels from cell j to the end
-        ok = [j for j in range(1, len(tail)) if 0 < tail[j] < total]
-        if not ok:
-            return None
-        j = min(ok, key=lambda j: abs(tail[j] - fraction * total))
-        box = list(full_box(self.layouts[i]))
-        box[axis] = slice(j * stats.cell[axis], spatial[axis])
-        return tuple(box)
 
     # ------------------------------------------------------------------ sampling
 
@@ -592,27 +354,6 @@ class DataSet:
         from .sampling import DataSetSampler
 
         return DataSetSampler(self, patch, targets, rng, split=split, **options)
-
-
-def _spread(items: list, k: int) -> list:
-    """``k`` items evenly spread over the list, first and last avoided (as ``split_validation``)."""
-    idx = np.unique(np.linspace(0, len(items) - 1, k + 2)[1:-1].round().astype(int))
-    return [items[j] for j in idx]
-
-
-def _corner_box(spatial: tuple[int, ...], fraction: float, max_pixels: int | None) -> tuple[slice, ...] | None:
-    """A box in the far corner holding about ``fraction`` of the plane (at most ``max_pixels``, half the plane)."""
-    size = int(np.prod(spatial))
-    if size < 4096:
-        return None
-    want = min(fraction * size, 0.5 * size, max_pixels or size)
-    sides = [0] * len(spatial)
-    remaining = want
-    for j, d in enumerate(np.argsort(spatial)):
-        side = int(round(remaining ** (1.0 / (len(spatial) - j))))
-        sides[d] = int(min(spatial[d], max(8, side)))
-        remaining /= sides[d]
-    return tuple(slice(s - b, s) for s, b in zip(spatial, sides))
 
 
 def _normalize(raw: np.ndarray, ranges: tuple[list[float], list[float]], keep_nan: bool) -> np.ndarray:

@@ -19,14 +19,18 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from ..errors import InputError
-from .dataset import DataSet, Split
+from .holdout import Split
 from .patches import augment_pair, resize_pair
-from .targets import Targets
+
+if TYPE_CHECKING:
+    from .dataset import DataSet
+    from .targets import Targets
 
 BALANCES = ("content", "images")
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -56,11 +57,13 @@ class _OpenFiles:
 
     Thread-safe: samplers read patches from several threads. A source being read is
     never closed under its reader; the set may then exceed its limit for a moment.
+    The set holds its sources weakly: a source nobody uses any more closes its file
+    when it is collected (:meth:`Source.__del__`), not when the process ends.
     """
 
     def __init__(self, limit: int = MAX_OPEN):
         self.limit = limit
-        self.items: OrderedDict[int, Source] = OrderedDict()
+        self.items: OrderedDict[int, weakref.ref[Source]] = OrderedDict()
         self.lock = threading.RLock()
 
     def acquire(self, source: Source) -> Any:
@@ -69,11 +72,17 @@ class _OpenFiles:
             arr = source._open()
             source._users += 1
             key = id(source)
-            self.items[key] = source
+            self.items[key] = weakref.ref(source)
             self.items.move_to_end(key)
             if len(self.items) > self.limit:
-                for k in [k for k, s in self.items.items() if s._users == 0][: len(self.items) - self.limit]:
-                    self.items.pop(k)._release()
+                live = [(k, r()) for k, r in self.items.items()]
+                for k, s in live:
+                    if s is None:
+                        self.items.pop(k)
+                for k, s in [(k, s) for k, s in live if s is not None and s._users == 0][
+                        : len(self.items) - self.limit]:
+                    self.items.pop(k)
+                    s._release()
             return arr
 
     def release(self, source: Source) -> None:
@@ -204,6 +213,14 @@ class Source:
         """Release the file (reopened on the next read); arrays and zarr folders are kept."""
         if self._holds_file:
             _OPEN.forget(self)
+
+    def __del__(self) -> None:
+        try:
+            if self._holds_file:
+                _OPEN.items.pop(id(self), None)
+            self._release()
+        except Exception:  # interpreter shutdown: modules may be gone already
+            pass
 
     def _release(self) -> None:
         if self._close is not None:
