@@ -82,6 +82,9 @@ BOUNDS: dict[str, Bound] = {
     "num_threads": Bound(1, 1024, whole=True, hint="leave it unset for torch's choice"),
     "preview_every": Bound(0, hint="seconds; 0 turns the live preview off"),
     "seed": Bound(0, whole=True, hint="any whole number >= 0, or unset for a different run each time"),
+    "pretrain": Bound(0, 7 * 24 * 3600, low_open=True, hint="seconds of self-supervised pretraining before "
+                                                            "the task's own training (e.g. 60), or unset for none"),
+    "pretrain_steps": Bound(1, 1_000_000, whole=True, hint="optimizer steps of pretraining, or unset"),
 }
 PATCH_BOUND = Bound(8, 4096, whole=True, hint="e.g. 128, or 32 96 96 in 3D")
 
@@ -137,6 +140,11 @@ class TrainConfig:
     task_config: dict[str, Any] = field(default_factory=dict)
     temporal_context: int = 0
     """Time-lapses: also feed frames t-k..t+k as channels (0 = each frame alone)."""
+    pretrain: float | None = None
+    """Seconds of self-supervised pretraining on every image (annotated or not) before the task's own
+    training (:mod:`.training.pretrain`); ``None``: none. Not counted in ``time_limit``."""
+    pretrain_steps: int | None = None
+    """Optimizer steps of pretraining (with ``pretrain``, whichever ends first)."""
 
     def validate(self) -> TrainConfig:
         """Check every value; raise :class:`ConfigError` naming the field and how to fix it."""

@@ -41,6 +41,9 @@ class StepDone:
     """Fraction of the budget (time or epochs) used, 0..1."""
     eta: float | None
     steps_per_second: float
+    phase: str = "train"
+    """``"train"`` (the task itself) or ``"pretrain"`` (self-supervised pretraining before it: its own
+    step count and budget; loss curves should not join the two)."""
 
 
 @dataclass(frozen=True)

@@ -284,6 +284,12 @@ class DataSetSampler:
             x, y = augment_pair(x, y, self.rng, self.target_is_index, self.intensity)
         return x, y
 
+    def rng_state(self) -> dict:
+        """A copy of the random stream's state (drawing, zoom, augmentation)."""
+        import copy
+
+        return copy.deepcopy(self.rng.bit_generator.state)
+
     def close(self) -> None:
         """Stop the reader threads (a later batch starts them again)."""
         if self._pool is not None:
@@ -296,14 +302,20 @@ class Prefetch:
 
     Stands in for a sampler (``sample(batch_size, device)``): the batches and their
     order are those the sampler gives when called directly. The sampler's random
-    stream runs one batch ahead, which a checkpoint of it must allow for.
+    stream runs one batch ahead; :meth:`rng_state` is its state as of the batches
+    handed out, so a run resumed from it draws the batch that was prepared but never
+    used.
     """
 
     def __init__(self, sampler: DataSetSampler, batch_size: int, device: torch.device | str = "cpu"):
         self.sampler, self.batch_size, self.device = sampler, int(batch_size), device
         self.patch = sampler.patch
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="bioimg-prefetch")
-        self._next = self._pool.submit(sampler.sample, self.batch_size, device)
+        self._submit()
+
+    def _submit(self) -> None:
+        self._state = self.sampler.rng_state()  # no draw is in flight: the stream is where the caller is
+        self._next = self._pool.submit(self.sampler.sample, self.batch_size, self.device)
 
     def sample(self, batch_size: int | None = None, device: torch.device | str | None = None
                ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -311,9 +323,14 @@ class Prefetch:
             self._next.result()  # a different request: serve it directly, keep the queued batch for later
             return self.sampler.sample(batch_size or self.batch_size, device or self.device)
         batch = self._next.result()
-        self._next = self._pool.submit(self.sampler.sample, self.batch_size, self.device)
+        self._submit()
         return batch
 
+    def rng_state(self) -> dict:
+        """The sampler's random state before the batch prepared ahead (see the class notes)."""
+        return self._state
+
     def close(self) -> None:
+        self._next.cancel()
         self._pool.shutdown(wait=True)
         self.sampler.close()

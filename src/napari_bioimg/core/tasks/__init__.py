@@ -5,7 +5,8 @@ from __future__ import annotations
 from ..errors import ConfigError
 from .base import Problem, Task
 from .classify import ClassifyTask, ClassPrediction, ImageClassifyTask
-from .denoise import DenoiseTask, ReconstructTask, RestoreTask
+from .denoise import DenoiseTask
+from .restore import ReconstructTask, RestoreTask
 from .segmentation import InstanceTask, SemanticTask
 
 _TASKS: dict[str, Task] = {}

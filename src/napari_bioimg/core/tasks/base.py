@@ -19,6 +19,7 @@ from ..errors import ConfigError, InputError
 
 if TYPE_CHECKING:
     from ..config import TrainConfig
+    from ..data.dataset import DataSet
 
 
 class Task:
@@ -66,6 +67,12 @@ class Task:
                      rng: np.random.Generator, divisor: int, extra: dict | None = None) -> Problem:
         raise NotImplementedError  # every registered task overrides this
 
+    def make_dataset_problem(self, ds: DataSet, config: TrainConfig, rng: np.random.Generator,
+                             divisor: int) -> Problem:
+        """The task bound to a data set (:mod:`.sets`): batches drawn across its images with ``rng``."""
+        raise ConfigError(f"task {self.name!r} trains on one image (or stack) at a time, not on a set of images",
+                          field="task")
+
     def activation(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.softmax(logits, dim=1)
 
@@ -112,8 +119,10 @@ class Problem:
     """A task bound to one training set."""
 
     task: Task
-    inputs: np.ndarray
-    sampler: PatchSampler
+    inputs: np.ndarray | None
+    """The normalised image ``(N, C, *spatial)``; ``None`` for a data set (read patch by patch)."""
+    sampler: PatchSampler | Any
+    """A :class:`~..data.patches.PatchSampler`, a data set's sampler, or a task's own (``sample(batch, device)``)."""
     out_channels: int
     meta: dict[str, Any]
     val_regions: list[ValRegion] = field(default_factory=list)

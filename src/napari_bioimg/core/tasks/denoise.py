@@ -20,10 +20,12 @@ import torch
 
 from ..data.normalize import Normalizer
 from ..data.patches import PatchSampler, ValRegion, fit_patch
+from ..data.targets import ImageTargets
 from ..errors import InputError
 from ..metrics import psnr
 from .base import Problem, Task, check_task_config
 from .masking import mask_batch, masked_mse
+from .sets import require_set_signal, set_parts, set_patch
 
 #: Most pixels held apart for validation (2D, 3D): enough for a stable score, cheap to evaluate.
 VAL_MAX_PIXELS = {2: 2 * 128 * 128, 3: 2 * 8 * 48 * 48}
@@ -103,14 +105,19 @@ def refuse_repeated_frames(inputs: np.ndarray, own: slice) -> None:
                                  "the noise; set the temporal context to 0")
 
 
-def _held_mask(shape: tuple[int, ...], regions: list[ValRegion]) -> np.ndarray:
+def image_patch(ds, config, divisor) -> tuple[int, ...]:
+    """The patch of an image task on a data set (its defaults: 64 in 2D, 16x64x64 in 3D)."""
+    return set_patch(ds, config, divisor, default_2d=64, default_3d=(16, 64, 64))
+
+
+def held_mask(shape: tuple[int, ...], regions: list[ValRegion]) -> np.ndarray:
     held = np.zeros((shape[0], *shape[2:]), dtype=bool)
     for r in regions:
         held[(r.sample, *r.box)] = True
     return held
 
 
-def _training_targets(values: np.ndarray, invalid: np.ndarray | None, held: np.ndarray) -> np.ndarray:
+def training_targets(values: np.ndarray, invalid: np.ndarray | None, held: np.ndarray) -> np.ndarray:
     """A float copy of ``values`` with NaN (= ignored by the loss) where held apart or not finite."""
     targets = np.array(values, dtype=np.float32)
     targets[np.broadcast_to(held[:, None], targets.shape)] = np.nan
@@ -173,7 +180,7 @@ class ImageTask(Task):
         return {"psnr": value}, value
 
 
-def _reference_crops(values: np.ndarray, regions: list[ValRegion]) -> tuple[list[np.ndarray], float]:
+def reference_crops(values: np.ndarray, regions: list[ValRegion]) -> tuple[list[np.ndarray], float]:
     """The reference inside each validation box, and its data range over all boxes (for PSNR)."""
     refs = [values[(r.sample, slice(None), *r.box)] for r in regions]
     finite = np.concatenate([r[np.isfinite(r)] for r in refs])
@@ -242,8 +249,8 @@ class DenoiseTask(ImageTask):
         meta = {"mask_fraction": opts.get("mask_fraction", DEFAULT_MASK_FRACTION), "radius": int(opts.get("radius", 2)),
                 "replace": "median" if opts.get("median", 1.0) >= 0.5 else "random", "own": [own.start, own.stop]}
         regions = held_apart_boxes(inputs.shape, config.val_fraction, VAL_MAX_PIXELS[inputs.ndim - 2])
-        held = _held_mask(inputs.shape, regions)
-        targets = _training_targets(frame, invalid, held)
+        held = held_mask(inputs.shape, regions)
+        targets = training_targets(frame, invalid, held)
         patch = self._patch(config, inputs.shape[2:], divisor)
         focus = opts.get("focus", DEFAULT_FOCUS)
         centres = bright_regions(frame, held) if focus > 0 else None
@@ -255,12 +262,35 @@ class DenoiseTask(ImageTask):
                           int((~held).sum()), int(held.sum()))
         reference = extra.get("reference")
         if regions and reference is not None:
-            problem.val_data = _reference_crops(reference, regions)
+            problem.val_data = reference_crops(reference, regions)
         elif regions:
             problem.val_inputs, problem.val_data = self._blind_spot_validation(inputs, invalid, regions, meta)
             problem.val_size = sum(int(use.sum()) for use, _ in problem.val_data)  # the masked pixels scored
             # the blind-spot loss is mostly the noise's own variance: too noisy a score to pick a checkpoint,
             # so it is shown as a curve and the final (annealed) weights are kept
+            problem.select_best = False
+        return problem
+
+    def make_dataset_problem(self, ds, config, rng, divisor):
+        if config.temporal_context:
+            raise InputError("temporal context trains on one time-lapse at a time, not on a set of images; set "
+                             "it to 0 or train on one image")
+        opts = check_task_config(dict(config.task_config), self.options)
+        require_set_signal(ds)
+        meta = {"mask_fraction": opts.get("mask_fraction", DEFAULT_MASK_FRACTION), "radius": int(opts.get("radius", 2)),
+                "replace": "median" if opts.get("median", 1.0) >= 0.5 else "random", "own": [0, ds.n_channels]}
+        nd = ds.spatial_dims
+        # boxes in a few planes, as for one image: the denoiser trains on the images it will denoise
+        split = ds.split(config.val_fraction, needs="image", whole=False, max_regions=4,
+                         max_region_pixels=VAL_MAX_PIXELS[nd] // 4)
+        parts = set_parts(ds, config, rng, ImageTargets(needs="image"), image_patch(ds, config, divisor),
+                          margin=self.val_margin, split=split, rescale=False, intensity=False)
+        problem = Problem(self, None, parts.sampler, ds.n_channels, meta, parts.regions, None,
+                          parts.sampler.train_area, parts.held_pixels, notices=parts.notices)
+        if parts.regions:
+            problem.val_inputs, problem.val_data = self._blind_spot_validation(parts.inputs, parts.invalid,
+                                                                               parts.regions, meta)
+            problem.val_size = sum(int(use.sum()) for use, _ in problem.val_data)
             problem.select_best = False
         return problem
 
@@ -307,90 +337,3 @@ class DenoiseTask(ImageTask):
             n += int(use.sum())
         loss = se / max(n, 1)
         return {"blind_spot_loss": loss}, -loss
-
-
-class RestoreTask(ImageTask):
-    """Supervised restoration (CARE-style) from the image and a clean target of the same pixels.
-
-    The target is normalised with the image's percentiles (not its own), so the
-    network also learns any gain or offset between the two acquisitions and its
-    output comes back in the target's intensities. Option ``l1`` (1: L1 loss,
-    default 0: MSE). Validation: PSNR against the target on held-apart boxes.
-    """
-
-    name = "restore"
-    description = "Restoration from pairs: the noisy image and a clean (or high-SNR) target of the same pixels"
-    inputs = ("image", "target")
-    options = {"l1": (0, 1)}
-    result_label = "restored"
-    default_learning_rate = 4e-3
-
-    def default_model_config(self, spatial_dims, device_type="cpu", model=None):
-        width = 32 if device_type == "cuda" else 16
-        if model == "autoencoder":
-            return {"depth": 2, "base_channels": width, "latent_channels": 64}
-        if model in (None, "unet"):
-            return {"depth": 2, "base_channels": width}
-        return {}
-
-    def make_problem(self, inputs, annotations, config, rng, divisor, extra=None):
-        extra = extra or {}
-        opts = check_task_config(dict(config.task_config), self.options)
-        target = extra.get("target")
-        if target is None:
-            raise InputError("task 'restore' needs a target: a clean (or high-SNR) image of the same pixels")
-        invalid = extra.get("invalid")
-        require_signal(target, what="target")
-        meta = {"l1": bool(opts.get("l1", 0.0) >= 0.5)}
-        regions = held_apart_boxes(inputs.shape, config.val_fraction, VAL_MAX_PIXELS[inputs.ndim - 2])
-        held = _held_mask(inputs.shape, regions)
-        targets = _training_targets(target, invalid, held)  # target NaN stay NaN: ignored too
-        patch = self._patch(config, inputs.shape[2:], divisor)
-        sampler = PatchSampler(inputs, targets, None, patch, rng, augment=config.augment)
-        problem = Problem(self, inputs, sampler, target.shape[1], meta, regions, None,
-                          int((~held).sum()), int(held.sum()))
-        if regions:
-            problem.val_data = _reference_crops(target, regions)
-        return problem
-
-    def loss(self, logits, target, meta):
-        return pixel_loss(logits, target, l1=bool(meta.get("l1")))
-
-    def validate(self, problem, predictions):
-        return self._psnr_validation(problem, predictions)
-
-
-class ReconstructTask(ImageTask):
-    """Plain autoencoder training: reproduce the input through the bottleneck (MSE).
-
-    Useful for compression and to learn latent features (``AutoEncoder.encode``).
-    Validation: PSNR of the reconstruction on held-apart boxes.
-    """
-
-    name = "reconstruct"
-    description = "Autoencoder reconstruction (MSE): learns a compact latent representation of the image"
-    default_model = "autoencoder"
-    result_label = "reconstructed"
-
-    def make_problem(self, inputs, annotations, config, rng, divisor, extra=None):
-        extra = extra or {}
-        check_task_config(dict(config.task_config), self.options)
-        invalid = extra.get("invalid")
-        frame = inputs[:, self._own_channels(inputs, config)]
-        require_signal(frame, invalid)
-        regions = held_apart_boxes(inputs.shape, config.val_fraction, VAL_MAX_PIXELS[inputs.ndim - 2])
-        held = _held_mask(inputs.shape, regions)
-        targets = _training_targets(frame, invalid, held)
-        patch = self._patch(config, inputs.shape[2:], divisor)
-        sampler = PatchSampler(inputs, targets, None, patch, rng, augment=config.augment)
-        problem = Problem(self, inputs, sampler, frame.shape[1], {}, regions, None,
-                          int((~held).sum()), int(held.sum()))
-        if regions:
-            problem.val_data = _reference_crops(frame, regions)
-        return problem
-
-    def loss(self, logits, target, meta):
-        return pixel_loss(logits, target)
-
-    def validate(self, problem, predictions):
-        return self._psnr_validation(problem, predictions)

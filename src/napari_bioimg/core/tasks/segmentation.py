@@ -9,10 +9,14 @@ from skimage.segmentation import relabel_sequential, watershed
 from torch.nn import functional as F
 
 from ..data.patches import IGNORE, PatchSampler, split_validation, val_mask
-from ..data.targets import instance_classes
+from ..data.targets import ClassTargets, InstanceTargets, instance_classes
 from ..errors import InputError
 from ..metrics import instance_scores, iou_matrix, match_counts, semantic_scores
 from .base import Problem, Task, check_task_config, require_labels
+from .sets import set_parts, set_patch
+
+#: Context around a validation box, as the training loop grows it (``VAL_MARGIN`` in ``training/loop.py``).
+VAL_MARGIN = 32
 
 #: Objects touching the edge of a labelled array (the image, a block, a validation box) with fewer pixels
 #: than this share of the median object are slivers of objects outside it: they are dropped from results,
@@ -75,6 +79,37 @@ class SemanticTask(Task):
         }
         return Problem(self, inputs, sampler, n_classes, meta, regions, labels if regions else None,
                        int(train_px.sum()), int((annotated & held).sum()))
+
+    def make_dataset_problem(self, ds, config, rng, divisor):
+        values, counts = np.zeros(0, np.int64), np.zeros(0, np.int64)
+        for i in range(len(ds)):
+            stats = ds.label_stats(i)
+            if stats is not None:
+                values, counts = np.concatenate([values, stats.values]), np.concatenate([counts, stats.counts])
+        keep = values > 0
+        present, inverse = np.unique(values[keep], return_inverse=True)
+        pixels = np.bincount(inverse, weights=counts[keep]) if present.size else np.zeros(0)
+        if present.size == 0:
+            raise InputError("no image has painted strokes: paint a few strokes of at least two classes "
+                             "(0 = not annotated)")
+        if present.size < 2:
+            raise InputError(f"only one class (id {present[0]}) is painted in the whole set; paint at least two "
+                             "classes (e.g. 1 = background, 2 = cells), 0 stays 'not annotated'")
+        n_classes = int(present.max())
+        if n_classes > 255:
+            raise InputError(f"class ids go up to {n_classes}; semantic classes must be 1..255 (is this an "
+                             "instance mask?)")
+        full = np.zeros(n_classes)
+        full[present - 1] = pixels
+        weights = np.where(full > 0, 1.0 / np.sqrt(np.maximum(full, 1.0)), 0.0)
+        weights = weights / weights[full > 0].mean()
+        parts = set_parts(ds, config, rng, ClassTargets(), set_patch(ds, config, divisor), margin=VAL_MARGIN,
+                          focus=0.9)
+        meta = {"n_classes": n_classes, "class_names": [f"class {i}" for i in range(1, n_classes + 1)],
+                "class_weights": [float(w) for w in weights], "classes_seen": [int(c) for c in present]}
+        val_px = sum(int((parts.truths[(r.sample, *r.box)] > 0).sum()) for r in parts.regions)
+        return Problem(self, None, parts.sampler, n_classes, meta, parts.regions, parts.truths,
+                       parts.sampler.train_content, val_px, notices=parts.notices, val_inputs=parts.inputs)
 
     def loss(self, logits, target, meta):
         w = torch.tensor(meta["class_weights"], dtype=torch.float32, device=logits.device)
@@ -146,6 +181,29 @@ class InstanceTask(Task):
         return Problem(self, inputs, sampler, 3, meta, regions, labels if regions else None,
                        int((~held).sum()), int(held.sum()), val_size=val_objects, val_unit="objects")
 
+    def make_dataset_problem(self, ds, config, rng, divisor):
+        opts = check_task_config(dict(config.task_config), self.options)
+        if not any(ds.annotated_pixels(i) for i in range(len(ds))):
+            raise InputError("no image has annotated objects: give instance masks (0 = background, 1..n = objects)")
+        areas = object_areas(ds)
+        median_area = float(np.median(areas))
+        parts = set_parts(ds, config, rng, InstanceTargets(), set_patch(ds, config, divisor), margin=VAL_MARGIN,
+                          focus=0.7)
+        meta = {
+            "class_names": ["background", "interior", "boundary"],
+            "boundary_weight": opts.get("boundary_weight", 3.0),
+            "threshold": opts.get("threshold", 0.5),
+            "min_size": float(opts.get("min_size", max(4.0, 0.05 * median_area))),
+            "median_area": median_area,
+            "n_objects": int(sum(int((s.values > 0).sum()) for s in map(ds.label_stats, range(len(ds))) if s)),
+            "border_fragment": BORDER_FRAGMENT,
+        }
+        val_objects = sum(int(np.count_nonzero(np.unique(self._val_truth(parts.truths, r, meta))))
+                          for r in parts.regions)
+        return Problem(self, None, parts.sampler, 3, meta, parts.regions, parts.truths, parts.sampler.train_area,
+                       parts.held_pixels, val_size=val_objects, val_unit="objects", notices=parts.notices,
+                       val_inputs=parts.inputs)
+
     @staticmethod
     def _val_truth(labels: np.ndarray, region, meta: dict) -> np.ndarray:
         """The true objects of a validation box, without the slivers of objects cut by its edge."""
@@ -169,6 +227,32 @@ class InstanceTask(Task):
             tp, fp, fn, s = tp + a, fp + b, fn + c, s + d
         scores = instance_scores(tp, fp, fn, s)
         return {"f1@0.5": scores["f1"], "precision@0.5": scores["precision"], "recall@0.5": scores["recall"]}, scores["f1"]
+
+
+def object_areas(ds, planes: int = 8, max_plane_pixels: int = 16 << 20) -> np.ndarray:
+    """Pixel counts of the annotated objects of a data set, as the model sees them (per plane).
+
+    One-plane images (and 3D models) take them from the annotation scan; images
+    with several planes read up to ``planes`` annotated planes in all (a 2D model
+    sees an object of a stack slice by slice), unless their planes are huge.
+    """
+    areas = []
+    budget = planes
+    for i in range(len(ds)):
+        stats = ds.label_stats(i)
+        if stats is None or not stats.n_annotated:
+            continue
+        lay = ds.layouts[i]
+        if lay.n_samples > 1 and int(np.prod(lay.spatial_shape)) <= max_plane_pixels:
+            full = tuple(slice(0, s) for s in lay.spatial_shape)
+            for p in np.flatnonzero(stats.plane_counts())[:budget]:
+                counts = np.bincount(ds.read_labels(i, int(p), full).ravel().astype(np.int64))[1:]
+                areas.append(counts[counts > 0])
+                budget -= 1
+        else:
+            areas.append(stats.counts[stats.values > 0])
+    areas = np.concatenate(areas) if areas else np.zeros(0)
+    return areas if areas.size else np.ones(1)
 
 
 def border_min_size(meta: dict) -> float:

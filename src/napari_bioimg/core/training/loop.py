@@ -26,6 +26,7 @@ from ..inference.tiling import tiled_apply
 from ..runtime.device import autocast, describe
 from ..runtime.fast import inference_model, memory_format
 from .optim import set_learning_rate
+from .pretrain import pretrain
 from .resume import training_state
 from .setup import TrainingSetup, set_up
 
@@ -34,10 +35,12 @@ VAL_MARGIN = 32
 FIRST_PREVIEW = 1.0
 #: 2D tile for previews and validation: a 512x512 frame is one tile (no overlap to recompute).
 PREVIEW_TILE_2D = 512
+#: Most pixels of a data set's image previewed (its centre): a preview costs about one validation.
+PREVIEW_MAX_PIXELS = 1 << 20
 
 
 def train(
-    image: Any,
+    data: Any,
     annotations: Any = None,
     config: TrainConfig | None = None,
     *,
@@ -50,15 +53,19 @@ def train(
     resume: dict | None = None,
     extra: dict | None = None,
 ) -> Generator[Any, None, TrainResult]:
-    """Train a model on one image (or stack) and its annotations.
+    """Train a model on one image (or stack) and its annotations, or on a data set of many images.
 
     Parameters
     ----------
-    image
-        Array in the layout given by ``axes`` (guessed when ``None``).
+    data
+        An image: an array in the layout given by ``axes`` (guessed when ``None``);
+        or a :class:`~..data.dataset.DataSet` (images of different sizes, their
+        annotations, targets, splits and weights: :func:`~..data.collect.collect`,
+        :func:`~..data.dataset.make_sample`), read patch by patch. One image is the
+        one-sample case (:meth:`DataSet.single`).
     annotations
         Labels in the image's layout without its channel axis (``None`` for
-        self-supervised tasks).
+        self-supervised tasks, and for a data set, which carries its own).
     config
         :class:`TrainConfig`; defaults train an instance U-Net for 120 s, and its
         ``None`` fields take the task's defaults. With ``resume`` it defaults to
@@ -67,7 +74,8 @@ def train(
         Set :meth:`Control.stop` to finish early and still get the model.
     preview_index
         Which sample (frame/slice along the non-spatial axes) to preview while
-        training; ``None`` disables previews.
+        training; for a data set an image number or ``(image, plane)``; ``None``
+        disables previews.
     init_checkpoint
         Start from these weights (fine-tuning, e.g. on corrected annotations); its
         task and model must match. A new budget and learning-rate schedule start,
@@ -91,22 +99,30 @@ def train(
     """
     clock = ActiveClock()
     return (yield from run_clocked(
-        _train(image, annotations, config, control=control or Control(), preview_index=preview_index, clock=clock,
+        _train(data, annotations, config, control=control or Control(), preview_index=preview_index, clock=clock,
                axes=axes, rgb=rgb, axes_hint=axes_hint, init_checkpoint=init_checkpoint, resume=resume, extra=extra),
         clock))
 
 
-def _train(image, annotations, config, *, control: Control, preview_index, clock: ActiveClock,
+def _train(data, annotations, config, *, control: Control, preview_index, clock: ActiveClock,
            **set_up_args) -> Generator[Any, None, TrainResult]:
-    setup = set_up(image, annotations, config, **set_up_args)
-    for message, level in setup.notices:
-        yield Notice(message, level)
-    return (yield from Trainer(setup, control, clock, preview_index).run())
+    setup = set_up(data, annotations, config, **set_up_args)
+    try:
+        for message, level in setup.notices:
+            yield Notice(message, level)
+        if setup.config.pretrain or setup.config.pretrain_steps:
+            if setup.resumed:
+                yield Notice("pretraining is skipped: the resumed run continues from trained weights", "info")
+            else:
+                yield from pretrain(setup, control)
+        return (yield from Trainer(setup, control, clock, preview_index).run())
+    finally:
+        setup.close()
 
 
-def train_sync(image, annotations=None, config: TrainConfig | None = None, callback=None, **kwargs) -> TrainResult:
+def train_sync(data, annotations=None, config: TrainConfig | None = None, callback=None, **kwargs) -> TrainResult:
     """Run :func:`train` to the end (scripts, tests); ``callback`` sees each event."""
-    return drain(train(image, annotations, config, **kwargs), callback)
+    return drain(train(data, annotations, config, **kwargs), callback)
 
 
 class Trainer:
@@ -117,7 +133,10 @@ class Trainer:
         self.control, self.clock = control, clock
         config, layout = setup.config, setup.layout
         self.total_steps = config.epochs * config.steps_per_epoch if config.epochs else None
-        self.preview_n = _flat_index(preview_index, layout.batch_shape, layout.n_samples)
+        if setup.dataset is not None:
+            self.preview_n = _set_index(preview_index, setup.dataset)
+        else:
+            self.preview_n = _flat_index(preview_index, layout.batch_shape, layout.n_samples)
         self.margin = int(getattr(setup.task, "val_margin", VAL_MARGIN))
 
     # ---------------------------------------------------------------- the loop
@@ -231,10 +250,10 @@ class Trainer:
             return None
         outs = []
         for r in problem.val_regions:
-            grown = tuple(slice(max(0, b.start - self.margin), min(n, b.stop + self.margin))
-                          for b, n in zip(r.box, s.inputs.shape[2:]))
             source = problem.val_inputs.get(r.sample) if problem.val_inputs else None
-            source = s.inputs[r.sample] if source is None else source
+            source = s.inputs[r.sample] if source is None else source  # a data set's crops carry their margin
+            grown = tuple(slice(max(0, b.start - self.margin), min(n, b.stop + self.margin))
+                          for b, n in zip(r.box, source.shape[1:]))
             out = self.apply_model(source[(slice(None), *grown)])
             inner = tuple(slice(b.start - g.start, b.stop - g.start) for b, g in zip(r.box, grown))
             outs.append(out[(slice(None), *inner)])
@@ -257,6 +276,8 @@ class Trainer:
     def preview(self) -> PreviewReady:
         """The current model's result on the previewed sample."""
         s, n = self.s, self.preview_n
+        if s.dataset is not None:
+            return self._preview_set(*n)
         if s.task.direct_model:
             data = s.task.preview_direct(s.problem, self.forward, n)
         else:
@@ -264,6 +285,20 @@ class Trainer:
             if s.task.output_kind == "image":
                 data = _image_sample_layout(data, s.layout)
         return PreviewReady(self.run_state.step, s.layout.sample_index(n), data, s.task.output_kind)
+
+    def _preview_set(self, i: int, plane: int) -> PreviewReady:
+        """The current model's result on one plane of a data set's image (its centre, for a huge one)."""
+        s, ds = self.s, self.s.dataset
+        shape = ds.layouts[i].spatial_shape
+        side = int(round(PREVIEW_MAX_PIXELS ** (1 / len(shape))))
+        box = tuple(slice(max(0, (n - side) // 2), max(0, (n - side) // 2) + min(n, side)) for n in shape)
+        low, high = ds.ranges(i)
+        context = dict(s.output_context, intensity_low=low, intensity_high=high,
+                       source_dtype=ds[i].image.dtype.str)
+        data = s.task.postprocess(self.apply_model(ds.read_image(i, plane, box)), dict(s.problem.meta, **context))
+        if s.task.output_kind == "image":
+            data = data if ds.n_channels > 1 else data[0]
+        return PreviewReady(self.run_state.step, (i, plane), data, s.task.output_kind)
 
     # ---------------------------------------------------------------- the end
 
@@ -296,12 +331,16 @@ class Trainer:
         seconds = self.clock.elapsed()
         extra: dict[str, Any] = {
             "resume": training_state(run, s.optimizer, s.scaler, s.rng, s.device, seconds, not stopped_early,
-                                     s.fingerprint)}
+                                     s.fingerprint, s.data_rng_state())}
         if has_best:
             extra["last_state_dict"] = {k: v.detach().cpu().clone() for k, v in last.items()}
         training = {"steps": run.step, "seconds": seconds, "stopped_early": stopped_early,
                     "early_stopped": early_stopped, "last_loss": float(np.mean([h["loss"] for h in run.history[-20:]])),
                     "best_step": run.best_step}
+        if s.dataset is not None:
+            training["data"] = s.dataset.describe()
+        if s.pretrained:
+            training["pretrain"] = s.pretrained
         validation = {"size": s.problem.val_size, "unit": s.problem.val_unit} if run.metrics else None
         ckpt = build_checkpoint(
             model_name=config.model, model_config=config.model_config, state_dict=chosen, task=s.task.name,
@@ -322,6 +361,15 @@ def _flat_index(index, batch_shape: tuple[int, ...], n: int) -> int | None:
             return 0
         index = int(np.ravel_multi_index(tuple(np.clip(index, 0, np.array(batch_shape) - 1)), batch_shape)) if batch_shape else 0
     return int(np.clip(int(index), 0, n - 1))
+
+
+def _set_index(index, ds) -> tuple[int, int] | None:
+    """A data set's preview: image ``index`` (plane 0) or ``(image, plane)``, clipped to the set."""
+    if index is None:
+        return None
+    i, plane = (tuple(int(v) for v in index) + (0,))[:2] if isinstance(index, (tuple, list)) else (int(index), 0)
+    i = int(np.clip(i, 0, len(ds) - 1))
+    return i, int(np.clip(plane, 0, ds.n_planes(i) - 1))
 
 
 def _image_sample_layout(data: np.ndarray, layout) -> np.ndarray:

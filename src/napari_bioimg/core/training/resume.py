@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from ..errors import CheckpointError
+
+if TYPE_CHECKING:
+    from ..data.dataset import DataSet
 
 #: Arrays larger than this are fingerprinted from a strided subsample (speed).
 FULL_HASH_BYTES = 256 * 2**20
@@ -104,9 +107,49 @@ class RunState:
         return self.step - self.run_start
 
 
+def dataset_fingerprint(ds: DataSet) -> str:
+    """Short hash of a data set, to tell whether a resume uses the same images and annotations.
+
+    Files count by name, size and modification time (reading every pixel of a big
+    set would take longer than the resume saves); arrays held in memory by their
+    pixels, as :func:`data_fingerprint`; other lazy arrays (dask, zarr objects) by
+    their shape and type.
+    """
+    h = hashlib.blake2b(digest_size=12)
+    for s in ds.samples:
+        h.update(f"{s.name}|{s.split}|{s.weight}".encode())
+        for src in (s.image, s.labels, s.target):
+            if src is None:
+                h.update(b"none")
+            elif src.path is not None:
+                h.update(f"{src.shape}{src.dtype.str}{_file_stamp(src.path)}".encode())
+            elif isinstance(src.array, np.ndarray):
+                h.update(data_fingerprint(src.array, None).encode())
+            else:
+                h.update(f"{src.shape}{src.dtype.str}{type(src.array).__name__}".encode())
+    return h.hexdigest()
+
+
+def _file_stamp(path) -> str:
+    """Size and modification time of a file, or of a folder's files (zarr stores: their metadata files)."""
+    from pathlib import Path
+
+    path = Path(path)
+    if path.is_dir():
+        files = [f for f in sorted(path.rglob("*")) if f.is_file() and f.name in ("zarr.json", ".zarray", ".zattrs")]
+        return ";".join(f"{f.relative_to(path)}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
+    st = path.stat()
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
 def training_state(run: RunState, optimizer: torch.optim.Optimizer, scaler, rng: np.random.Generator,
-                   device: torch.device, elapsed: float, finished: bool, fingerprint: str) -> dict[str, Any]:
-    """The checkpoint's ``"resume"`` section."""
+                   device: torch.device, elapsed: float, finished: bool, fingerprint: str,
+                   data_rng: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The checkpoint's ``"resume"`` section.
+
+    ``data_rng`` is the state of a data set sampler's own random stream, as it was
+    after the batches trained on (not after a batch prepared ahead of time).
+    """
     return {
         "optimizer": optimizer.state_dict(),
         "scaler": scaler.state_dict() if scaler.is_enabled() else None,
@@ -118,6 +161,7 @@ def training_state(run: RunState, optimizer: torch.optim.Optimizer, scaler, rng:
         "best_step": run.best_step,
         "finished": bool(finished),
         "data_fingerprint": fingerprint,
+        "data_rng": None if data_rng is None else _plain(data_rng),
     }
 
 

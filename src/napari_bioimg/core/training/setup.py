@@ -1,22 +1,29 @@
 """Setting up a training run: where it starts, the data, the model and the optimiser.
 
-:func:`set_up` turns what the user gave (an image, annotations, a :class:`TrainConfig`,
-maybe a checkpoint to fine-tune or to resume) into a :class:`TrainingSetup`: every
-part the step loop (:mod:`.loop`) drives, checked, with the config's task defaults
-resolved (:func:`~..config.resolve`). Nothing here trains.
+:func:`set_up` turns what the user gave (an image and its annotations, or a
+:class:`~..data.dataset.DataSet`; a :class:`TrainConfig`; maybe a checkpoint to
+fine-tune or to resume) into a :class:`~.parts.TrainingSetup`: every part the step
+loop (:mod:`.loop`) drives, checked, with the config's task defaults resolved
+(:func:`~..config.resolve`). Nothing here trains.
+
+One image is the one-sample case of a data set (:meth:`DataSet.single`). An image
+that fits in memory (and a one-image data set that does) is normalised whole and
+bound to its task here (``task.make_problem``: every task, temporal context, the
+denoiser's focus on bright structures); several images, and one too big to hold,
+are read patch by patch (:mod:`.sets`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
-from ..config import MACHINE_FIELDS, TrainConfig, resolve, resume_config
+from ..config import TrainConfig, resolve, resume_config
 from ..data.axes import Layout, make_layout
+from ..data.dataset import DataSet
 from ..data.normalize import Normalizer, count_nonfinite
 from ..data.temporal import check_context, stack_context
 from ..errors import ConfigError, InputError
@@ -24,71 +31,79 @@ from ..formats.checkpoint import ModelCard, check_checkpoint
 from ..models import get_model
 from ..runtime.device import amp_dtype, resolve_device
 from ..tasks import Task, get_task
-from ..tasks.base import Problem
 from .optim import make_optimizer
-from .resume import RunState, data_fingerprint, last_weights, read_run_state, restore_rng
+from .parts import Start, TrainingSetup, check_fits, continue_from
+from .resume import RunState, data_fingerprint, read_run_state
+from .sets import set_up_dataset
 
 #: Image-like entries of ``extra`` that are laid out and normalised exactly like the image.
 IMAGE_EXTRAS = ("target", "reference")
-#: Settings a resumed run may change without a warning that it no longer matches the uninterrupted one.
-FREE_ON_RESUME = {"time_limit", "epochs", "preview_every", "amp", *MACHINE_FIELDS}
+#: One image with up to this many values (pixels x channels) is held in memory; a bigger one is read patch by patch.
+IN_MEMORY_VALUES = 64 << 20
 
 
-@dataclass
-class Start:
-    """Where training starts: from scratch, from a model's weights (fine-tuning) or where a run stopped."""
-
-    checkpoint: dict[str, Any] | None = None
-    resume: bool = False
-
-    @property
-    def card(self) -> ModelCard | None:
-        return None if self.checkpoint is None else ModelCard.of(self.checkpoint)
-
-
-@dataclass
-class TrainingSetup:
-    """Everything a training run needs, checked and ready: made by :func:`set_up`."""
-
-    config: TrainConfig
-    """The run's configuration with the task's defaults filled in (stored in the model file)."""
-    task: Task
-    device: torch.device
-    layout: Layout
-    normalizer: Normalizer
-    inputs: np.ndarray
-    """The normalised image ``(N, C', *spatial)``, neighbouring frames stacked as channels."""
-    context: int
-    problem: Problem
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    scaler: torch.amp.GradScaler
-    rng: np.random.Generator
-    run: RunState
-    fingerprint: str
-    output_context: dict[str, Any]
-    """What an image task's post-processing needs to map previews back to the image's intensities."""
-    notices: list[tuple[str, str]] = field(default_factory=list)
-    """``(message, level)`` for the user, about the data and the starting point."""
-    resumed: bool = False
-    """The run continues a stopped one (see :mod:`.resume`)."""
-
-    @property
-    def in_channels(self) -> int:
-        return self.problem.in_channels or self.inputs.shape[1]
-
-    @property
-    def divisor(self):
-        return getattr(self.model, "size_divisor", 1)
-
-
-def set_up(image: Any, annotations: Any, config: TrainConfig | None, *, axes: str | None = None, rgb: bool = False,
+def set_up(data: Any, annotations: Any, config: TrainConfig | None, *, axes: str | None = None, rgb: bool = False,
            axes_hint: str | None = None, init_checkpoint: dict | None = None, resume: dict | None = None,
            extra: dict | None = None) -> TrainingSetup:
     """Check the input and build the parts of a training run (see :func:`.loop.train` for the parameters)."""
     config, start = _starting_point(config, init_checkpoint, resume)
-    card = start.card
     task = get_task(config.task)
+    if isinstance(data, DataSet):
+        if annotations is not None or extra:
+            raise InputError("a data set carries its own annotations and targets (make_sample(image, labels, "
+                             "target=...)); give no separate annotations")
+        one = _one_image(data, config, task)
+        if one is None:
+            return set_up_dataset(data, config, start, task)
+        data, annotations, axes, extra, config = one
+    elif _too_big(data) and not task.direct_model and not config.temporal_context:
+        target = (extra or {}).get("target")
+        if set(extra or {}) - {"target"}:
+            raise InputError("an image this large is read patch by patch, which takes no reference image; "
+                             "leave the reference out")
+        ds = DataSet.single(data, annotations, axes=axes, rgb=rgb, axes_hint=axes_hint, target=target,
+                            spatial_dims=config.spatial_dims or task.default_spatial_dims)
+        return set_up_dataset(ds, config, start, task)
+    return _set_up_image(data, annotations, config, start, task, axes=axes, rgb=rgb, axes_hint=axes_hint,
+                         extra=extra)
+
+
+def _too_big(image: Any) -> bool:
+    """A lazy image (zarr, dask, memory map) with more values than fit the one-image path."""
+    if isinstance(image, np.ndarray) and not isinstance(image, np.memmap):
+        return False
+    shape = getattr(image, "shape", None)
+    return shape is not None and int(np.prod(shape)) > IN_MEMORY_VALUES
+
+
+def _one_image(ds: DataSet, config: TrainConfig, task: Task) -> tuple | None:
+    """A one-image data set that fits in memory, as the one-image path takes it (``None`` otherwise)."""
+    if len(ds) != 1:
+        if task.direct_model:
+            raise ConfigError(f"task {task.name!r} trains on one image (or stack) at a time, not on a set of "
+                              f"{len(ds)} images", field="task")
+        if config.temporal_context:
+            raise ConfigError("temporal context trains on one time-lapse at a time, not on a set of images; set it "
+                              "to 0", field="temporal_context")
+        return None
+    s = ds[0]
+    if ds.n_pixels(0) * ds.n_channels > IN_MEMORY_VALUES and not task.direct_model and not config.temporal_context:
+        return None
+
+    def whole(source):
+        return None if source is None else source[(slice(None),) * len(source.shape)]
+
+    extra = {"target": whole(s.target)} if s.target is not None else {}
+    if s.classes is not None:
+        extra["classes"] = s.classes
+    dims = config.spatial_dims or task.default_spatial_dims or ds.spatial_dims
+    return whole(s.image), whole(s.labels), s.image.axes, extra or None, replace(config, spatial_dims=dims)
+
+
+def _set_up_image(image: Any, annotations: Any, config: TrainConfig, start: Start, task: Task, *,
+                  axes: str | None, rgb: bool, axes_hint: str | None, extra: dict | None) -> TrainingSetup:
+    """One image held in memory, bound to its task by ``task.make_problem``."""
+    card = start.card
     device = resolve_device(config.device)
     rng = np.random.default_rng(config.seed)
     if config.seed is not None:
@@ -130,7 +145,7 @@ def set_up(image: Any, annotations: Any, config: TrainConfig | None, *, axes: st
     notices += [(message, "warning") for message in problem.notices]
     in_channels = problem.in_channels or inputs.shape[1]
     if card is not None:
-        _check_fits(card, task, problem, in_channels, layout)
+        check_fits(card, task, problem, in_channels, layout)
     model = get_model(config.model, spatial_dims=layout.spatial_dims, in_channels=in_channels,
                       out_channels=problem.out_channels, **config.model_config).to(device)
     optimizer = make_optimizer(model.parameters(), config)
@@ -140,32 +155,9 @@ def set_up(image: Any, annotations: Any, config: TrainConfig | None, *, axes: st
     setup = TrainingSetup(config, task, device, layout, normalizer, inputs, context, problem, model, optimizer, scaler,
                           rng, RunState(), fingerprint, output_context, notices, start.resume)
     if start.checkpoint is not None:
-        _continue_from(start, setup, requested)
+        continue_from(start, setup, requested, layout.spatial_shape)
     return setup
 
-
-def _continue_from(start: Start, setup: TrainingSetup, requested: TrainConfig) -> None:
-    """Load a starting checkpoint's weights and history (fine-tuning), or its whole training state (resuming)."""
-    ckpt, run = start.checkpoint, setup.run
-    if not start.resume:
-        setup.model.load_state_dict(ckpt["state_dict"])
-        run.history = [dict(h) for h in ckpt.get("history", [])]
-        run.step = run.run_start = int(run.history[-1]["step"]) if run.history else 0
-        return
-    setup.run, state = read_run_state(ckpt)
-    setup.model.load_state_dict(last_weights(ckpt))
-    setup.optimizer.load_state_dict(state["optimizer"])
-    if state.get("scaler") and setup.scaler.is_enabled():
-        setup.scaler.load_state_dict(state["scaler"])
-    restore_rng(state["rng"], setup.rng, setup.device)
-    if state.get("data_fingerprint") != setup.fingerprint:
-        setup.notices.append(("the image or annotations differ from the checkpoint's: training continues, but it "
-                              "will not match an uninterrupted run (to train on corrected annotations, fine-tune "
-                              "instead)", "warning"))
-    changed = _changed_settings(requested, start.card, setup.layout.spatial_shape, setup.device.type)
-    if changed:
-        setup.notices.append((f"settings differ from the checkpoint's ({', '.join(changed)}): the run will not "
-                              "match an uninterrupted one", "info"))
 
 
 def _starting_point(config: TrainConfig | None, init_checkpoint: dict | None,
@@ -230,24 +222,3 @@ def _prepare_extra(extra: dict | None, image: np.ndarray, layout: Layout, normal
         normed[~finite] = np.nan
         out[name] = normed
     return out
-
-
-def _check_fits(card: ModelCard, task: Task, problem: Problem, in_channels: int, layout: Layout) -> None:
-    """The starting model's inputs and outputs fit this data."""
-    if card.in_channels != in_channels:
-        raise InputError(f"the model was trained on {card.in_channels} input channel(s) but this image gives "
-                         f"{in_channels} (axes {layout.axes})")
-    names = problem.meta.get("class_names")
-    if task.direct_model and list(card.class_names or ()) != [str(n) for n in names or ()]:
-        raise ConfigError(f"the starting model knows the classes {list(card.class_names or ())}, these annotations "
-                          f"have {names}; train a new model")
-    if card.out_channels != problem.out_channels:
-        raise ConfigError("the starting model predicts a different number of classes than these annotations")
-
-
-def _changed_settings(config: TrainConfig, card: ModelCard, spatial_shape: tuple[int, ...], device: str) -> list[str]:
-    """Settings of ``config`` that differ from those the checkpoint's run used (both with the task's defaults)."""
-    ours = resolve(config, spatial_shape=spatial_shape, device=device, architecture=card.model_config).to_dict()
-    saved = resolve(TrainConfig.from_dict(card.train_config), spatial_shape=spatial_shape, device=device,
-                    architecture=card.model_config).to_dict()
-    return [k for k, v in ours.items() if k not in FREE_ON_RESUME and v != saved.get(k)]
