@@ -75,7 +75,7 @@ def test_errors_are_one_line(pair):
     res = run("train", "--task", "restore", "--image", str(d / "noisy.tif"), "--target", str(d / "small.tif"),
               "--out", str(d / "x.pt"), "--epochs", "1")
     assert res.returncode == 2 and res.stderr.strip().count("\n") == 0
-    assert "target image has shape (64, 70)" in res.stderr and not (d / "x.pt").exists()
+    assert "small.tif: the target has shape (64, 70)" in res.stderr and not (d / "x.pt").exists()
     res = run("train", "--task", "restore", "--image", str(d / "noisy.tif"), "--out", str(d / "x.pt"))
     assert res.returncode == 2 and "needs --target" in res.stderr
     res = run("train", "--task", "denoise", "--image", str(d / "noisy.tif"), "--labels", str(d / "clean.tif"),

@@ -17,7 +17,7 @@ FLAGS = {
     "batch_size": "--batch-size", "patch_size": "--patch-size", "learning_rate": "--lr", "optimizer": "--optimizer",
     "grad_clip": "--grad-clip", "val_fraction": "--val-fraction", "patience": "--patience", "seed": "--seed",
     "device": "--device", "spatial_dims": "--dims", "num_threads": "--threads", "temporal_context": "--temporal-context",
-    "model": "--model", "tile": "--tile", "overlap": "--overlap", "block": "--block", "label_margin": "--label-margin",
+    "model": "--model", "pretrain": "--pretrain", "pretrain_steps": "--pretrain-steps", "tile": "--tile", "overlap": "--overlap", "block": "--block", "label_margin": "--label-margin",
     "out": "--out",
 }
 #: train flags that set the model's architecture (``TrainConfig.model_config``).
@@ -38,15 +38,26 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def _add_train(sub) -> None:
-    t = sub.add_parser("train", help="train a model on an image and its annotations")
+    t = sub.add_parser("train", help="train a model on an image and its annotations, or on many images")
     t.add_argument("--task", default=None, help="instance, semantic, classify, ... (see 'napari-bioimg info'; "
                                                 "default: instance, or the task of --init/--resume)")
-    t.add_argument("--image", required=True, help="image file (.tif, .png, .npy)")
-    t.add_argument("--labels", help="annotations: instance masks, class scribbles (0 = not annotated), "
-                                    "or for classify the objects to classify")
+    t.add_argument("--image", action="append", metavar="IMAGE",
+                   help="image file (.tif, .png, .npy, .zarr) or a folder of images; repeat for several (images of "
+                        "different sizes train one model)")
+    t.add_argument("--labels", action="append", metavar="LABELS",
+                   help="annotations: instance masks, class scribbles (0 = not annotated), or for classify the objects "
+                        "to classify; one file per --image in the same order, or a folder: paired by file name "
+                        "(a.tif <-> a.tif, a_mask.tif, a_labels.tif, ...)")
+    t.add_argument("--data", metavar="CSV", help="a table listing the images instead: columns image,labels[,target]"
+                                                 "[,split][,weight] (split: train|val; paths relative to the table)")
+    t.add_argument("--allow-unlabelled", action="store_true",
+                   help="keep images without annotations (listed as a note) instead of stopping: supervised tasks "
+                        "skip them, --pretrain learns from them")
     t.add_argument("--classes", help="classify: CSV with columns label_id,class for some objects; "
                                      "classify-image: CSV with columns frame,class (frames numbered from 0)")
-    t.add_argument("--target", help="restore: clean (or high-SNR) image of the same pixels, same shape")
+    t.add_argument("--target", action="append", metavar="TARGET",
+                   help="restore: clean (or high-SNR) image of the same pixels, same shape (files in order, or a "
+                        "folder paired by name)")
     t.add_argument("--reference", help="denoise: optional clean image; validation then scores PSNR against it")
     t.add_argument("--out", required=True, help="model file to write (.pt)")
     start = t.add_mutually_exclusive_group()
@@ -81,6 +92,11 @@ def _add_train(sub) -> None:
     t.add_argument("--temporal-context", type=int, metavar="N",
                    help="time-lapse (T axis): also feed frames t-N..t+N as channels (default 0); "
                         "prediction reads N from the model file")
+    t.add_argument("--pretrain", type=float, metavar="SECONDS",
+                   help="first pretrain the network this long on every image (annotated or not) by blind-spot "
+                        "denoising, then train the task from those weights; helps when few images are annotated")
+    t.add_argument("--pretrain-steps", type=int, metavar="N", help="pretraining optimizer steps (with --pretrain: "
+                                                                    "whichever ends first)")
     t.add_argument("--no-augment", action="store_true")
     t.add_argument("--seed", type=int, help="random seed (default 0)")
     _add_common(t)

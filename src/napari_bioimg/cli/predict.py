@@ -44,6 +44,10 @@ def cmd_predict(args) -> int:
     opts.update(compile=args.compile, tta=args.tta)
     folder = image_path.is_dir() and not is_zarr_path(image_path)
     if folder or args.scheduler:
+        if folder:
+            from ..core.inference.distributed import list_images
+
+            list_images(image_path)  # no images, or two that would write one result: said before a cluster starts
         read_card(args.model)  # a bad model file or package fails here, before a cluster starts
         if args.scheduler and not folder and not is_zarr_path(out):
             raise InputError("--scheduler on one image writes its blocks to a zarr store: use --out result.zarr")

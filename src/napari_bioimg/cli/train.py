@@ -32,7 +32,7 @@ def train_config_from_args(args, start: dict | None = None):
         "patch_size": tuple(args.patch_size) if args.patch_size else None, "learning_rate": args.lr,
         "optimizer": args.optimizer, "val_fraction": args.val_fraction, "patience": args.patience,
         "seed": args.seed, "device": args.device, "num_threads": args.threads,
-        "temporal_context": args.temporal_context,
+        "temporal_context": args.temporal_context, "pretrain": args.pretrain, "pretrain_steps": args.pretrain_steps,
     }
     config = {k: v for k, v in given.items() if v is not None}
     if args.epochs is not None and args.time_limit is None:
@@ -73,31 +73,59 @@ class GracefulStop:
         return False
 
 
-def _inputs(args, task) -> dict:
-    """Read the files the task takes besides image and labels (``extra`` of :func:`~..core.train`)."""
-    from ..core.data.annotations import classes_from_table
-    from ..core.data.io import read_image, read_table
+def training_data(args, task, config):
+    """The files of a ``train`` command line -> a data set (and the extras one image may take).
+
+    Images and their annotations are paired by :func:`~..core.data.collect.collect`
+    (folders by file name, files in the order given, or a ``--data`` table); every
+    problem is named before anything is read beyond the files' headers.
+    """
+    from ..core.data.collect import collect
+    from ..core.data.io import read_image
     from ..core.errors import InputError
 
-    if "objects" in task.inputs and not args.labels:
+    if not args.image and not args.data:
+        raise InputError("give the images: --image FILE_OR_FOLDER (repeatable) or --data pairs.csv")
+    if "objects" in task.inputs and not args.labels and not args.data:
         raise InputError(f"task {task.name!r} needs --labels OBJECTS.tif: the label image of the objects to classify")
     for flag, name in (("--labels", "labels"), ("--target", "target")):
         if getattr(args, name) and name not in task.inputs and not (name == "labels" and "objects" in task.inputs):
             raise InputError(f"task {task.name!r} does not use {flag}; it takes {', '.join(task.inputs)}")
-    extra = {name: read_image(getattr(args, name))[0] for name in ("target", "reference") if getattr(args, name)}
-    if "target" in task.inputs and "target" not in extra:
+    if "classes" in task.inputs and not args.classes and not args.data:
+        raise InputError(f"task {task.name!r} needs --classes CLASSES.csv with columns {task.id_name},class")
+    keep = args.allow_unlabelled or bool(config.pretrain or config.pretrain_steps) or not task.needs_annotations
+    try:
+        collection = collect(args.image or (), args.labels or (), targets=args.target or (),
+                             classes=[args.classes] if args.classes else (), data=args.data,
+                             unlabelled="keep" if keep else "error")
+    except InputError as err:
+        if "have no annotation" in str(err):
+            raise InputError(f"{err} (--allow-unlabelled)") from None
+        raise
+    for note in collection.notices:
+        print(f"napari-bioimg: note: {note}", file=sys.stderr)
+    if "target" in task.inputs and not any(e.target for e in collection.entries):
         raise InputError(f"task {task.name!r} needs --target: a clean (or high-SNR) image of the same pixels")
-    if "classes" in task.inputs:
-        if not args.classes:
-            raise InputError(f"task {task.name!r} needs --classes CLASSES.csv with columns {task.id_name},class")
-        extra["classes"] = classes_from_table(read_table(args.classes, (task.id_name, "class")), task.id_columns)
-    return extra
+    extra = None
+    if args.reference:
+        if len(collection) != 1:
+            raise InputError("--reference is a clean copy of one image: train on that one image to use it")
+        extra = {"reference": read_image(args.reference)[0]}
+    data = collection.open(axes=args.axes, spatial_dims=args.dims,
+                           id_columns=getattr(task, "id_columns", None) if "classes" in task.inputs else None)
+    return data, extra
+
+
+def _command_line(args, path) -> str:
+    """The command that continues a stopped run on the same files."""
+    given = [f"--image {p}" for p in args.image or ()] + [f"--labels {p}" for p in args.labels or ()]
+    given += [f"--target {p}" for p in args.target or ()] + ([f"--data {args.data}"] if args.data else [])
+    return f"napari-bioimg train --resume {path} {' '.join(given)} --out {path}"
 
 
 def cmd_train(args) -> int:
     from ..core import Control, get_task
     from ..core.control import drain
-    from ..core.data.io import read_image
     from ..core.formats.checkpoint import ModelCard, load_checkpoint, save_checkpoint
     from ..core.training.loop import train
 
@@ -110,29 +138,28 @@ def cmd_train(args) -> int:
             print(f"napari-bioimg: note: {', '.join(ignored)} ignored: a resumed run keeps its checkpoint's settings",
                   file=sys.stderr)
     task = get_task(config.task)
-    extra = _inputs(args, task)
-    image, hint = read_image(args.image)
-    labels = read_image(args.labels)[0] if args.labels else None
+    data, extra = training_data(args, task, config)
     progress = Progress(args.quiet, f"train {config.task}")
     control = Control()
     try:
         with GracefulStop(control, progress):
-            result = drain(train(image, labels, config, axes=args.axes, axes_hint=hint, preview_index=None,
-                                 control=control, init_checkpoint=start if args.init else None,
-                                 resume=start if args.resume else None, extra=extra or None), progress)
+            result = drain(train(data, None, config, preview_index=None, control=control,
+                                 init_checkpoint=start if args.init else None,
+                                 resume=start if args.resume else None, extra=extra), progress)
     finally:
         progress.close()
     path = save_checkpoint(result.checkpoint, args.out)
     card = ModelCard.of(result.checkpoint)
     summary = {"model": str(path), "steps": result.steps, "seconds": round(result.seconds, 1),
                "stopped_early": result.stopped_early, "validation": result.metrics}
+    if len(data) > 1:
+        summary["images"] = len(data)
     if card.validation_size is not None:
         summary["validation_size"] = {"n": card.validation_size, "unit": card.validation_unit}
     print(json.dumps(summary), file=sys.stderr)
     if card.validation_caveat:
         print(f"napari-bioimg: note: {card.validation_caveat}", file=sys.stderr)
     if result.stopped_early:
-        print(f"napari-bioimg: stopped early at step {result.steps}; continue later with: napari-bioimg train "
-              f"--resume {path} --image {args.image}" + (f" --labels {args.labels}" if args.labels else "")
-              + f" --out {path}", file=sys.stderr)
+        print(f"napari-bioimg: stopped early at step {result.steps}; continue later with: "
+              f"{_command_line(args, path)}", file=sys.stderr)
     return 0

@@ -138,7 +138,7 @@ def _attach(groups: list[Group], given: Sequence[Path], suffixes: Sequence[str],
         lonely, orphans = [], []
     if orphans:
         raise InputError(f"{len(orphans)} {role} file(s) match no image: {listed(o.name for o in orphans)} "
-                         f"(a {role} file pairs with the image of the same name, optionally ending in "
+                         f"({'an' if role[0] in 'aeiou' else 'a'} {role} file pairs with the image of the same name, optionally ending in "
                          f"{', '.join('_' + s for s in suffixes)})")
     if lonely:
         if unpaired == "error" or role != "annotation":

@@ -111,6 +111,8 @@ class Collection:
                 problems.append(msg if any(p.name in msg for p in (e.image, e.labels, e.target) if p) else
                                 f"{e.image.name}: {msg}")
         if problems:
+            if len(self.entries) == 1:
+                raise InputError(problems[0])
             raise InputError(f"{len(problems)} of {len(self.entries)} image(s) cannot be used: " + "; ".join(problems))
         return DataSet(samples, spatial_dims=spatial_dims)
 

@@ -96,15 +96,25 @@ def output_path(image: Path, out_dir: Path) -> Path:
     return out_dir / f"{stem}.tif"
 
 
-def list_images(folder: Path) -> list[Path]:
-    """Images in a folder (not recursive): TIFF, PNG/JPEG, NPY files and zarr folders, sorted by name."""
-    if not folder.is_dir():
-        raise InputError(f"{folder} is not a folder")
-    found = [p for p in sorted(folder.iterdir()) if not p.name.startswith(".")
-             and ((p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES) or (p.is_dir() and is_zarr_path(p)))]
-    if not found:
-        raise InputError(f"no images (.tif, .png, .npy, .zarr) in {folder}")
-    return found
+def list_images(folder: Path) -> tuple[list[Path], list[str]]:
+    """Images in a folder (not recursive, sorted by name) and the names of the other files skipped.
+
+    The data sets' rules (:func:`~..data.pairing.list_images`): TIFF, PNG/JPEG, NPY
+    files and zarr folders. Two images with one name (``a.tif`` and ``a.png``) are
+    refused, naming them: their results would overwrite each other.
+    """
+    from ..data.pairing import image_stem, listed
+    from ..data.pairing import list_images as images_in
+
+    found, skipped = images_in(folder)
+    stems: dict[str, list[str]] = {}
+    for p in found:
+        stems.setdefault(image_stem(p).lower(), []).append(p.name)
+    same = [" and ".join(names) for names in stems.values() if len(names) > 1]
+    if same:
+        raise InputError(f"{folder}: images with the same name would write the same result file: {listed(same)}; "
+                         "rename or move one of each (nothing was written)")
+    return found, skipped
 
 
 def predict_file(model_path: str, image_path: str, out_path: str, options: dict) -> dict:
@@ -145,7 +155,10 @@ def predict_folder(model_path: str | os.PathLike, folder: str | os.PathLike, out
     """
     from distributed import as_completed
 
-    images = list_images(Path(folder))
+    images, skipped = list_images(Path(folder))
+    if skipped:
+        yield Notice(f"ignored {len(skipped)} file(s) that are not images: {', '.join(skipped[:8])}"
+                     + (f" and {len(skipped) - 8} more" if len(skipped) > 8 else ""), "info")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:

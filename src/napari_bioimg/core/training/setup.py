@@ -49,13 +49,17 @@ def set_up(data: Any, annotations: Any, config: TrainConfig | None, *, axes: str
     config, start = _starting_point(config, init_checkpoint, resume)
     task = get_task(config.task)
     if isinstance(data, DataSet):
-        if annotations is not None or extra:
+        if annotations is not None:
             raise InputError("a data set carries its own annotations and targets (make_sample(image, labels, "
                              "target=...)); give no separate annotations")
         one = _one_image(data, config, task)
         if one is None:
+            if extra:
+                raise InputError(f"{', '.join(extra)}: given for one image, but training reads {len(data)} image(s) "
+                                 "patch by patch; give targets and classes with each sample (make_sample)")
             return set_up_dataset(data, config, start, task)
-        data, annotations, axes, extra, config = one
+        data, annotations, axes, own, config = one
+        extra = dict(own or {}, **(extra or {})) or None
     elif _too_big(data) and not task.direct_model and not config.temporal_context:
         target = (extra or {}).get("target")
         if set(extra or {}) - {"target"}:
