@@ -215,3 +215,34 @@ def test_previews_of_a_set_show_one_image():
                callback=seen.append)
     previews = [e for e in seen if isinstance(e, E.PreviewReady)]
     assert previews and previews[0].index == (2, 0) and previews[0].data.shape == pairs[2][0].shape
+
+
+def test_classification_learns_objects_of_several_images_of_different_sizes():
+    from napari_bioimg.core.data.annotations import as_class_annotations
+    from tests.conftest import make_objects2d
+
+    sets = [make_objects2d(seed, shape) for seed, shape in ((0, (100, 140)), (1, (120, 100)), (2, (80, 160)))]
+
+    def annotate(truth, per_class=3):
+        picked = {}
+        for i, c in truth.items():
+            if sum(v == c for v in picked.values()) < per_class:
+                picked[i] = c
+        return as_class_annotations(picked)
+
+    ds = DataSet([make_sample(img, lbl, classes=annotate(truth), name=f"im{i}")
+                  for i, (img, lbl, truth) in enumerate(sets)])
+    config = TrainConfig(task="classify", model="cnn", model_config={"depth": 3, "base_channels": 8}, batch_size=16,
+                         steps_per_epoch=12, epochs=4, time_limit=None, learning_rate=3e-3, preview_every=0)
+    seen = []
+    res = train_sync(ds, None, config, preview_index=None, callback=seen.append)
+    started = next(e for e in seen if isinstance(e, E.TrainingStarted))
+    assert started.unit == "objects" and started.n_train_pixels + started.n_val_pixels == 27  # 3 x 3 per image
+    image, labels, truth = make_objects2d(7, (110, 120))  # another image
+    pred = predict_sync(res.checkpoint, image, labels=labels)
+    got = dict(zip(pred.ids.tolist(), pred.classes))
+    assert np.mean([got[i] == truth[i] for i in truth]) > 0.75  # chance is 1/3
+    too_big = DataSet([make_sample(np.zeros((9000, 9000), np.float32), np.ones((9000, 9000), np.uint8),
+                                   classes={1: "a"}, name="huge"), make_sample(sets[0][0], sets[0][1], name="small")])
+    with pytest.raises(InputError, match="classification across images holds them in memory"):
+        train_sync(too_big, None, config)

@@ -25,6 +25,7 @@ from ..config import TrainConfig, resolve, resume_config
 from ..data.axes import Layout, make_layout
 from ..data.dataset import DataSet
 from ..data.normalize import Normalizer, count_nonfinite
+from ..data.stacking import stack_images
 from ..data.temporal import check_context, stack_context
 from ..errors import ConfigError, InputError
 from ..formats.checkpoint import ModelCard, check_checkpoint
@@ -83,9 +84,10 @@ def _too_big(image: Any) -> bool:
 def _one_image(ds: DataSet, config: TrainConfig, task: Task) -> tuple | None:
     """A one-image data set that fits in memory, as the one-image path takes it (``None`` otherwise)."""
     if len(ds) != 1:
-        if task.direct_model:
-            raise ConfigError(f"task {task.name!r} trains on one image (or stack) at a time, not on a set of "
-                              f"{len(ds)} images", field="task")
+        if task.direct_model:  # crops of every image, cut from one padded stack of them
+            image, objects, axes, classes = stack_images(ds, frames="objects" not in task.inputs,
+                                                         max_values=IN_MEMORY_VALUES)
+            return image, objects, axes, {"classes": classes}, replace(config, spatial_dims=ds.spatial_dims)
         if config.temporal_context:
             raise ConfigError("temporal context trains on one time-lapse at a time, not on a set of images; set it "
                               "to 0", field="temporal_context")
