@@ -162,3 +162,20 @@ def test_a_huge_image_among_small_ones_is_read_lazily(folders, capsys):
         tracemalloc.stop()
     assert peak < 150 * 2**20, peak  # the image would be 800 MB
     assert "4 image(s)" in capsys.readouterr().err
+
+
+def test_classification_triples_from_folders(tmp_path, capsys):
+    from tests.conftest import make_objects2d
+
+    for sub in ("imgs", "objects", "classes"):
+        (tmp_path / sub).mkdir()
+    for seed, shape in ((0, (100, 140)), (1, (120, 100))):
+        image, labels, truth = make_objects2d(seed, shape)
+        tifffile.imwrite(tmp_path / "imgs" / f"f{seed}.tif", image)
+        tifffile.imwrite(tmp_path / "objects" / f"f{seed}.tif", labels)
+        rows = [f"{i},{c}" for i, c in list(truth.items())[::2]]
+        (tmp_path / "classes" / f"f{seed}_classes.csv").write_text("label_id,class\n" + "\n".join(rows) + "\n")
+    assert main(["train", "--task", "classify", "--image", str(tmp_path / "imgs"), "--labels",
+                 str(tmp_path / "objects"), "--classes", str(tmp_path / "classes"), "--out", str(tmp_path / "m.pt"),
+                 "--epochs", "1", "--steps-per-epoch", "3", "--batch-size", "8", "--quiet"]) == 0
+    assert load_checkpoint(tmp_path / "m.pt")["task"]["meta"]["class_names"] == ["dim", "long", "round"]

@@ -6,6 +6,8 @@ runs the same in a notebook, on the command line, or on a dask worker.
 
 from .config import TrainConfig
 from .control import Control
+from .data.collect import collect
+from .data.dataset import DataSet, make_sample
 from .errors import BioimgError, CheckpointError, ConfigError, InputError
 from .inference.predict import predict, predict_sync
 from .models import get_model, list_models
@@ -17,12 +19,15 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "Control",
+    "DataSet",
     "InputError",
     "TrainConfig",
+    "collect",
     "get_model",
     "get_task",
     "list_models",
     "list_tasks",
+    "make_sample",
     "predict",
     "predict_sync",
     "train",
