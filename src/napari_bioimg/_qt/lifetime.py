@@ -5,6 +5,11 @@ bar) before the widget itself says it is gone; a worker that yields one more eve
 would then call into deleted Qt objects. So the widget stops at the window's *close*
 (before anything is deleted), and its worker slots are disconnected, not merely told
 to stop.
+
+A close the user starts (the window's close button) may still be cancelled in
+napari's "close this window?" dialog; then the window stays visible. So for such a
+(spontaneous) close the watch waits for the window to hide; a close from code
+(``viewer.close()``), or of a window never shown, ends the work at once.
 """
 
 from __future__ import annotations
@@ -17,15 +22,17 @@ WORKER_SIGNALS = ("yielded", "returned", "errored", "finished", "paused", "resum
 
 
 class CloseWatch(QObject):
-    """Calls ``on_close`` once: when the top-level window holding ``widget`` closes, or ``widget`` is destroyed."""
+    """Calls ``on_close(window_closed)`` once: when the window holding ``widget`` closes (``True``),
+    or ``widget`` is destroyed (``False``)."""
 
     def __init__(self, widget, on_close: Callable[[], None]):
         super().__init__(widget)
         self._on_close = on_close
         self._window = None
         self._done = False
+        self._closing = False
         widget.installEventFilter(self)
-        widget.destroyed.connect(self._fire)
+        widget.destroyed.connect(lambda *_: self._fire(window_closed=False))
         self._follow(widget)
 
     def _follow(self, widget) -> None:
@@ -39,15 +46,22 @@ class CloseWatch(QObject):
     def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt's name)
         kind = event.type()
         if obj is self._window and kind == QEvent.Type.Close:
+            if event.spontaneous() and obj.isVisible():
+                self._closing = True  # the user may still cancel it: wait for the window to hide
+            else:
+                self._fire()
+        elif obj is self._window and kind == QEvent.Type.Hide and self._closing and not event.spontaneous():
             self._fire()
+        elif obj is self._window and kind == QEvent.Type.Show:
+            self._closing = False
         elif obj is not self._window and kind in (QEvent.Type.ParentChange, QEvent.Type.Show):
             self._follow(obj)
         return False
 
-    def _fire(self, *args) -> None:
+    def _fire(self, window_closed: bool = True) -> None:
         if not self._done:
             self._done = True
-            self._on_close()
+            self._on_close(window_closed)
 
 
 def detach(worker) -> None:
