@@ -20,7 +20,7 @@ def test_denoise_journey(viewer, widget, qtbot):
     widget.form.task.value = "denoise"
     assert not shown(widget.form.annotations) and not shown(widget.form.target) and shown(widget.form.reference)
     assert widget.form.patch.value == 64 and widget.form.depth.value == 2
-    widget.form.reference.value = clean
+    assert same(widget.form.reference.value, clean)  # picked: its name says it is the clean reference
     before = snapshot(viewer)
     fast_settings(widget, epochs=3)
     widget.form.preview.value = True

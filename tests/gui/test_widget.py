@@ -58,7 +58,7 @@ def test_stop_mid_training_keeps_model_and_result(viewer, widget, qtbot):
     assert widget.session.model.checkpoint is not None and widget.session.model.checkpoint["training"]["stopped_early"]
     (result,) = ours(viewer)  # the final prediction of the model so far, kept
     assert result.name == "nuclei [unet]" and result.data.any()
-    assert "objects" in widget.status.value and result.name in widget.status.value
+    assert "object" in widget.status.value and result.name in widget.status.value
 
 
 def test_predict_keeps_its_result_layer(viewer, widget, qtbot, tmp_path, blobs2d, blob_model, monkeypatch):

@@ -14,6 +14,7 @@ import gc
 
 from magicgui.widgets import Label
 from napari.utils.notifications import show_error, show_info, show_warning
+from psygnal import Signal
 from qtpy.QtCore import QRectF, Qt
 from qtpy.QtGui import QColor, QPainter
 from qtpy.QtWidgets import QSizePolicy, QWidget
@@ -78,6 +79,8 @@ def validation_note(run) -> tuple[str, str | None]:
 class StatusLine:
     """The widget's one line of what is going on; errors and warnings also go to napari's notifications."""
 
+    changed = Signal(str)
+
     def __init__(self):
         self.label = Label(value="")
         self.label.native.setWordWrap(True)
@@ -91,17 +94,18 @@ class StatusLine:
     @value.setter
     def value(self, text: str) -> None:
         self.label.value = text
+        self.changed.emit(text)
 
     def error(self, message: str) -> None:
-        self.label.value = f"Error: {message}"
+        self.value = f"Error: {message}"
         show_error(f"napari-bioimg: {message}")
 
     def warn(self, message: str) -> None:
-        self.label.value = message
+        self.value = message
         show_warning(f"napari-bioimg: {message}")
 
     def info(self, message: str, notify: bool = False) -> None:
-        self.label.value = message
+        self.value = message
         if notify:
             show_info(f"napari-bioimg: {message}")
 

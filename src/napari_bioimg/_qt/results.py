@@ -162,6 +162,8 @@ class ResultLayers:
             self._remove_store(temporary_store(array))
             return None
         layer = L.add_lazy_result(self.viewer, source, run.result_name, run.output_kind, array, run.axes)
+        axes = run.axes if run.output_kind == "image" else run.axes.replace("C", "")
+        layer.metadata["axes"] = axes if len(axes) == array.ndim else ("C" + axes)[-array.ndim:]
         store = temporary_store(array)
         if store is not None:
             self.stores[L.layer_key(layer)] = store

@@ -156,7 +156,8 @@ class Session:
     saved = Signal(object, object)
     changed = Signal()
 
-    def __init__(self) -> None:
+    def __init__(self, alive: Callable[[], bool] | None = None) -> None:
+        self._alive = alive  # False once the widget's Qt objects are gone: then nothing is called back
         self.model: Model | None = None
         self.run: Run | None = None
         self.workers: dict[str, Any] = {}
@@ -277,6 +278,8 @@ class Session:
         """A worker slot that does nothing once the session is shut down (a queued signal may still arrive)."""
 
         def guarded(*args):
+            if not self.closed and self._alive is not None and not self._alive():
+                self.shutdown()
             if not self.closed:
                 slot(*args)
 

@@ -19,6 +19,7 @@ import napari
 import numpy as np
 from magicgui.widgets import Container, PushButton
 from napari.utils.notifications import show_info, show_warning
+from qtpy import sip
 from qtpy.QtCore import QEvent, Qt
 from qtpy.QtWidgets import QDockWidget, QFrame, QScrollArea, QVBoxLayout, QWidget
 
@@ -42,7 +43,7 @@ class BioimgWidget(QWidget):
         super().__init__()
         self.viewer = viewer
         self.form = TrainForm(viewer)
-        self.session = Session()
+        self.session = Session(alive=lambda: not sip.isdeleted(self.progress))
         self.results = ResultLayers(viewer)
         self.status = P.StatusLine()
         self.files = FileActions(self.session, self.form, self.results, self.status, viewer, parent=self)
@@ -205,6 +206,7 @@ class BioimgWidget(QWidget):
             return
         if not fine_tune and self._ask_first(run):
             return
+        self.train_btn.text = "Train"
         if not fine_tune:
             self.plot.reset()
         self.legend.show_entries(None)
@@ -333,7 +335,8 @@ class BioimgWidget(QWidget):
             if layer is not None:
                 extra = ""
                 if run.output_kind == "labels" and run.task == "instance":
-                    extra = f": {int(result.max()) if result.size else 0} objects"
+                    n = int(result.max()) if result.size else 0
+                    extra = f": {n} object{'s' if n != 1 else ''}"
                 if scores:
                     run.scores = scores
                     extra = (f": PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.3f} against "
