@@ -162,6 +162,7 @@ def test_3d_stack_trains_volumetric_and_predicts_volume(viewer, widget, qtbot):
     assert widget.form.axes.value == "ZYX"
     fast_settings(widget, seconds=600)
     widget.form.patch.value = 32
+    widget.form.patch_z.value = 16  # the engine suggests 32 slices: half the work on a busy CPU
     widget.form.batch.value = 2
     widget.form.base_channels.value = 8
     widget.form.preview.value = False
@@ -243,3 +244,22 @@ def test_training_on_lazy_layers_reads_them_in_the_worker(viewer, widget, qtbot,
     wait_idle(qtbot, widget)
     assert (image.calls(), labels.calls()) == drawn
     assert widget.session.model.checkpoint is not None and ours(viewer)
+
+
+def test_a_running_training_receives_messages(viewer, widget, qtbot):
+    """The seam for live training: a message sent to the session reaches the training's worker between steps."""
+    from napari_bioimg._qt.jobs import Received
+
+    viewer.open_sample("napari-bioimg", "nuclei")
+    fast_settings(widget, seconds=600)
+    widget.form.preview.value = False
+    received = []
+    widget.session.event.connect(lambda run, ev: isinstance(ev, Received) and received.append(ev.message))
+    assert not widget.session.send("too early")  # nothing runs: nothing to receive it
+    widget.train_btn.native.click()
+    qtbot.waitUntil(lambda: len(widget.plot.losses) >= 2, timeout=60_000)
+    assert widget.session.send({"kind": "hello"})
+    qtbot.waitUntil(lambda: received == [{"kind": "hello"}], timeout=30_000)
+    assert widget.session.run.samples[0].image_name == "nuclei"  # a run's inputs are a list of samples
+    widget.stop()
+    wait_idle(qtbot, widget)

@@ -137,6 +137,7 @@ class TrainForm:
         for name in _ADVANCED:
             getattr(self, name).changed.connect(lambda *_, name=name: self._user_changed(name))
         self.time_limit.changed.connect(lambda *_: self._user_changed("budget"))
+        self.epochs.changed.connect(self._on_epochs_changed)
         self.task.changed.connect(self._on_task_changed)
         self.model.changed.connect(self._suggest)
         self.device.changed.connect(self._suggest)
@@ -274,6 +275,12 @@ class TrainForm:
                 changes[field] = value
         return replace(s, **changes).validate()
 
+    def _on_epochs_changed(self, value=None) -> None:
+        """A number of epochs replaces the time limit: say so on the time limit field."""
+        self.time_limit.enabled = not self.epochs.value
+        self.time_limit.tooltip = ("Seconds of training (pauses do not count)" if not self.epochs.value else
+                                   f"Not used: training runs {self.epochs.value} epoch(s) (Advanced)")
+
     def _user_changed(self, name: str) -> None:
         if not self._updating:
             self.touched.add(name)
@@ -367,11 +374,14 @@ class TrainForm:
         if not self.uses("annotations"):
             return
         candidates = [c for c in self.annotations.choices if c is not None]
-        stats = {L.layer_key(c): L.label_stats(c) for c in candidates}
+        stats: dict = {}  # read only when needed: a subsample of in-memory data, nothing for lazy data
         scribbles = task.name == "semantic"
 
         def suits(layer) -> int:  # 2: suits, 1: might (unknown or second best), 0: not for this task
-            s = stats[L.layer_key(layer)]
+            key = L.layer_key(layer)
+            if key not in stats:
+                stats[key] = L.label_stats(layer)
+            s = stats[key]
             if scribbles:
                 return 0 if L.looks_like_instances(s) else (2 if L.looks_like_scribbles(s) else 1)
             return 2 if L.looks_like_instances(s) else 1

@@ -71,7 +71,7 @@ def validation_note(run) -> tuple[str, str | None]:
         return "no validation set", "no annotations were held apart: the scores say nothing; raise Validation %"
     text = f"on {fmt_count(n)} {unit if n != 1 else unit.rstrip('s')}"
     small = n < SMALL_VALIDATION.get(unit, 0)
-    caveat = (f"only {fmt_count(n)} validation {unit}: treat the scores as rough and check the result by eye "
+    caveat = ("too small a validation set to trust the scores: check the result by eye "
               "(annotate more, or raise Validation %)") if small else None
     return text, caveat
 
@@ -82,6 +82,8 @@ class StatusLine:
     changed = Signal(str)
 
     def __init__(self):
+        self.prefix = ""
+        """Kept in front of what is shown next (e.g. the training's summary before its prediction's result)."""
         self.label = Label(value="")
         self.label.native.setWordWrap(True)
         self.label.native.setMinimumHeight(40)
@@ -93,6 +95,7 @@ class StatusLine:
 
     @value.setter
     def value(self, text: str) -> None:
+        text = f"{self.prefix}\n{text}" if self.prefix else text
         self.label.value = text
         self.changed.emit(text)
 

@@ -111,6 +111,10 @@ class Run:
     """The key of the empty result layer added when training started, until a result is written to it."""
     result_key: int | None = None
     colors: dict[int, int] = field(default_factory=dict)
+    summary: str = ""
+    """What the run came to, in words (training: steps, time, scores and how far to trust them)."""
+    follows: Run | None = None
+    """The training run this prediction completes (its image, with the final model)."""
 
     def __post_init__(self) -> None:
         if self.control is None:

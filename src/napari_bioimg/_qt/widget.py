@@ -81,6 +81,9 @@ class BioimgWidget(QWidget):
         """Everything in a scroll area: the dock never needs more height than the screen has."""
         content = QWidget()
         box = QVBoxLayout(content)
+        box.setContentsMargins(6, 4, 6, 4)
+        for row in (self.form.main, self.buttons, self.files.row):
+            row.native.layout().setContentsMargins(0, 0, 0, 0)
         for part in (self.form.main.native, self.form.collapsible, self.buttons.native, self.files.row.native,
                      self.files.save_result_btn.native, self.progress, self.status.label.native, self.plot,
                      self.legend, self.confusion):
@@ -244,6 +247,7 @@ class BioimgWidget(QWidget):
             return
         if after is not None:
             run.placeholder = after.placeholder  # the final result goes into the layer the previews used
+            run.follows = after
         self.progress.begin("Predicting")
         self.session.predict(run, **options)
 
@@ -306,7 +310,8 @@ class BioimgWidget(QWidget):
         text = f"Training {how}: {result.steps} steps in {result.seconds:.0f} s. {metrics}"
         if metrics and size:
             text += f" (validated {size})"
-        self.status.value = text + (f". Caution: {caveat}." if caveat and metrics else "")
+        run.summary = text + (f". Caution: {caveat}." if caveat and metrics else ".")
+        self.status.value = run.summary
         self.confusion.show_report(self.session.model.card.validation_report)
 
     def _on_predicted(self, run, returned) -> None:
@@ -314,6 +319,7 @@ class BioimgWidget(QWidget):
         from ..core.tasks import ClassPrediction
 
         result, scores = returned
+        self.status.prefix = run.follows.summary if run.follows is not None else ""
         if result is None:
             self.status.value = "Prediction cancelled."
         elif isinstance(result, ClassPrediction):
@@ -345,6 +351,7 @@ class BioimgWidget(QWidget):
                 self.status.value = f"Prediction in layer '{layer.name}'{extra}."
 
     def _on_ended(self, run) -> None:
+        self.status.prefix = ""
         self.progress.end()
         self.results.finish(run)
         if run.job == "train" and run.trained and L.find_layer(self.viewer, run.sample.image_key) is not None:
@@ -381,3 +388,5 @@ class BioimgWidget(QWidget):
         layers = self.viewer.layers.events
         for ev in (layers.inserted, layers.removed, layers.moved):
             ev.disconnect(self._on_layers_changed)
+        for layer in self.viewer.layers:
+            layer.events.name.disconnect(self.form.refresh_layers)
