@@ -240,10 +240,10 @@ def test_validation_size_and_caveat_are_shown(viewer, widget, qtbot):
     status = _recorder(widget)
     widget.train_btn.native.click()
     wait_idle(qtbot, widget)
-    assert "pixels" in widget.plot.val_name  # the curve says what it rests on
-    assert any("validation on" in t and "pixels" in t for t in status)  # said as training starts
+    assert "objects" in widget.plot.val_name  # the curve says what it rests on: the engine counts true objects
+    assert any("validation on" in t for t in status)  # said as training starts
     finished = next(t for t in status if t.startswith("Training finished"))
-    assert "validated on" in finished and "pixels" in finished and "Caution: too small a validation set" in finished
+    assert "validated on" in finished and "objects" in finished and "Caution: too small a validation set" in finished
 
 
 def test_validation_note_uses_the_engines_size_when_given():
@@ -252,10 +252,10 @@ def test_validation_note_uses_the_engines_size_when_given():
     from napari_bioimg._qt.progress import validation_note
 
     started = SimpleNamespace(n_val_pixels=9000, unit="pixels")
-    run = SimpleNamespace(val=SimpleNamespace(n=12, unit="objects", report=None), started=started)
+    run = SimpleNamespace(val=SimpleNamespace(size=12, unit="objects", report=None), started=started)
     text, caveat = validation_note(run)
     assert text == "on 12 objects" and caveat.startswith("too small a validation set")
-    run = SimpleNamespace(val=SimpleNamespace(n=500, unit="objects", report=None), started=started)
+    run = SimpleNamespace(val=SimpleNamespace(size=500, unit="objects", report=None), started=started)
     assert validation_note(run) == ("on 500 objects", None)
     run = SimpleNamespace(val=None, started=started)
     assert validation_note(run)[0] == "on 9,000 pixels"

@@ -12,7 +12,6 @@ the end of a 3D training step or preview that can take longer than 10 s on a CPU
 from __future__ import annotations
 
 import queue
-import shutil
 import threading
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
@@ -162,22 +161,17 @@ def save_store_job(source, path: Path, axes: str, scale=None, *, abort: threadin
                    ) -> Generator[CopyProgress, None, Path | None]:
     """Copy a zarr result store to ``path`` as OME-Zarr (chunk by chunk), renamed into place when complete."""
     from ..core.data.zarrio import create_output
-    from ..core.inference.blocks import commit, temporary_sibling
+    from ..core.inference.blocks import ResultStore
 
-    tmp, final = temporary_sibling(path)
-    try:
-        out = create_output(tmp, source.shape, source.chunks, source.dtype, axes, scale)
+    with ResultStore(path) as store:  # a partial copy is removed when stopped or failed
+        out = create_output(store.tmp, source.shape, source.chunks, source.dtype, axes, scale)
         grid = [range(0, s, c) for s, c in zip(source.shape, source.chunks)]
         corners = list(np.ndindex(*[len(g) for g in grid]))
         for i, corner in enumerate(corners):
             if abort is not None and abort.is_set():
-                shutil.rmtree(tmp, ignore_errors=True)
                 return None
             sel = tuple(slice(g[k], g[k] + c) for g, k, c in zip(grid, corner, source.chunks))
             out[sel] = source[sel]
             yield CopyProgress(i + 1, len(corners))
-        commit(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return final
+        store.commit()
+    return store.final

@@ -48,16 +48,17 @@ def fmt_count(n: int) -> str:
 def validation_size(run) -> tuple[int, str] | None:
     """How many pixels / objects / frames the run's validation scores rest on.
 
-    Uses the validation event's own ``n`` (and ``unit``) when the engine gives them; else the
-    classification report's ``n``; else the held-apart size announced when training started.
+    Uses the validation event's own ``size`` (and ``unit``) when the engine gives them; else the
+    classification report's ``n``; else the held-apart pixels announced when training started.
     """
     val, started = run.val, run.started
-    unit = getattr(val, "unit", None) or getattr(started, "unit", None) or "pixels"
-    n = getattr(val, "n", None)
+    n = getattr(val, "size", None)
+    unit = getattr(val, "unit", None) if n is not None else None
     if n is None and val is not None and val.report:
-        n = val.report.get("n")
+        n, unit = val.report.get("n"), getattr(started, "unit", None)
     if n is None and started is not None:
-        n = started.n_val_pixels
+        n, unit = started.n_val_pixels, getattr(started, "unit", None)
+    unit = unit or "pixels"
     return (int(n), unit) if n is not None else None
 
 
