@@ -29,15 +29,19 @@ def _sample(image, annotations=None, classes=None, extra=None, reference=None) -
                   reference_name=reference.name if reference is not None else None)
 
 
-def training_run(form, viewer, model=None, fine_tune: bool = False):
+def training_run(form, viewer, model=None, fine_tune: bool = False, listed=None):
     """``(run, config)`` for Train (or Continue, ``fine_tune``, on the current ``model``).
 
+    ``listed``: the *Training data* list (:class:`~.datalist.TrainingData`); when it holds
+    pairs, the run trains on all of them instead of the picked image.
     Raises the engine's :class:`InputError` / :class:`ConfigError` with a message for the user.
     """
     card = model.card if fine_tune else None
     if card is not None and form.task.value != card.task:
         form.task.value = card.task  # the model decides the task
     task = form.task_info
+    if listed is not None and listed.pairs:
+        return _listed_run(form, listed, task, card, fine_tune)
     image = form.image.value
     if image is None:
         raise _error("open or pick an image layer first (File > Open Sample > napari-bioimg has examples)")
@@ -73,6 +77,56 @@ def training_run(form, viewer, model=None, fine_tune: bool = False):
               objects=annotations if "objects" in inputs else None, fine_tune=fine_tune, preview_index=preview,
               select=L.layer_key(ann_layer) if ann_layer is not None else None)
     return run, config
+
+
+def _listed_run(form, listed, task, card, fine_tune: bool):
+    """Train on every pair of the Training data list (a data set: images of different sizes)."""
+    if task.direct_model or "target" in task.inputs:
+        raise _error(f"'{form.task_label}' trains on the picked image; clear the Training data list (Remove) to "
+                     "use it")
+    samples = listed.samples()
+    if task.needs_annotations and not any(s.annotations is not None for s in samples):
+        raise _error("no pair of the Training data list has annotations: add pairs with a Labels layer")
+    config = form.config(card)
+    axes = samples[0].axes or form.axes.value
+    spatial_dims = card.spatial_dims if card is not None else (config.spatial_dims or (3 if "Z" in axes else 2))
+    config.spatial_dims = spatial_dims
+    config.preview_every = 0.0  # the images are predicted one by one when training ends
+    run = Run(job="train", task=task.name, model=config.model, label=task.result_label or config.model,
+              output_kind=task.output_kind, axes=axes, spatial_dims=spatial_dims, samples=samples,
+              fine_tune=fine_tune)
+    return run, config
+
+
+def several_images(viewer, listed) -> list:
+    """What Predict several predicts: the image layers selected in the layer list (two or more), else the
+    listed images of the Training data list."""
+    from napari.layers import Image
+
+    selected = [layer for layer in viewer.layers.selection if isinstance(layer, Image) and not L.is_ours(layer)]
+    layers = selected if len(selected) > 1 else listed.image_layers()
+    if not layers:
+        raise _error("select several image layers in the layer list (Ctrl/Shift-click), or list them under "
+                     "Training data, then Predict several")
+    return sorted(layers, key=lambda layer: list(viewer.layers).index(layer))
+
+
+def prediction_runs(form, viewer, model, layers) -> tuple[Run, dict]:
+    """``(run, options)`` predicting each of ``layers`` into its own result layer, in one worker."""
+    task, card = model.task, model.card
+    if task.direct_model:
+        raise _error("classification predicts one image with its objects at a time: pick it and Predict")
+    parts = []
+    for image in layers:
+        axes = L.axes_choices(image)[0]
+        if card.spatial_dims == 2 and "Z" in axes and image.ndim == 3 and not image.rgb:
+            axes = "ZYX"
+        parts.append(Run(job="predict", task=task.name, model=card.model, label=task.result_label or card.model,
+                         output_kind=task.output_kind, axes=axes, spatial_dims=card.spatial_dims,
+                         samples=[_sample(image)]))
+    run = Run(job="predict", task=task.name, model=card.model, label=parts[0].label, output_kind=task.output_kind,
+              axes=parts[0].axes, spatial_dims=card.spatial_dims, samples=[p.sample for p in parts], parts=parts)
+    return run, {"device": form.device.value}
 
 
 def prediction_run(form, viewer, model, after=None) -> tuple[Run, dict]:

@@ -34,6 +34,14 @@ class Received:
 
 
 @dataclass(frozen=True)
+class ImageResult:
+    """Predicting several images: image ``index`` is done (its result goes into its own layer)."""
+
+    index: int
+    result: Any
+
+
+@dataclass(frozen=True)
 class CopyProgress:
     """Saving a result store: ``done`` of ``total`` chunks copied."""
 
@@ -94,22 +102,29 @@ def train_job(samples: list, config, *, axes: str, control, inbox: queue.SimpleQ
               ) -> Generator[Any, None, Any]:
     """:func:`~napari_bioimg.core.train` on the run's samples, read here in the worker.
 
-    ``samples`` are :class:`.session.Sample` objects; the engine trains on one image today.
+    ``samples`` are :class:`.session.Sample` objects: one image (and its annotations,
+    target, classes), or several (a training data list: layers or files, each with its
+    own size, axes and split), which the engine trains on as a data set.
     Messages put in ``inbox`` are delivered between engine events and acknowledged with
     :class:`Received` (the seam for live training: new annotations while training runs).
     Returns the engine's ``TrainResult``, or ``None`` when aborted.
     """
     from ..core.training.loop import train
 
-    (sample,) = samples
     with abortable(abort):
         try:
-            annotations = _read(sample.annotations)
-            extra = {name: _read(value) for name, value in sample.extra.items() if value is not None}
-            if sample.classes is not None:
-                extra["classes"] = sample.classes(annotations)
-            gen = train(_read(sample.image), annotations, config, extra=extra or None, axes=axes, control=control,
-                        preview_index=preview_index, rgb=sample.rgb, init_checkpoint=init_checkpoint)
+            if len(samples) > 1 or samples[0].split != "auto" or isinstance(samples[0].image, (str, Path)):
+                gen = train(_data_set(samples, axes, config), None, config, control=control,
+                            preview_index=preview_index, init_checkpoint=init_checkpoint)
+            else:
+                (sample,) = samples
+                annotations = _read(sample.annotations)
+                extra = {name: _read(value) for name, value in sample.extra.items() if value is not None}
+                if sample.classes is not None:
+                    extra["classes"] = sample.classes(annotations)
+                gen = train(_read(sample.image), annotations, config, extra=extra or None, axes=axes,
+                            control=control, preview_index=preview_index, rgb=sample.rgb,
+                            init_checkpoint=init_checkpoint)
             while True:
                 try:
                     event = next(gen)
@@ -118,6 +133,58 @@ def train_job(samples: list, config, *, axes: str, control, inbox: queue.SimpleQ
                 yield event
                 for message in _drain(inbox):
                     yield Received(message)
+        except Aborted:
+            return None
+
+
+def _data_set(samples: list, axes: str, config):
+    """The samples of a training data list as the engine's data set (layer data or files, read lazily)."""
+    from ..core.data.dataset import DataSet, make_sample
+
+    made = []
+    for s in samples:
+        classes = s.classes(_read(s.annotations)) if s.classes is not None else None
+        made.append(make_sample(s.image, s.annotations, target=s.extra.get("target"), classes=classes,
+                                axes=None if isinstance(s.image, (str, Path)) else (s.axes or axes),
+                                name=s.image_name, split=s.split, rgb=s.rgb))
+    return DataSet(made, spatial_dims=config.spatial_dims)
+
+
+def predict_many_job(model, samples: list, axes: list, *, control, abort: threading.Event | None = None,
+                     **kwargs) -> Generator[Any, None, Any]:
+    """:func:`~napari_bioimg.core.predict` on several images in turn: one progress across all of them.
+
+    Yields the engine's events, its progress rescaled to images (``stage="images"``), and an
+    :class:`ImageResult` as each image is done; Stop ends the current image and skips the rest.
+    Returns ``(number done, None)``, or ``None`` when aborted.
+    """
+    from ..core.events import PredictProgress
+    from ..core.inference.predict import predict
+
+    n = len(samples)
+    with abortable(abort):
+        try:
+            done = 0
+            for k, (sample, image_axes) in enumerate(zip(samples, axes)):
+                if control.stop_requested:
+                    break
+                gen = predict(model, sample.image, image_axes, control=control, rgb=sample.rgb, **kwargs)
+                while True:
+                    try:
+                        ev = next(gen)
+                    except StopIteration as end:
+                        result = end.value
+                        break
+                    if isinstance(ev, PredictProgress):
+                        part = ev.done / max(ev.total, 1)
+                        ev = PredictProgress(int(1000 * (k + part)), 1000 * n, "images", ev.elapsed)
+                    yield ev
+                if result is None:  # stopped during this image
+                    break
+                done += 1
+                yield ImageResult(k, result)
+                yield PredictProgress(1000 * (k + 1), 1000 * n, "images")
+            return done, None
         except Aborted:
             return None
 

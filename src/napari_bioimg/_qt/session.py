@@ -42,6 +42,10 @@ class Sample:
     reference_key: int | None = None
     reference_name: str | None = None
     """The clean image layer the result is scored against (``extra["reference"]`` holds its data)."""
+    split: str = "auto"
+    """Training data lists: ``"val"`` holds the image out whole for validation (``"auto"``: the engine decides)."""
+    axes: str | None = None
+    """This image's axes when it differs from the run's (images of a training data list; ``None``: the run's)."""
 
 
 @dataclass
@@ -115,6 +119,8 @@ class Run:
     """What the run came to, in words (training: steps, time, scores and how far to trust them)."""
     follows: Run | None = None
     """The training run this prediction completes (its image, with the final model)."""
+    parts: list[Run] = field(default_factory=list)
+    """Predicting several images at once: one run per image (each result goes into its own layer)."""
 
     def __post_init__(self) -> None:
         if self.control is None:
@@ -194,10 +200,6 @@ class Session:
     # ---------------------------------------------------------------- runs
     def train(self, run: Run, config) -> None:
         """Train on ``run.samples`` (fine-tuning the current model when ``run.fine_tune``)."""
-        from ..core import InputError
-
-        if len(run.samples) != 1:
-            raise InputError("training on several image/annotation pairs is not supported yet: pick one image")
         init = self.model.checkpoint if run.fine_tune and self.trainable else None
         self.run = run
         self._start("train", jobs.train_job, run.samples, config, axes=run.axes, control=run.control,
@@ -211,6 +213,13 @@ class Session:
         self._start("predict", jobs.predict_job, self.model.predictor, run.sample, axes=run.axes,
                     control=run.control, abort=self._abort, reference=reference, **kwargs,
                     run=run, returned=lambda returned: returned is not None and self.predicted.emit(run, returned))
+
+    def predict_many(self, run: Run, **kwargs) -> None:
+        """Predict every image of ``run.parts`` in one worker (one progress across all; Stop ends them all)."""
+        self.run = run
+        self._start("predict", jobs.predict_many_job, self.model.predictor, [p.sample for p in run.parts],
+                    [p.axes for p in run.parts], control=run.control, abort=self._abort, **kwargs, run=run,
+                    returned=lambda returned: returned is not None and self.predicted.emit(run, returned))
 
     def export(self, path: Path, fmt: str, sample=None, sample_axes=None) -> None:
         self._start("export", jobs.export_job, self.model.checkpoint, fmt, path, sample=sample,

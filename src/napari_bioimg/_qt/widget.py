@@ -27,9 +27,10 @@ from . import classes as C
 from . import inputs
 from . import layers as L
 from . import progress as P
+from .datalist import TrainingData
 from .files import FileActions
 from .form import TrainForm
-from .jobs import CopyProgress
+from .jobs import CopyProgress, ImageResult
 from .lifetime import CloseWatch
 from .plots import LossPlot
 from .results import ResultLayers
@@ -43,6 +44,7 @@ class BioimgWidget(QWidget):
         super().__init__()
         self.viewer = viewer
         self.form = TrainForm(viewer)
+        self.data = TrainingData(viewer, self.form)
         self.session = Session(alive=lambda: not sip.isdeleted(self.progress))
         self.results = ResultLayers(viewer)
         self.status = P.StatusLine()
@@ -62,6 +64,10 @@ class BioimgWidget(QWidget):
         self.stop_btn = PushButton(text="Stop", enabled=False, tooltip="Stop: training keeps the model so far; "
                                                                        "a prediction is cancelled")
         self.predict_btn = PushButton(text="Predict", enabled=False)
+        self.several_btn = PushButton(text="Predict several", enabled=False,
+                                      tooltip="Predict each image layer selected in the layer list (Ctrl/Shift-"
+                                              "click), or each image of the Training data list, into its own "
+                                              "result layer")
         self.buttons = Container(widgets=[self.train_btn, self.continue_btn, self.pause_btn, self.stop_btn,
                                           self.predict_btn], layout="horizontal", labels=False)
         self._layout()
@@ -84,7 +90,8 @@ class BioimgWidget(QWidget):
         box.setContentsMargins(6, 4, 6, 4)
         for row in (self.form.main, self.buttons, self.files.row):
             row.native.layout().setContentsMargins(0, 0, 0, 0)
-        for part in (self.form.main.native, self.form.collapsible, self.buttons.native, self.files.row.native,
+        for part in (self.form.main.native, self.form.collapsible, self.data, self.buttons.native,
+                     self.several_btn.native, self.files.row.native,
                      self.files.save_result_btn.native, self.progress, self.status.label.native, self.plot,
                      self.legend, self.confusion):
             box.addWidget(part)
@@ -106,7 +113,9 @@ class BioimgWidget(QWidget):
         self.pause_btn.changed.connect(lambda *_: self.session.toggle_pause())
         self.stop_btn.changed.connect(lambda *_: self.stop())
         self.predict_btn.changed.connect(lambda *_: self.start_prediction())
+        self.several_btn.changed.connect(lambda *_: self.start_several())
         self.form.changed.connect(self._on_form_changed)
+        self.data.changed.connect(self._on_form_changed)
         s = self.session
         s.event.connect(self._on_event)
         s.trained.connect(self._on_trained)
@@ -123,6 +132,7 @@ class BioimgWidget(QWidget):
 
     def _on_layers_changed(self, event=None) -> None:
         self.form.refresh_layers()
+        self.data.refresh()
         self._follow_renames()
         self.files.update()
 
@@ -131,12 +141,15 @@ class BioimgWidget(QWidget):
             if L.layer_key(layer) not in self._watched:
                 self._watched.add(L.layer_key(layer))
                 layer.events.name.connect(self.form.refresh_layers)
+                layer.events.name.connect(self.data.refresh)
 
     # ---------------------------------------------------------------- what the user should do next
     def guidance(self) -> str:
         """The next step, from what is picked (never asks for what is already there)."""
         f, task = self.form, self.form.task_info
         image, ann = f.image.value, f.annotations.value
+        if self.data.pairs:
+            return f"Ready: Train on the {len(self.data.pairs)} pair(s) of the Training data list."
         if image is None:
             return "Open an image (File ▸ Open, or File ▸ Open Sample ▸ napari-bioimg), then pick it as Image."
         if f.uses("annotations") and ann is None:
@@ -179,6 +192,7 @@ class BioimgWidget(QWidget):
         self.stop_btn.enabled = bool({"train", "predict"} & set(s.workers))
         image = self.form.image.value
         self.predict_btn.enabled = not busy and s.model is not None and image is not None
+        self.several_btn.enabled = not busy and s.model is not None
         self.predict_btn.tooltip = (
             "Train a model or Load one first" if s.model is None else
             "Busy: wait for the current run, or Stop it" if busy else
@@ -203,7 +217,7 @@ class BioimgWidget(QWidget):
         if self.session.busy or (fine_tune and not self.session.trainable):
             return
         try:
-            run, config = inputs.training_run(self.form, self.viewer, self.session.model, fine_tune)
+            run, config = inputs.training_run(self.form, self.viewer, self.session.model, fine_tune, self.data)
         except BioimgError as err:
             self.status.error(str(err))
             return
@@ -215,7 +229,8 @@ class BioimgWidget(QWidget):
         self.legend.show_entries(None)
         self.progress.begin(f"Training {config.model}")
         how = "Continuing" if fine_tune else "Starting"
-        self.status.value = f"{how} {config.model} ({self.form.task_label}) on {run.sample.image_name}…"
+        on = run.sample.image_name if len(run.samples) == 1 else f"{len(run.samples)} images"
+        self.status.value = f"{how} {config.model} ({self.form.task_label}) on {on}…"
         self.session.train(run, config)
 
     def _ask_first(self, run) -> bool:
@@ -251,6 +266,21 @@ class BioimgWidget(QWidget):
         self.progress.begin("Predicting")
         self.session.predict(run, **options)
 
+    def start_several(self, layers=None) -> None:
+        """Predict several image layers (the selected ones, or the listed ones), each into its own result layer."""
+        from ..core import BioimgError
+
+        if self.session.busy or self.session.model is None:
+            return
+        try:
+            layers = layers or inputs.several_images(self.viewer, self.data)
+            run, options = inputs.prediction_runs(self.form, self.viewer, self.session.model, layers)
+        except BioimgError as err:
+            self.status.error(str(err))
+            return
+        self.progress.begin(f"Predicting {len(run.parts)} images")
+        self.session.predict_many(run, **options)
+
     # ---------------------------------------------------------------- what the session reports
     def _on_event(self, run, ev) -> None:
         from ..core import events as E
@@ -275,8 +305,13 @@ class BioimgWidget(QWidget):
                                        f"validation {size}" if size else "")
         elif isinstance(ev, E.PredictProgress):
             self.progress.set_fraction(ev.done / max(ev.total, 1))
-            self.status.value = P.line(P.part("Predicting:", f"{ev.done}/{ev.total}", ev.stage),
-                                       P.part("ETA", P.fmt_time(run.eta())))
+            done = (f"image {min(len(run.parts), 1 + ev.done * len(run.parts) // max(ev.total, 1))} of "
+                    f"{len(run.parts)}" if run.parts else P.part(f"{ev.done}/{ev.total}", ev.stage))
+            self.status.value = P.line(P.part("Predicting:", done), P.part("ETA", P.fmt_time(run.eta())))
+        elif isinstance(ev, ImageResult):
+            part = run.parts[ev.index]
+            show = self.results.show if isinstance(ev.result, np.ndarray) else self.results.show_lazy
+            show(part, ev.result)
         elif isinstance(ev, CopyProgress):
             self.status.value = P.line(P.part("Saving:", f"{ev.done}/{ev.total}", "chunks"))
         elif isinstance(ev, E.Notice):
@@ -320,7 +355,11 @@ class BioimgWidget(QWidget):
 
         result, scores = returned
         self.status.prefix = run.follows.summary if run.follows is not None else ""
-        if result is None:
+        if run.parts:
+            names = [p.result_name for p in run.parts[:result]]
+            stopped = "" if result == len(run.parts) else f" (stopped: {len(run.parts) - result} not predicted)"
+            self.status.value = f"Predicted {result} image(s) into their own layers{stopped}: {', '.join(names)}."
+        elif result is None:
             self.status.value = "Prediction cancelled."
         elif isinstance(result, ClassPrediction):
             layer = self.results.show_classes(run, result)
@@ -354,7 +393,15 @@ class BioimgWidget(QWidget):
         self.status.prefix = ""
         self.progress.end()
         self.results.finish(run)
-        if run.job == "train" and run.trained and L.find_layer(self.viewer, run.sample.image_key) is not None:
+        for part in run.parts:
+            self.results.finish(part)
+        listed = [layer for s in run.samples for layer in [L.find_layer(self.viewer, s.image_key)] if layer] \
+            if len(run.samples) > 1 else []
+        if run.job == "train" and run.trained and listed:
+            self._update_buttons()
+            self.start_several(listed)  # every listed image with the final model, each into its own layer
+        elif run.job == "train" and run.trained and len(run.samples) == 1 \
+                and L.find_layer(self.viewer, run.sample.image_key) is not None:
             self._update_buttons()
             self.start_prediction(after=run)  # the whole image with the final model (into the placeholder)
         else:
@@ -390,3 +437,4 @@ class BioimgWidget(QWidget):
             ev.disconnect(self._on_layers_changed)
         for layer in self.viewer.layers:
             layer.events.name.disconnect(self.form.refresh_layers)
+            layer.events.name.disconnect(self.data.refresh)
