@@ -34,13 +34,13 @@ def widget(viewer, qtbot):
 
 def fast_settings(w, seconds=6, epochs=0):
     """Small, quick settings; ``epochs`` (50 steps each) makes the amount of work independent of CPU load."""
-    w.time_limit.value = seconds
-    w.epochs.value = epochs
-    w.patch.value = 64
-    w.batch.value = 4
-    w.depth.value = 2
-    w.base_channels.value = 16
-    w.lr.value = 5e-3
+    w.form.time_limit.value = seconds
+    w.form.epochs.value = epochs
+    w.form.patch.value = 64
+    w.form.batch.value = 4
+    w.form.depth.value = 2
+    w.form.base_channels.value = 16
+    w.form.lr.value = 5e-3
 
 
 def wait_idle(qtbot, w, timeout=120_000):

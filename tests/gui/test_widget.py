@@ -11,17 +11,21 @@ from .conftest import choose_file, fast_settings, open_widget, ours, same, snaps
 def test_first_minute_journey(viewer, widget, qtbot, tmp_path, monkeypatch):
     """Open sample -> layers preselected -> Train -> live preview -> the result layer stays -> Save."""
     viewer.open_sample("napari-bioimg", "nuclei")
-    assert same(widget.image.value, viewer.layers["nuclei"])
-    assert same(widget.annotations.value, viewer.layers["nuclei labels"])
+    assert same(widget.form.image.value, viewer.layers["nuclei"])
+    assert same(widget.form.annotations.value, viewer.layers["nuclei labels"])
     before = snapshot(viewer)
     fast_settings(widget, epochs=3)
-    widget.preview.value = True
+    widget.form.preview.value = True
+    steps_when_added = []
+    viewer.layers.events.inserted.connect(lambda e: steps_when_added.append(len(widget.plot.losses)))
     widget.train_btn.native.click()
     assert widget.busy and widget.stop_btn.enabled and not widget.progress.isHidden()
     assert widget.progress._activity is not None  # also in napari's activity dock
-    # the result layer is added at once (adding a layer costs napari ~0.1 s: not in the middle of training)
+    # the result layer is added as training starts (once the engine accepted the inputs), before the first step:
+    # adding a layer costs napari ~0.1 s, not in the middle of training
+    qtbot.waitUntil(lambda: bool(ours(viewer)), timeout=60_000)
     (placeholder,) = ours(viewer)
-    assert not placeholder.data.any()
+    assert steps_when_added == [0]
     qtbot.waitUntil(lambda: placeholder.data.any(), timeout=60_000)  # live preview appeared mid-training
     assert gc.get_freeze_count() > 0  # old objects are out of the collector's way while training runs
     wait_idle(qtbot, widget)
@@ -39,22 +43,22 @@ def test_first_minute_journey(viewer, widget, qtbot, tmp_path, monkeypatch):
         np.testing.assert_array_equal(viewer.layers[name].data, data)
     viewer.screenshot(str(tmp_path / "window.png"), canvas_only=False)
     choose_file(monkeypatch, "getSaveFileName", tmp_path / "nuclei")
-    widget.save_btn.native.click()
+    widget.files.save_btn.native.click()
     assert (tmp_path / "nuclei.pt").exists() and "Saved model" in widget.status.value
 
 
 def test_stop_mid_training_keeps_model_and_result(viewer, widget, qtbot):
     viewer.open_sample("napari-bioimg", "nuclei")
     fast_settings(widget, seconds=600)
-    widget.preview.value = True
+    widget.form.preview.value = True
     widget.train_btn.native.click()
     qtbot.waitUntil(lambda: len(widget.plot.losses) >= 3, timeout=60_000)
     widget.stop_btn.native.click()
     wait_idle(qtbot, widget)
-    assert widget._checkpoint is not None and widget._checkpoint["training"]["stopped_early"]
+    assert widget.session.model.checkpoint is not None and widget.session.model.checkpoint["training"]["stopped_early"]
     (result,) = ours(viewer)  # the final prediction of the model so far, kept
     assert result.name == "nuclei [unet]" and result.data.any()
-    assert "objects" in widget.status.value and result.name in widget.status.value
+    assert "object" in widget.status.value and result.name in widget.status.value
 
 
 def test_predict_keeps_its_result_layer(viewer, widget, qtbot, tmp_path, blobs2d, blob_model, monkeypatch):
@@ -64,7 +68,7 @@ def test_predict_keeps_its_result_layer(viewer, widget, qtbot, tmp_path, blobs2d
     image, _ = blobs2d
     viewer.add_image(image, name="blobs", scale=(0.5, 0.5))
     choose_file(monkeypatch, "getOpenFileName", save_checkpoint(blob_model, tmp_path / "m.pt"))
-    widget.load_btn.native.click()
+    widget.files.load_btn.native.click()
     assert widget.predict_btn.enabled and "Loaded m.pt" in widget.status.value
     widget.predict_btn.native.click()
     wait_idle(qtbot, widget)
@@ -77,7 +81,7 @@ def test_predict_keeps_its_result_layer(viewer, widget, qtbot, tmp_path, blobs2d
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"garbage")
     choose_file(monkeypatch, "getOpenFileName", bad)
-    widget.load_btn.native.click()
+    widget.files.load_btn.native.click()
     assert "Error" in widget.status.value and widget.predict_btn.enabled  # the loaded model is kept
 
 
@@ -92,8 +96,8 @@ def test_semantic_scribbles_journey(viewer, widget, qtbot):
     scribbles.paint((3, 100), 1)
     scribbles.paint((20, 20), 2)
     scribbles.paint((60, 60), 2)
-    widget.task.value = "semantic"
-    assert same(widget.annotations.value, scribbles)
+    widget.form.task.value = "semantic"
+    assert same(widget.form.annotations.value, scribbles)
     fast_settings(widget, epochs=2)
     painted = scribbles.data.copy()
     widget.train_btn.native.click()
@@ -130,7 +134,7 @@ def test_failed_training_removes_its_empty_result_layer(viewer, widget, qtbot):
     viewer.add_image(np.random.default_rng(0).normal(size=(64, 64)), name="img")
     viewer.add_labels(np.zeros((64, 64), np.uint8), name="empty")
     fast_settings(widget)
-    widget.preview.value = True
+    widget.form.preview.value = True
     widget.train_btn.native.click()
     wait_idle(qtbot, widget)
     assert widget.status.value.startswith("Error:")
@@ -148,28 +152,29 @@ def test_closing_viewer_during_training_ends_worker(make_napari_viewer, qtbot):
     fast_settings(w, seconds=600)
     w.train_btn.native.click()
     qtbot.waitUntil(lambda: len(w.plot.losses) >= 2, timeout=60_000)
-    worker = w._train_worker
+    worker = w.session.worker("train")
     viewer.close()  # what the window's close button does
     qtbot.waitUntil(lambda: not worker.is_running, timeout=15_000)
 
 
 def test_3d_stack_trains_volumetric_and_predicts_volume(viewer, widget, qtbot):
     viewer.open_sample("napari-bioimg", "nuclei_3d")
-    assert widget.axes.value == "ZYX"
+    assert widget.form.axes.value == "ZYX"
     fast_settings(widget, seconds=600)
-    widget.patch.value = 32
-    widget.batch.value = 2
-    widget.base_channels.value = 8
-    widget.preview.value = False
+    widget.form.patch.value = 32
+    widget.form.patch_z.value = 16  # the engine suggests 32 slices: half the work on a busy CPU
+    widget.form.batch.value = 2
+    widget.form.base_channels.value = 8
+    widget.form.preview.value = False
     widget.train_btn.native.click()
     qtbot.waitUntil(lambda: len(widget.plot.losses) >= 3, timeout=60_000)
-    assert widget._run["spatial_dims"] == 3
+    assert widget.session.run.spatial_dims == 3
     widget.stop_btn.native.click()
     wait_idle(qtbot, widget, timeout=180_000)
     (result,) = ours(viewer)
     assert result.data.shape == viewer.layers["nuclei 3D"].data.shape
     np.testing.assert_array_equal(result.scale, viewer.layers["nuclei 3D"].scale)
-    assert widget._checkpoint["data"]["spatial_dims"] == 3
+    assert widget.session.model.checkpoint["data"]["spatial_dims"] == 3
 
 
 @pytest.fixture
@@ -215,10 +220,10 @@ def test_widget_beside_a_huge_lazy_image_computes_nothing(viewer, qtbot, synchro
     qtbot.wait(100)
     drawn = image.calls(), labels.calls()  # what napari itself computed to draw them
     widget = open_widget(viewer)
-    assert same(widget.image.value, viewer.layers["huge"])
-    assert same(widget.annotations.value, viewer.layers["huge labels"])
+    assert same(widget.form.image.value, viewer.layers["huge"])
+    assert same(widget.form.annotations.value, viewer.layers["huge labels"])
     for task in ("semantic", "classify", "denoise", "instance"):
-        widget.task.value = task
+        widget.form.task.value = task
     viewer.add_points(np.zeros((1, 3)), name="marks")  # layer events refresh the pickers
     qtbot.wait(100)
     assert (image.calls(), labels.calls()) == drawn
@@ -232,10 +237,29 @@ def test_training_on_lazy_layers_reads_them_in_the_worker(viewer, widget, qtbot,
     viewer.add_labels(labels.array, name="lazy labels")
     qtbot.wait(100)
     drawn = image.calls(), labels.calls()
-    widget.axes.value = "TYX"
+    widget.form.axes.value = "TYX"
     fast_settings(widget, epochs=1)
-    widget.patch.value = 32
+    widget.form.patch.value = 32
     widget.train_btn.native.click()
     wait_idle(qtbot, widget)
     assert (image.calls(), labels.calls()) == drawn
-    assert widget._checkpoint is not None and ours(viewer)
+    assert widget.session.model.checkpoint is not None and ours(viewer)
+
+
+def test_a_running_training_receives_messages(viewer, widget, qtbot):
+    """The seam for live training: a message sent to the session reaches the training's worker between steps."""
+    from napari_bioimg._qt.jobs import Received
+
+    viewer.open_sample("napari-bioimg", "nuclei")
+    fast_settings(widget, seconds=600)
+    widget.form.preview.value = False
+    received = []
+    widget.session.event.connect(lambda run, ev: isinstance(ev, Received) and received.append(ev.message))
+    assert not widget.session.send("too early")  # nothing runs: nothing to receive it
+    widget.train_btn.native.click()
+    qtbot.waitUntil(lambda: len(widget.plot.losses) >= 2, timeout=60_000)
+    assert widget.session.send({"kind": "hello"})
+    qtbot.waitUntil(lambda: received == [{"kind": "hello"}], timeout=30_000)
+    assert widget.session.run.samples[0].image_name == "nuclei"  # a run's inputs are a list of samples
+    widget.stop()
+    wait_idle(qtbot, widget)

@@ -23,7 +23,7 @@ def _lazy_layer(viewer, blob_field, tmp_path):
 def test_big_zarr_image_predicts_lazily(viewer, widget, qtbot, tmp_path, blob_model, blob_field, monkeypatch):
     layer, image = _lazy_layer(viewer, blob_field, tmp_path)
     choose_file(monkeypatch, "getOpenFileName", save_checkpoint(blob_model, tmp_path / "m.pt"))
-    widget.load_btn.native.click()
+    widget.files.load_btn.native.click()
     widget.predict_btn.native.click()
     wait_idle(qtbot, widget)
     (result,) = ours(viewer)
@@ -40,7 +40,7 @@ def test_big_zarr_image_predicts_lazily(viewer, widget, qtbot, tmp_path, blob_mo
 def test_stop_cancels_a_big_prediction(viewer, widget, qtbot, tmp_path, blob_model, blob_field, monkeypatch):
     _lazy_layer(viewer, blob_field, tmp_path)
     choose_file(monkeypatch, "getOpenFileName", save_checkpoint(blob_model, tmp_path / "m.pt"))
-    widget.load_btn.native.click()
+    widget.files.load_btn.native.click()
     widget.predict_btn.native.click()
     t = time.perf_counter()
     widget.stop_btn.native.click()
@@ -52,11 +52,11 @@ def test_stop_cancels_a_big_prediction(viewer, widget, qtbot, tmp_path, blob_mod
 
 def test_temporal_context_and_flat_3d_patches_reach_the_config(viewer, widget):
     viewer.add_image(np.zeros((5, 64, 64), np.float32), name="movie")
-    widget.axes.value = "TYX"
-    widget.temporal.value = 2
-    assert widget.make_config().temporal_context == 2
-    widget.axes.value = "ZYX"
-    widget.temporal.value = 0
-    widget.patch_z.value = 8
-    widget.patch.value = 128
-    assert widget.make_config().patch_size == (8, 128, 128)
+    widget.form.axes.value = "TYX"
+    widget.form.temporal.value = 2
+    assert widget.form.config().temporal_context == 2
+    widget.form.axes.value = "ZYX"
+    widget.form.temporal.value = 0
+    widget.form.patch_z.value = 8
+    widget.form.patch.value = 128
+    assert widget.form.config().patch_size == (8, 128, 128)

@@ -17,24 +17,24 @@ def _setup(viewer, widget, per_class=6):
             picked[i] = c
     centres = np.array([np.argwhere(labels == i).mean(0) for i in picked])
     viewer.add_points(centres, name="marks", features={"class": list(picked.values())})
-    widget.task.value = "classify"
-    widget.time_limit.value = 600
-    widget.epochs.value = 1  # 50 steps: the work does not depend on the machine's load
-    widget.batch.value = 16
-    widget.depth.value = 3
-    widget.base_channels.value = 8
-    widget.lr.value = 3e-3
+    widget.form.task.value = "classify"
+    widget.form.time_limit.value = 600
+    widget.form.epochs.value = 1  # 50 steps: the work does not depend on the machine's load
+    widget.form.batch.value = 16
+    widget.form.depth.value = 3
+    widget.form.base_channels.value = 8
+    widget.form.lr.value = 3e-3
     return truth, picked
 
 
 def test_classify_journey(viewer, widget, qtbot):
     truth, picked = _setup(viewer, widget)
-    assert not widget.annotations.native.isHidden() and not widget.classes.native.isHidden()
-    assert widget.annotations.label == "Objects" and widget.model.value == "cnn"
-    assert same(widget.annotations.value, viewer.layers["objects"])
-    assert same(widget.classes.value, viewer.layers["marks"])  # the Points layer is preselected
+    assert not widget.form.annotations.native.isHidden() and not widget.form.classes.native.isHidden()
+    assert widget.form.annotations.label == "Objects" and widget.form.model.value == "cnn"
+    assert same(widget.form.annotations.value, viewer.layers["objects"])
+    assert same(widget.form.classes.value, viewer.layers["marks"])  # the Points layer is preselected
     before = snapshot(viewer)
-    widget.preview.value = True
+    widget.form.preview.value = True
     widget.train_btn.native.click()
     wait_idle(qtbot, widget)
     (result,) = ours(viewer)
@@ -59,16 +59,16 @@ def test_classify_journey(viewer, widget, qtbot):
     wait_idle(qtbot, widget)
     (result,) = ours(viewer)
     np.testing.assert_array_equal(result.data, viewer.layers["objects"].data)
-    widget.task.value = "instance"
-    assert widget.classes.native.isHidden() and widget.confusion.isHidden()
+    widget.form.task.value = "instance"
+    assert widget.form.classes.native.isHidden() and widget.confusion.isHidden()
 
 
 def test_missing_class_feature_is_a_clear_error(viewer, widget, qtbot):
     _setup(viewer, widget)
     viewer.layers["marks"].features = {"kind": ["a"] * len(viewer.layers["marks"].data)}
-    widget.classes.value = viewer.layers["marks"]
+    widget.form.classes.value = viewer.layers["marks"]
     widget.train_btn.native.click()
     assert not widget.busy and "no 'class' feature" in widget.status.value
-    widget.classes.value = "features"
+    widget.form.classes.value = "features"
     widget.train_btn.native.click()
     assert not widget.busy and "no 'class' column" in widget.status.value

@@ -16,7 +16,7 @@ from .conftest import choose_file, fast_settings, open_widget, ours, snapshot, w
 def test_pause_holds_the_time_budget(viewer, widget, qtbot):
     viewer.open_sample("napari-bioimg", "nuclei")
     fast_settings(widget, seconds=5)
-    widget.preview.value = False
+    widget.form.preview.value = False
     assert not widget.pause_btn.enabled
     start = time.perf_counter()
     widget.train_btn.native.click()
@@ -24,15 +24,15 @@ def test_pause_holds_the_time_budget(viewer, widget, qtbot):
     assert widget.pause_btn.enabled
     widget.pause_btn.native.click()
     qtbot.waitUntil(lambda: widget.pause_btn.text == "Resume", timeout=30_000)
-    assert widget._train_worker.is_paused and "Paused" in widget.status.value
+    assert widget.session.worker("train").is_paused and "Paused" in widget.status.value
     n = len(widget.plot.losses)
     qtbot.wait(4000)  # nothing trains while paused, and the budget does not run
     assert len(widget.plot.losses) == n
     widget.pause_btn.native.click()
     qtbot.waitUntil(lambda: widget.pause_btn.text == "Pause", timeout=30_000)
-    qtbot.waitUntil(lambda: widget._train_worker is None, timeout=120_000)
+    qtbot.waitUntil(lambda: widget.session.worker("train") is None, timeout=120_000)
     wall = time.perf_counter() - start
-    training = widget._checkpoint["training"]
+    training = widget.session.model.checkpoint["training"]
     assert not training["stopped_early"] and training["steps"] > n
     assert 5 <= training["seconds"] < 5 + 2  # the 5 s budget counts training time only...
     assert wall - training["seconds"] > 3.5  # ...not the 4 s spent paused
@@ -42,14 +42,14 @@ def test_pause_holds_the_time_budget(viewer, widget, qtbot):
 def test_stop_while_paused_keeps_the_model(viewer, widget, qtbot):
     viewer.open_sample("napari-bioimg", "nuclei")
     fast_settings(widget, seconds=600)
-    widget.preview.value = False
+    widget.form.preview.value = False
     widget.train_btn.native.click()
     qtbot.waitUntil(lambda: len(widget.plot.losses) >= 2, timeout=60_000)
     widget.pause_btn.native.click()
     qtbot.waitUntil(lambda: widget.pause_btn.text == "Resume", timeout=30_000)
     widget.stop_btn.native.click()
-    qtbot.waitUntil(lambda: widget._train_worker is None, timeout=30_000)
-    assert widget._checkpoint["training"]["stopped_early"] and widget.pause_btn.text == "Pause"
+    qtbot.waitUntil(lambda: widget.session.worker("train") is None, timeout=30_000)
+    assert widget.session.model.checkpoint["training"]["stopped_early"] and widget.pause_btn.text == "Pause"
     wait_idle(qtbot, widget)
 
 
@@ -57,22 +57,22 @@ def test_continue_training_on_corrected_annotations(viewer, widget, qtbot):
     """Predict -> the user corrects the annotations -> Continue: fine-tuning, with the loss curve continuing."""
     viewer.open_sample("napari-bioimg", "nuclei")
     fast_settings(widget, seconds=4)
-    widget.preview.value = False
+    widget.form.preview.value = False
     assert not widget.continue_btn.enabled
     widget.train_btn.native.click()
     wait_idle(qtbot, widget)
-    first = widget._checkpoint["training"]["steps"]
+    first = widget.session.model.checkpoint["training"]["steps"]
     assert widget.continue_btn.enabled and len(widget.plot.steps) == first
     labels = viewer.layers["nuclei labels"]
     corrected = labels.data.copy()
     corrected[corrected == corrected.max()] = 0  # the user erases an object
     labels.data = corrected
     before = snapshot(viewer)
-    widget.depth.value = 4  # ignored: fine-tuning keeps the model's architecture
+    widget.form.depth.value = 4  # ignored: fine-tuning keeps the model's architecture
     widget.continue_btn.native.click()
     assert "Continuing" in widget.status.value
     wait_idle(qtbot, widget)
-    ck = widget._checkpoint
+    ck = widget.session.model.checkpoint
     assert ck["training"]["steps"] > first and not ck["training"]["stopped_early"]
     assert [h["step"] for h in ck["history"]] == list(range(1, ck["training"]["steps"] + 1))
     assert widget.plot.steps == list(range(1, ck["training"]["steps"] + 1))  # one continuous curve
@@ -96,11 +96,11 @@ def test_export_dialog_then_load_package_predicts_the_same(viewer, widget, qtbot
     image, _ = blobs2d
     viewer.add_image(image, name="blobs")
     choose_file(monkeypatch, "getOpenFileName", trained_file)
-    widget.load_btn.native.click()
-    assert widget.export_btn.enabled
+    widget.files.load_btn.native.click()
+    assert widget.files.export_btn.enabled
     target = tmp_path / "shared" / "model"
     choose_file(monkeypatch, "getSaveFileName", target, "bioimage.io package (*.zip)")
-    widget.export_btn.native.click()
+    widget.files.export_btn.native.click()
     wait_idle(qtbot, widget)
     package = target.with_suffix(".zip")
     assert package.exists() and "Exported" in widget.status.value
@@ -112,8 +112,8 @@ def test_export_dialog_then_load_package_predicts_the_same(viewer, widget, qtbot
     theirs = open_widget(colleague)
     colleague.add_image(image, name="blobs")
     choose_file(monkeypatch, "getOpenFileName", package)
-    theirs.load_btn.native.click()
-    assert "Loaded model.zip" in theirs.status.value and theirs.trainable
+    theirs.files.load_btn.native.click()
+    assert "Loaded model.zip" in theirs.status.value and theirs.session.trainable
     theirs.predict_btn.native.click()
     wait_idle(qtbot, theirs)
     (result,) = ours(colleague)
@@ -125,9 +125,9 @@ def test_load_other_tools_package_predicts_an_image(viewer, widget, qtbot, tmp_p
     """A package without napari-bioimg metadata: its output channels become a float image layer."""
     image, _ = blobs2d
     choose_file(monkeypatch, "getOpenFileName", trained_file)
-    widget.load_btn.native.click()
+    widget.files.load_btn.native.click()
     choose_file(monkeypatch, "getSaveFileName", tmp_path / "ours.zip", "bioimage.io package (*.zip)")
-    widget.export_btn.native.click()
+    widget.files.export_btn.native.click()
     wait_idle(qtbot, widget)
     folder = tmp_path / "foreign"
     with zipfile.ZipFile(tmp_path / "ours.zip") as z:
@@ -138,9 +138,9 @@ def test_load_other_tools_package_predicts_an_image(viewer, widget, qtbot, tmp_p
     (folder / "rdf.yaml").write_text(yaml.safe_dump(rdf))
     viewer.add_image(image, name="blobs")
     choose_file(monkeypatch, "getOpenFileName", folder / "rdf.yaml")
-    widget.load_btn.native.click()
+    widget.files.load_btn.native.click()
     assert "3 channel(s)" in widget.status.value
-    assert not widget.continue_btn.enabled and not widget.export_btn.enabled and widget.predict_btn.enabled
+    assert not widget.continue_btn.enabled and not widget.files.export_btn.enabled and widget.predict_btn.enabled
     widget.predict_btn.native.click()
     wait_idle(qtbot, widget)
     (result,) = ours(viewer)

@@ -6,10 +6,14 @@ module hands them the arrays and tables of napari layers and shows the results.
 
 from __future__ import annotations
 
+from html import escape
+
 import numpy as np
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from napari.layers import Labels, Points
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QLabel
 
 from . import layers as L
 
@@ -28,14 +32,16 @@ def class_color(index: int) -> str:
 
 
 def source_choices(viewer, objects) -> list[tuple[str, object]]:
-    """Where class annotations can come from: Points layers, other Labels layers, the objects' features."""
+    """Where class annotations can come from: Points layers, Labels layers painted over the objects (same
+    shape), the objects' features."""
     choices: list[tuple[str, object]] = []
     for layer in viewer.layers:
         if L.is_ours(layer):
             continue
         if isinstance(layer, Points):
             choices.append((f"points: {layer.name}", layer))
-        elif isinstance(layer, Labels) and not L.same_layer(layer, objects):
+        elif isinstance(layer, Labels) and not L.same_layer(layer, objects) and \
+                (objects is None or L.data_shape(layer) == L.data_shape(objects)):
             choices.append((f"painted: {layer.name}", layer))
     choices.append(("features of the objects layer", FEATURES))
     return choices
@@ -161,3 +167,35 @@ class ConfusionPlot(FigureCanvasQTAgg):
                      f"(n={report['n']})", color=FG, fontsize=7)
         self.setVisible(True)
         self.draw_idle()
+
+
+def legend_entries(result) -> list[tuple[str, str, int]]:
+    """``(class name, colour, count)`` per class of a :class:`~napari_bioimg.core.tasks.ClassPrediction`."""
+    counts = np.bincount(np.asarray(result.index, dtype=int), minlength=len(result.class_names))
+    return [(str(name), class_color(int(value) - 1), int(n))
+            for name, value, n in zip(result.class_names, result.class_values, counts)]
+
+
+class ClassLegend(QLabel):
+    """Which colour is which class in the classified layer (hidden until there is a classification)."""
+
+    def __init__(self):
+        super().__init__()
+        self.entries: list[tuple[str, str, int]] = []
+        self.setWordWrap(True)
+        self.setTextFormat(Qt.TextFormat.RichText)
+        self.setVisible(False)
+
+    def show_entries(self, entries: list[tuple[str, str, int]] | None, layer_name: str = "") -> None:
+        self.entries = list(entries or [])
+        if not self.entries:
+            self.setVisible(False)
+            return
+        swatches = " &nbsp; ".join(
+            f'<span style="color:{color}; font-size:14pt">&#9632;</span>&nbsp;{escape(name)}&nbsp;'
+            f'<span style="color:#9a9a9a">({n})</span>' for name, color, n in self.entries)
+        title = f"Classes in '{escape(layer_name)}': " if layer_name else "Classes: "
+        self.setText(f'<span style="color:{FG}">{title}</span>{swatches}')
+        self.setToolTip("Each object of the result layer has the colour of its predicted class; "
+                        "the number of objects per class in brackets")
+        self.setVisible(True)

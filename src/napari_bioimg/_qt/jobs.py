@@ -3,31 +3,175 @@
 The GUI thread hands over layer data as it is: a private copy of an in-memory array
 (cheap), or a lazy dask / zarr array, which is read here, off the GUI thread, so the
 viewer never waits for a big image to be computed. No Qt, no napari layers here.
+
+Every job runs under :func:`abortable`: when the window closes, the session sets its
+abort event and the job's thread ends within about one network layer's time, not at
+the end of a 3D training step or preview that can take longer than 10 s on a CPU.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+import queue
+import threading
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+
+class Aborted(BaseException):
+    """Raised in an aborted job's thread from inside torch (a BaseException: no ``except Exception`` swallows it)."""
+
+
+@dataclass(frozen=True)
+class Received:
+    """A message sent to a running training (:meth:`.session.Session.send`) has reached its worker."""
+
+    message: Any
+
+
+@dataclass(frozen=True)
+class CopyProgress:
+    """Saving a result store: ``done`` of ``total`` chunks copied."""
+
+    done: int
+    total: int
+
+
+@contextmanager
+def abortable(abort: threading.Event | None) -> Iterator[None]:
+    """While active, torch work in this thread raises :class:`Aborted` soon after ``abort`` is set.
+
+    The engine checks its stop flag between steps and tile batches only. Here a process-wide
+    module forward pre-hook (filtered to this thread) checks the flag before every layer, and
+    saved-tensor hooks check it while the backward pass unpacks each layer's saved tensors.
+    """
+    if abort is None:
+        yield
+        return
+    import torch
+
+    me = threading.get_ident()
+
+    def check() -> None:
+        if abort.is_set() and threading.get_ident() == me:
+            raise Aborted
+
+    def before_layer(module, args) -> None:
+        check()
+
+    def unpack(tensor):
+        check()
+        return tensor
+
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(before_layer)
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(lambda tensor: tensor, unpack):
+            yield
+    finally:
+        handle.remove()
 
 
 def _read(data):
     return None if data is None else np.asarray(data)
 
 
-def train_job(image, annotations, config, *, classes: Callable | None = None, extra: dict | None = None,
-              **kwargs) -> Generator[Any, None, Any]:
-    """:func:`~.core.train.train` on layer data read in the worker.
+def _drain(inbox: queue.SimpleQueue | None) -> list:
+    messages = []
+    while inbox is not None:
+        try:
+            messages.append(inbox.get_nowait())
+        except queue.Empty:
+            break
+    return messages
 
-    ``classes`` (from :func:`._classify.class_request`) turns the objects' label image
-    into class annotations once it has been read.
+
+def train_job(samples: list, config, *, axes: str, control, inbox: queue.SimpleQueue | None = None,
+              abort: threading.Event | None = None, preview_index=None, init_checkpoint=None
+              ) -> Generator[Any, None, Any]:
+    """:func:`~napari_bioimg.core.train` on the run's samples, read here in the worker.
+
+    ``samples`` are :class:`.session.Sample` objects; the engine trains on one image today.
+    Messages put in ``inbox`` are delivered between engine events and acknowledged with
+    :class:`Received` (the seam for live training: new annotations while training runs).
+    Returns the engine's ``TrainResult``, or ``None`` when aborted.
     """
     from ..core.training.loop import train
 
-    annotations = _read(annotations)
-    extra = {name: _read(value) for name, value in (extra or {}).items()}
-    if classes is not None:
-        extra["classes"] = classes(annotations)
-    return (yield from train(_read(image), annotations, config, extra=extra or None, **kwargs))
+    (sample,) = samples
+    with abortable(abort):
+        try:
+            annotations = _read(sample.annotations)
+            extra = {name: _read(value) for name, value in sample.extra.items() if value is not None}
+            if sample.classes is not None:
+                extra["classes"] = sample.classes(annotations)
+            gen = train(_read(sample.image), annotations, config, extra=extra or None, axes=axes, control=control,
+                        preview_index=preview_index, rgb=sample.rgb, init_checkpoint=init_checkpoint)
+            while True:
+                try:
+                    event = next(gen)
+                except StopIteration as done:
+                    return done.value
+                yield event
+                for message in _drain(inbox):
+                    yield Received(message)
+        except Aborted:
+            return None
+
+
+def predict_job(model, sample, *, axes: str, control, abort: threading.Event | None = None,
+                reference=None, **kwargs) -> Generator[Any, None, Any]:
+    """:func:`~napari_bioimg.core.predict` on one sample; also scores an image result against a clean ``reference``.
+
+    Returns ``(result, scores)``: ``scores`` holds PSNR/SSIM of the result and of the input
+    against the reference (``None`` without a reference or when stopped); ``None`` when aborted.
+    """
+    from ..core.inference.predict import predict
+    from ..core.metrics import image_scores
+
+    with abortable(abort):
+        try:
+            result = yield from predict(model, sample.image, axes, control=control, rgb=sample.rgb, **kwargs)
+            if result is None or reference is None:
+                return result, None
+            reference = _read(reference)
+            axes_ref = axes if axes and not axes.startswith("Z") else None  # SSIM frame by frame along T/S only
+            scores = image_scores(result, reference, axes_ref)
+            before = image_scores(np.asarray(sample.image, dtype=np.float32), reference, axes_ref)
+            return result, {**scores, "input_psnr": before["psnr"], "input_ssim": before["ssim"]}
+        except Aborted:
+            return None
+
+
+def export_job(checkpoint, fmt: str, path, *, sample=None, sample_axes=None, abort=None):
+    """:func:`~napari_bioimg.core.formats.export.export_model` (a plain function: no progress)."""
+    from ..core.formats.export import export_model
+
+    with abortable(abort):
+        try:
+            return export_model(checkpoint, fmt, path, sample=sample, sample_axes=sample_axes)
+        except Aborted:
+            return None
+
+
+def save_store_job(source, path: Path, axes: str, scale=None, *, abort: threading.Event | None = None
+                   ) -> Generator[CopyProgress, None, Path | None]:
+    """Copy a zarr result store to ``path`` as OME-Zarr (chunk by chunk), renamed into place when complete."""
+    from ..core.data.zarrio import create_output
+    from ..core.inference.blocks import ResultStore
+
+    with ResultStore(path) as store:  # a partial copy is removed when stopped or failed
+        out = create_output(store.tmp, source.shape, source.chunks, source.dtype, axes, scale)
+        grid = [range(0, s, c) for s, c in zip(source.shape, source.chunks)]
+        corners = list(np.ndindex(*[len(g) for g in grid]))
+        for i, corner in enumerate(corners):
+            if abort is not None and abort.is_set():
+                return None
+            sel = tuple(slice(g[k], g[k] + c) for g, k, c in zip(grid, corner, source.chunks))
+            out[sel] = source[sel]
+            yield CopyProgress(i + 1, len(corners))
+        store.commit()
+    return store.final

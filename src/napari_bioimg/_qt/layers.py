@@ -160,3 +160,63 @@ def add_lazy_result(viewer, source, name: str, kind: str, data, axes: str):
     if len(scale) != data.ndim:  # e.g. an image result with an added channel axis
         scale, translate = None, None
     return _add(viewer, kind, data, unique, scale, translate, source)
+
+
+# ---------------------------------------------------------------- what a layer looks like (for picking)
+
+CLEAN_HINTS = ("clean", "reference", "ground truth", "groundtruth", "gt", "target", "high snr", "high-snr")
+"""Words in a layer name that say it is a clean image of the same pixels (a reference or target)."""
+
+
+def fits(labels, image) -> bool:
+    """Whether ``labels`` covers ``image``'s pixels (shapes only: a lazy layer is never computed here)."""
+    shape, ishape = data_shape(labels), data_shape(image)
+    return shape == ishape or (bool(getattr(image, "rgb", False)) and shape == ishape[:-1])
+
+
+def sounds_clean(name: str) -> bool:
+    words = name.lower().replace("(", " ").replace(")", " ").replace("_", " ")
+    return any(f" {hint} " in f" {words} " for hint in CLEAN_HINTS)
+
+
+def label_stats(layer, budget: int = 1_000_000) -> tuple[int, float] | None:
+    """``(number of non-zero ids, fraction of pixels labelled)`` of an in-memory Labels layer, on at most
+    ``budget`` pixels (a regular subsample); ``None`` for lazy data (never computed on the GUI thread)."""
+    data = layer_data(layer)
+    if not isinstance(data, np.ndarray) or data.size == 0:
+        return None
+    step = 1
+    while data.size / step ** min(data.ndim, 3) > budget:
+        step += 1
+    sub = data[tuple(slice(None, None, step) if i >= data.ndim - 3 else slice(None) for i in range(data.ndim))]
+    nonzero = sub[sub != 0]
+    return int(np.unique(nonzero).size), float(nonzero.size / sub.size)
+
+
+def looks_like_instances(stats: tuple[int, float] | None) -> bool:
+    """Many ids over a sizeable area: one id per object (instance masks), not a few painted classes."""
+    if stats is None:
+        return False
+    n_ids, fraction = stats
+    return n_ids > 30 or (n_ids >= 8 and fraction >= 0.02)
+
+
+def looks_like_scribbles(stats: tuple[int, float] | None) -> bool:
+    """A few classes (or nothing painted yet)."""
+    return stats is not None and stats[0] < 8
+
+
+def active_key(viewer):
+    """The key of the selected (active) layer, or ``None``."""
+    active = viewer.layers.selection.active
+    return layer_key(active) if active is not None else None
+
+
+def select(viewer, key) -> None:
+    """Make the layer with ``key`` the selected one (the brush paints into it)."""
+    layer = find_layer(viewer, key)
+    if layer is not None and viewer.layers.selection.active is not None \
+            and layer_key(viewer.layers.selection.active) == key:
+        return
+    if layer is not None:
+        viewer.layers.selection.active = layer

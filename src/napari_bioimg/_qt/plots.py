@@ -25,7 +25,11 @@ def _fmt(v: float) -> str:
 
 
 class LossPlot(QWidget):
-    """Training loss (left axis) and validation score (right axis, 0..1) against step.
+    """Training loss (left axis) and a validation metric (right axis) against step.
+
+    The right axis shows the metric the status line names (e.g. ``f1`` or ``blind_spot_loss``),
+    not the engine's internal score (which is negated for losses); it spans 0..1 for metrics
+    that live there and the values' own range otherwise. Margins fit their labels.
 
     Data live in plain lists (``steps``, ``losses``, ``val_steps``, ``val_scores``);
     adding a point only schedules a repaint, which Qt merges with others.
@@ -53,11 +57,35 @@ class LossPlot(QWidget):
         self.losses.append(loss)
         self.redraw()
 
-    def add_validation(self, step: int, score: float, name: str = "validation") -> None:
+    def add_validation(self, step: int, value: float, name: str = "validation") -> None:
+        """One validation: ``value`` of the metric called ``name``."""
         self.val_steps.append(step)
-        self.val_scores.append(score)
-        self.val_name = name
+        self.val_scores.append(float(value))
+        self.val_name = name.replace("_", " ")
         self.redraw(force=True)
+
+    def val_range(self) -> tuple[float, float]:
+        """The right axis: 0..1 for metrics that live there (F1, IoU, accuracy), else the values' range."""
+        finite = [v for v in self.val_scores if np.isfinite(v)]
+        if not finite:
+            return 0.0, 1.0
+        lo, hi = min(finite), max(finite)
+        if lo >= 0 and hi <= 1 and hi > 0.05:
+            return 0.0, 1.0
+        pad = (hi - lo) * 0.1 or abs(hi) * 0.1 or 1.0
+        return lo - pad, hi + pad
+
+    def val_label(self) -> str:
+        return _fmt(self.val_scores[-1]) if self.val_scores else ""
+
+    def margins(self, fm) -> tuple[int, int]:
+        """Left and right margins (pixels) wide enough for the axis labels in font metrics ``fm``."""
+        y = np.asarray(self.losses, dtype=float)
+        y = y[np.isfinite(y)]
+        labels = [_fmt(float(y.min())), _fmt(float(y.max()))] if y.size else []
+        left = max(fm.horizontalAdvance(t) for t in ["0.000", *labels]) + 10
+        right = max(fm.horizontalAdvance(self.val_label() or "0.00") + 10, 28)
+        return left, right
 
     def redraw(self, force: bool = False) -> None:
         """Schedule a repaint (cheap; Qt coalesces several into one)."""
@@ -80,7 +108,8 @@ class LossPlot(QWidget):
         font = QFont(p.font())
         font.setPointSizeF(7.5)
         p.setFont(font)
-        left, right, top, bottom = 44, 40, 18, 18
+        left, right = self.margins(p.fontMetrics())
+        top, bottom = 18, 18
         w, h = self.width() - left - right, self.height() - top - bottom
         if w < 10 or h < 10:
             p.end()
@@ -119,15 +148,16 @@ class LossPlot(QWidget):
             p.setPen(QPen(LOSS, 1.6))
             p.drawPolyline(QPolygonF([pt(a, b, lo, hi) for a, b in zip(xs[::stride], smooth[::stride])]))
         if self.val_steps:
-            top_val = max(1.0, max(self.val_scores) * 1.05)
-            pts = [pt(a, b, 0.0, top_val) for a, b in zip(self.val_steps, self.val_scores)]
+            vlo, vhi = self.val_range()
+            pts = [pt(a, b, vlo, vhi) for a, b in zip(self.val_steps, self.val_scores) if np.isfinite(b)]
             p.setPen(QPen(VAL, 1.2))
             p.drawPolyline(QPolygonF(pts))
             p.setBrush(VAL)
             for q in pts:
                 p.drawEllipse(q, 2.2, 2.2)
-            p.drawText(QRectF(left + w + 4, top + h / 2 - 6, right, 12), Qt.AlignmentFlag.AlignLeft,
-                       _fmt(self.val_scores[-1]))
+            if pts:
+                y = min(max(pts[-1].y() - 6, top), top + h - 12)
+                p.drawText(QRectF(left + w + 4, y, right - 4, 12), Qt.AlignmentFlag.AlignLeft, self.val_label())
         p.setPen(FG)
         p.drawText(QRectF(0, top + 12, left - 4, 12), Qt.AlignmentFlag.AlignRight, _fmt(hi))
         p.drawText(QRectF(0, top + h - 12, left - 4, 12), Qt.AlignmentFlag.AlignRight, _fmt(lo))

@@ -12,9 +12,106 @@ from __future__ import annotations
 
 import gc
 
+from magicgui.widgets import Label
+from napari.utils.notifications import show_error, show_info, show_warning
+from psygnal import Signal
 from qtpy.QtCore import QRectF, Qt
 from qtpy.QtGui import QColor, QPainter
 from qtpy.QtWidgets import QSizePolicy, QWidget
+
+NBSP = "\u00a0"
+
+SMALL_VALIDATION = {"pixels": 50_000, "objects": 30, "frames": 10}
+"""Below these validation-set sizes the scores get a caveat: a handful of objects makes any score noisy."""
+
+
+def fmt_time(seconds: float | None) -> str:
+    if seconds is None:
+        return "--:--"
+    s = int(round(seconds))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+def part(*words) -> str:
+    """One part of a status line: its words never wrap apart (only the " · " between parts does)."""
+    return NBSP.join(str(w) for w in words if w != "")
+
+
+def line(*parts: str) -> str:
+    return " · ".join(p for p in parts if p)
+
+
+def fmt_count(n: int) -> str:
+    return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.1f}k" if n >= 1e4 else f"{n:,}"
+
+
+def validation_size(run) -> tuple[int, str] | None:
+    """How many pixels / objects / frames the run's validation scores rest on.
+
+    Uses the validation event's own ``size`` (and ``unit``) when the engine gives them; else the
+    classification report's ``n``; else the held-apart pixels announced when training started.
+    """
+    val, started = run.val, run.started
+    n = getattr(val, "size", None)
+    unit = getattr(val, "unit", None) if n is not None else None
+    if n is None and val is not None and val.report:
+        n, unit = val.report.get("n"), getattr(started, "unit", None)
+    if n is None and started is not None:
+        n, unit = started.n_val_pixels, getattr(started, "unit", None)
+    unit = unit or "pixels"
+    return (int(n), unit) if n is not None else None
+
+
+def validation_note(run) -> tuple[str, str | None]:
+    """``("validated on 9.8k pixels", caveat or None)`` for the run's validation set."""
+    size = validation_size(run)
+    if size is None:
+        return "", None
+    n, unit = size
+    if n == 0:
+        return "no validation set", "no annotations were held apart: the scores say nothing; raise Validation %"
+    text = f"on {fmt_count(n)} {unit if n != 1 else unit.rstrip('s')}"
+    small = n < SMALL_VALIDATION.get(unit, 0)
+    caveat = ("too small a validation set to trust the scores: check the result by eye "
+              "(annotate more, or raise Validation %)") if small else None
+    return text, caveat
+
+
+class StatusLine:
+    """The widget's one line of what is going on; errors and warnings also go to napari's notifications."""
+
+    changed = Signal(str)
+
+    def __init__(self):
+        self.prefix = ""
+        """Kept in front of what is shown next (e.g. the training's summary before its prediction's result)."""
+        self.label = Label(value="")
+        self.label.native.setWordWrap(True)
+        self.label.native.setMinimumHeight(40)
+        self.label.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+
+    @property
+    def value(self) -> str:
+        return self.label.value
+
+    @value.setter
+    def value(self, text: str) -> None:
+        text = f"{self.prefix}\n{text}" if self.prefix else text
+        self.label.value = text
+        self.changed.emit(text)
+
+    def error(self, message: str) -> None:
+        self.value = f"Error: {message}"
+        show_error(f"napari-bioimg: {message}")
+
+    def warn(self, message: str) -> None:
+        self.value = message
+        show_warning(f"napari-bioimg: {message}")
+
+    def info(self, message: str, notify: bool = False) -> None:
+        self.value = message
+        if notify:
+            show_info(f"napari-bioimg: {message}")
 
 TRACK = QColor("#3b3f46")
 BAR = QColor("#5a8fd8")

@@ -1,15 +1,20 @@
-"""Predictions and result layers of the dock widget (a mixin of :class:`~._widget.BioimgWidget`).
+"""Result layers: the layer added when training starts, previews written in place, the final result,
+results that live in a zarr store, and objects coloured by class.
 
-Runs the engine's ``predict`` in a napari worker and writes what comes back into
-our own result layers on the main thread: a new layer per image and model, never
-one of the user's layers.
+Main thread only. A result always goes into a layer of our own (``<image> [<model>]``),
+never into one of the user's; adding it keeps the user's annotation layer selected, so
+the next brush stroke lands where the user meant it, and while training runs the result
+layer is not editable (the next preview would overwrite any stroke in it).
 """
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
+from pathlib import Path
+
 import numpy as np
-from napari.qt.threading import create_worker
-from napari.utils.notifications import show_error, show_warning
 
 from . import classes as C
 from . import layers as L
@@ -26,230 +31,210 @@ def _fits_in(data: np.ndarray, dtype) -> bool:
     return False
 
 
-def _predict_and_score(checkpoint, image, axes, reference=None, **kwargs):
-    """Prediction generator that also scores an image result against a clean ``reference``.
+def temporary_store(array) -> Path | None:
+    """The temporary folder holding a zarr result the engine wrote for us (``<tmp>/napari-bioimg-*``), if it is one."""
+    from ..core.data.zarrio import store_location
 
-    Returns ``(result, scores)``; ``scores`` holds PSNR/SSIM of the result and of the
-    input against the reference (``None`` without a reference or when stopped).
-    """
-    from ..core.inference.predict import predict
-    from ..core.metrics import image_scores
-
-    result = yield from predict(checkpoint, image, axes, **kwargs)
-    if result is None or reference is None:
-        return result, None
-    axes_ref = axes if axes and not axes.startswith("Z") else None  # SSIM frame by frame only along T/S
-    scores = image_scores(result, reference, axes_ref)
-    before = image_scores(np.asarray(image, dtype=np.float32), reference, axes_ref)
-    return result, {**scores, "input_psnr": before["psnr"], "input_ssim": before["ssim"]}
+    try:
+        path = Path(store_location(array))
+    except Exception:  # noqa: BLE001 (not a local zarr store)
+        return None
+    tmp = Path(tempfile.gettempdir()).resolve()
+    for parent in path.resolve().parents:
+        if parent.parent == tmp:
+            return parent if parent.name.startswith("napari-bioimg-") else None
+    return None
 
 
-class ResultsMixin:
-    """Prediction and result layers; expects the attributes :class:`~._widget.BioimgWidget` sets up."""
+class ResultLayers:
+    """Writes runs' results into our own layers and removes the temporary stores of lazy results."""
 
-    # ---------------------------------------------------------------- the layer added at Train
-    def _drop_placeholder(self) -> None:
-        """Remove the result layer added at Train if nothing was ever shown in it (error, stop, cancel)."""
-        placeholder = L.find_layer(self.viewer, self._run.pop("placeholder", None))
-        if placeholder is not None:
-            self.viewer.layers.remove(placeholder)
+    def __init__(self, viewer):
+        self.viewer = viewer
+        self.stores: dict[int, Path] = {}
+        """Temporary result stores by the key of the layer that shows them."""
+        viewer.layers.events.removed.connect(self._on_removed)
 
-    def _result_geometry(self, kind: str) -> tuple[tuple[int, ...], type]:
-        """Shape and dtype of the result layer for the current run's image."""
-        axes = self._run["axes"]
-        source_shape = L.layer_data(self._run["image"]).shape
-        # image results keep the source's shape (channel axis included); labels drop C
+    # ---------------------------------------------------------------- adding layers
+    def _added(self, run, layer):
+        """A result is being written to ``layer``: it is the run's result; read-only while training runs."""
+        if layer is None:
+            return None
+        key = L.layer_key(layer)
+        run.result_key = key
+        if run.placeholder == key:  # the layer added at the start holds a result now: it stays
+            run.placeholder = None
+        if run.job == "train" and layer.editable:
+            layer.editable = False  # napari makes a Labels layer editable again when its data is replaced
+        return layer
+
+    def _geometry(self, run, kind: str) -> tuple[tuple[int, ...], type]:
+        """Shape and dtype of the result layer for the run's image."""
+        axes = run.axes
         kept = axes if kind == "image" else axes.replace("C", "")
-        shape = tuple(s for a, s in zip(axes, source_shape) if a in kept)
+        shape = tuple(s for a, s in zip(axes, run.sample.shape) if a in kept)
         # uint16 labels go straight to the GPU; napari maps uint32 on the CPU (slower previews)
         return shape, (np.uint16 if kind == "labels" else np.float32)
 
-    def _placeholder_layer(self, kind: str):
-        """The (empty) layer previews and the final result will be written to, added before training starts."""
-        if self._run.get("objects") is not None:
-            return self._class_layer()  # (no placeholder is registered yet, so this does not claim it)
-        shape, dtype = self._result_geometry(kind)
-        image = self._run["image"]
-        return L.result_layer(self.viewer, image, self._result_name(), kind, shape, dtype, self._run["axes"])
+    def _source(self, run):
+        return L.find_layer(self.viewer, run.sample.image_key)
 
-    # ---------------------------------------------------------------- prediction
-    def start_prediction(self, value=None) -> None:
-        """Predict the selected image with the current (trained or loaded) model into a new layer."""
-        from ..core import Control, get_task
-
-        if self.busy or self._checkpoint is None:
-            return
-        image = self.image.value
-        if image is None:
-            show_error("napari-bioimg: pick an image layer to predict")
-            return
-        data = self._checkpoint["data"]
-        axes = self.axes.value
-        if data["spatial_dims"] == 2 and "Z" in axes and image.ndim == 3 and not image.rgb:
-            axes = "ZYX"
-        task = self._loaded.task if self._loaded is not None else get_task(self._checkpoint["task"]["name"])
-        objects = None
-        if "objects" in task.inputs:
-            if self.annotations.value is None:
-                show_error("napari-bioimg: pick the objects to classify (a Labels layer)")
-                return
-            objects = L.snapshot(self.annotations.value)
-        reference = self.reference.value if task.output_kind == "image" else None
-        if reference is not None and L.data_shape(reference) != L.data_shape(image):
-            show_warning(f"napari-bioimg: reference '{reference.name}' has another shape than the image; "
-                         "no PSNR/SSIM this time")
-            reference = None
-        self._control = Control()
-        self._run.update({"image": image, "axes": axes, "model": self._checkpoint["model"]["name"],
-                          "spatial_dims": data["spatial_dims"], "objects": objects, "colors": {},
-                          "kind": task.output_kind,
-                          "label": getattr(task, "result_label", "") or self._checkpoint["model"]["name"],
-                          "reference": reference.name if reference is not None else None})
-        self.progress.begin("Predicting")
-        direct = {"labels": objects, "class_image": objects is None} if task.direct_model else {}
-        ref_data = L.snapshot(reference) if reference is not None else None
-        # the layer's own (possibly lazy: dask, zarr) data: big images are predicted block by block
-        worker = create_worker(_predict_and_score, self._loaded or self._checkpoint, L.layer_data(image), axes,
-                               ref_data, device=self.device.value, **direct,
-                               control=self._control, rgb=image.rgb, _start_thread=False,
-                               _connect={"yielded": self._on_event, "returned": self._on_predicted,
-                                         "errored": self._on_error, "finished": self._on_predict_finished})
-        self._predict_worker = worker
-        self._set_running(True)
-        self._gc.hold()
-        worker.start()
-
-    def _on_predicted(self, returned) -> None:
-        from ..core.data.zarrio import store_location
-        from ..core.tasks import ClassPrediction
-
-        result, scores = returned
-        if result is None:
-            self.status.value = "Prediction cancelled."
-            return
-        if isinstance(result, ClassPrediction):
-            self._show_prediction_classes(result)
-            return
-        kind = self._output_kind()
-        if not isinstance(result, np.ndarray):  # a zarr store written block by block: shown lazily
-            image = self._run.get("image")
-            if not L.in_viewer(self.viewer, image):
-                return
-            layer = L.add_lazy_result(self.viewer, image, self._result_name(), kind, result, self._run["axes"])
-            self.status.value = f"Prediction in layer '{layer.name}' (shown from {store_location(result)})."
-            return
-        layer = self._show_result(result, None, kind)
-        if layer is not None:
-            n = int(result.max()) if kind == "labels" and result.size else None
-            extra = f": {n} objects" if n is not None and self._checkpoint["task"]["name"] == "instance" else ""
-            if scores:
-                self._run["scores"] = scores
-                extra = (f": PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.3f} against "
-                         f"'{self._run['reference']}' (input: {scores['input_psnr']:.2f} dB, "
-                         f"{scores['input_ssim']:.3f})")
-            self.status.value = f"Prediction in layer '{layer.name}'{extra}."
-
-    def _on_predict_finished(self) -> None:
-        self._predict_worker = None
-        self._drop_placeholder()
-        self._run_ended()
-        self._set_running(False)
-
-    def _output_kind(self) -> str:
-        from ..core import get_task
-
-        if self._loaded is not None:
-            return self._loaded.task.output_kind
-        return get_task(self._checkpoint["task"]["name"]).output_kind
-
-    def _result_name(self) -> str:
-        return f"{self._run['image'].name} [{self._run.get('label') or self._run['model']}]"
-
-    def _show_result(self, data: np.ndarray, index: tuple[int, ...] | None, kind: str):
-        """Write a preview (one frame at ``index``) or a full result into our own result layer."""
-        image = self._run.get("image")
-        if not L.in_viewer(self.viewer, image):
+    def _layer(self, run, kind: str, shape, dtype):
+        """Our result layer for ``run`` (added if needed, which napari selects: the user's selection is restored)."""
+        source = self._source(run)
+        if source is None:
             return None
-        axes = self._run["axes"]
-        kept = axes if kind == "image" else axes.replace("C", "")
-        full_shape, dtype = self._result_geometry(kind)
+        active = L.active_key(self.viewer)
+        layer = L.result_layer(self.viewer, source, run.result_name, kind, shape, dtype, run.axes)
+        keep = run.select if L.find_layer(self.viewer, run.select) is not None else active
+        if keep is not None:
+            L.select(self.viewer, keep)
+        return layer
+
+    def add_placeholder(self, run) -> None:
+        """The (empty) layer previews and the final result will be written to, added as training starts."""
+        if run.objects is not None:
+            layer = self._layer(run, "labels", tuple(run.objects.shape), np.uint32)
+        else:
+            shape, dtype = self._geometry(run, run.output_kind)
+            layer = self._layer(run, run.output_kind, shape, dtype)
+        if self._added(run, layer) is not None:
+            run.placeholder = L.layer_key(layer)
+
+    def drop_placeholder(self, run) -> None:
+        """Remove the layer added at the start if nothing was ever shown in it (error, stop before a preview)."""
+        layer = L.find_layer(self.viewer, run.placeholder)
+        run.placeholder = None
+        if layer is not None:
+            self.viewer.layers.remove(layer)
+
+    def finish(self, run) -> None:
+        """The run is over: its result layer is editable again (the user's to correct now)."""
+        layer = L.find_layer(self.viewer, run.result_key)
+        if layer is not None and not layer.editable:
+            layer.editable = True
+
+    # ---------------------------------------------------------------- previews and results
+    def preview(self, run, ev) -> None:
+        if run.objects is not None:
+            self._object_classes_preview(run, ev.data, ev.index)
+        else:
+            self.show(run, ev.data, ev.index, ev.kind)
+
+    def show(self, run, data: np.ndarray, index: tuple[int, ...] | None = None, kind: str | None = None):
+        """Write a preview (one frame at ``index``) or a full result into our own result layer."""
+        kind = kind or run.output_kind
+        source = self._source(run)
+        if source is None:
+            return None
+        kept = run.axes if kind == "image" else run.axes.replace("C", "")
+        full_shape, dtype = self._geometry(run, kind)
         if kind == "image" and data.ndim == len(full_shape) + 1 and index is None:
             full_shape = data.shape
         if kind == "labels" and data.size and int(data.max()) >= 2**16:
             dtype = np.uint32
-        layer = L.result_layer(self.viewer, image, self._result_name(), kind, full_shape, dtype, axes)
-        self._claim(layer)
+        layer = self._layer(run, kind, full_shape, dtype)
         current = layer.data
-        if (index is None or not index) and isinstance(current, np.ndarray) and current.shape == data.shape \
+        if not index and isinstance(current, np.ndarray) and current.shape == data.shape \
                 and _fits_in(data, current.dtype):
             current[...] = data  # in place: half the GUI-thread time of replacing the layer's data
             layer.refresh()
-        elif index is None or not index:
+        elif not index:
             layer.data = data.astype(dtype, copy=False)
         else:
             target = np.asarray(layer.data)
             if kind == "labels" and np.iinfo(target.dtype).max < int(data.max()):
                 target = target.astype(np.uint32)
                 layer.data = target
-            spatial = "ZYX" if self._run["spatial_dims"] == 3 else "YX"
-            sel = []
+            spatial = "ZYX" if run.spatial_dims == 3 else "YX"
             it = iter(index)
-            for a in kept:
-                sel.append(slice(None) if a in spatial or a == "C" else next(it))
-            target[tuple(sel)] = data
+            sel = tuple(slice(None) if a in spatial or a == "C" else next(it) for a in kept)
+            target[sel] = data
             layer.refresh()
         if kind == "image":
-            L.match_contrast(layer, image)
-        return layer
+            L.match_contrast(layer, source)
+        return self._added(run, layer)
 
-    def _class_layer(self):
-        image = self._run.get("image")
-        if not L.in_viewer(self.viewer, image):
+    def show_lazy(self, run, array):
+        """A result written block by block into a zarr store: shown lazily; a temporary store is ours to remove."""
+        source = self._source(run)
+        if source is None:
+            self._remove_store(temporary_store(array))
             return None
-        shape = self._run["objects"].shape
-        return self._claim(L.result_layer(self.viewer, image, self._result_name(), "labels", shape, np.uint32,
-                                          self._run["axes"]))
+        layer = L.add_lazy_result(self.viewer, source, run.result_name, run.output_kind, array, run.axes)
+        axes = run.axes if run.output_kind == "image" else run.axes.replace("C", "")
+        layer.metadata["axes"] = axes if len(axes) == array.ndim else ("C" + axes)[-array.ndim:]
+        store = temporary_store(array)
+        if store is not None:
+            self.stores[L.layer_key(layer)] = store
+        return self._added(run, layer)
 
-    def _claim(self, layer):
-        """A result is being written to ``layer``: if it is the placeholder added at Train, keep it.
+    def _class_layer(self, run):
+        return self._added(run, self._layer(run, "labels", tuple(run.objects.shape), np.uint32))
 
-        By key, not ``is``: through the proxied viewer a plugin gets, every access to a layer
-        returns a new proxy object.
-        """
-        if layer is not None and self._run.get("placeholder") == L.layer_key(layer):
-            self._run.pop("placeholder")
-        return layer
-
-    def _show_object_classes(self, class_image: np.ndarray, index: tuple[int, ...]) -> None:
+    def _object_classes_preview(self, run, class_image: np.ndarray, index: tuple[int, ...]) -> None:
         """Live preview: the objects of one frame (or the volume), coloured by their current class."""
-        layer = self._class_layer()
+        layer = self._class_layer(run)
         if layer is None:
             return
-        objects = self._run["objects"]
-        spatial = "ZYX" if self._run["spatial_dims"] == 3 else "YX"
+        objects = run.objects
+        spatial = "ZYX" if run.spatial_dims == 3 else "YX"
         it = iter(index or ())
-        sel = tuple(slice(None) if a in spatial else next(it) for a in self._run["axes"].replace("C", ""))
+        sel = tuple(slice(None) if a in spatial else next(it) for a in run.axes.replace("C", ""))
         ids, values = C.object_classes(objects[sel], class_image)
-        self._run["colors"].update(zip(ids.tolist(), values.tolist()))
+        run.colors.update(zip(ids.tolist(), values.tolist()))
         data = np.asarray(layer.data)
         data[sel] = objects[sel]
-        colors = self._run["colors"]
-        C.paint_result(layer, data, list(colors), [v - 1 for v in colors.values()])
+        C.paint_result(layer, data, list(run.colors), [v - 1 for v in run.colors.values()])
+        self._added(run, layer)
 
-    def _show_prediction_classes(self, result) -> None:
-        """Every object coloured by its predicted class; class and probability in the layer's features."""
-        counts = {str(c): int(n) for c, n in zip(result.class_names,
-                                                 np.bincount(result.index, minlength=len(result.class_names)))}
-        if self._run.get("objects") is None:  # image classification: one class value per frame
-            layer = self._show_result(result.class_image, None, "labels")
-            what = "frames"
-        else:
-            layer = self._class_layer()
-            if layer is None:
-                return
-            values = [result.class_values[k] for k in result.index]
-            C.paint_result(layer, self._run["objects"], result.ids, [v - 1 for v in values],
-                           C.prediction_features(result))
-            what = "objects"
+    def show_classes(self, run, result):
+        """Every object (or frame) coloured by its predicted class; class and probability in the features."""
+        if run.objects is None:  # image classification: one class value per frame
+            return self.show(run, result.class_image, None, "labels")
+        layer = self._class_layer(run)
         if layer is not None:
-            self.status.value = f"Classified {len(result.ids)} {what} into layer '{layer.name}': {counts}"
+            values = [result.class_values[k] for k in result.index]
+            C.paint_result(layer, run.objects, result.ids, [v - 1 for v in values], C.prediction_features(result))
+            self._added(run, layer)
+        return layer
+
+    # ---------------------------------------------------------------- stores of lazy results
+    def store_of(self, layer) -> Path | None:
+        return self.stores.get(L.layer_key(layer)) if layer is not None else None
+
+    def adopt_saved(self, source, saved: Path) -> None:
+        """A temporary result was saved to ``saved``: the layer now reads the saved copy; the temporary one goes."""
+        from ..core.data.zarrio import open_output
+
+        store = temporary_store(source)
+        for key, path in list(self.stores.items()):
+            if path == store:
+                layer = L.find_layer(self.viewer, key)
+                if layer is not None:
+                    layer.data = open_output(saved)
+                    layer.metadata["store"] = str(saved)
+                self._remove_store(self.stores.pop(key))
+
+    def _on_removed(self, event) -> None:
+        key = L.layer_key(event.value)
+        if key in self.stores:
+            self._remove_store(self.stores.pop(key))
+
+    @staticmethod
+    def _remove_store(path: Path | None) -> None:
+        if path is not None:
+            shutil.rmtree(path, ignore_errors=True)
+
+    def close(self, window_closed: bool = True) -> None:
+        """The widget closes: temporary stores go now, or (a layer still shows one) when Python exits."""
+        try:
+            self.viewer.layers.events.removed.disconnect(self._on_removed)
+        except (TypeError, ValueError, RuntimeError):
+            pass
+        for key, path in self.stores.items():
+            if window_closed or L.find_layer(self.viewer, key) is None:
+                self._remove_store(path)
+            else:
+                atexit.register(self._remove_store, path)
+        self.stores.clear()

@@ -73,17 +73,15 @@ def screenshot(path: Path, model_path: Path, image: np.ndarray, labels: np.ndarr
     import napari
     from qtpy.QtWidgets import QApplication
 
-    from .._qt.widget import BioimgWidget
-
     viewer = napari.Viewer(title="napari-bioimg demo")
     viewer.window.resize(1500, 950)
-    widget = BioimgWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="napari-bioimg")
+    # the widget as a user opens it (Plugins menu): napari's plugin machinery makes it
+    _dock, widget = viewer.window.add_plugin_dock_widget("napari-bioimg", "Deep learning (train / predict)")
     layer = viewer.add_image(image, name="nuclei (held-out)", colormap="gray")
     viewer.add_labels(labels, name="ground truth", visible=False)
-    widget.image.value = layer
-    widget.axes.value = "TYX"
-    widget.load_model(model_path)
+    widget.form.image.value = layer
+    widget.form.axes.value = "TYX"
+    widget.files.load_model(model_path)
     for h in result.history:  # show the training curve of the run that made this model
         widget.plot.steps.append(h["step"])
         widget.plot.losses.append(h["loss"])
@@ -91,7 +89,7 @@ def screenshot(path: Path, model_path: Path, image: np.ndarray, labels: np.ndarr
         if score is not None:
             widget.plot.add_validation(h["step"], score, "F1@0.5")
     widget.plot.redraw(force=True)
-    widget.start_prediction()
+    widget.predict_btn.native.click()
     app = QApplication.instance()
     deadline = time.perf_counter() + 300
     while widget.busy and time.perf_counter() < deadline:
