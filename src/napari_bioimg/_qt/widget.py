@@ -6,6 +6,7 @@ The composition root: it makes the parts and wires them, nothing else.
 - :class:`~.session.Session` — the current model, the current :class:`~.session.Run`, every worker;
 - :class:`~.results.ResultLayers` — result layers (placeholder, previews, final and lazy results);
 - :class:`~.files.FileActions` — save / load / export the model, save a big result;
+- :class:`~.live.LivePanel` — *Live* training while the user annotates, *Where next?*;
 - :mod:`.inputs` — a Train / Predict click -> a Run; :mod:`.plots`, :mod:`.progress`, :mod:`.classes` — display.
 
 All computation lives in :mod:`napari_bioimg.core`; the widget applies its events on the main thread.
@@ -29,8 +30,10 @@ from . import layers as L
 from . import progress as P
 from .files import FileActions
 from .form import TrainForm
+from .guidance import next_step
 from .jobs import CopyProgress
 from .lifetime import CloseWatch
+from .live import LivePanel
 from .plots import LossPlot
 from .results import ResultLayers
 from .session import Session
@@ -64,6 +67,7 @@ class BioimgWidget(QWidget):
         self.predict_btn = PushButton(text="Predict", enabled=False)
         self.buttons = Container(widgets=[self.train_btn, self.continue_btn, self.pause_btn, self.stop_btn,
                                           self.predict_btn], layout="horizontal", labels=False)
+        self.live = LivePanel(viewer, self.session, self.results, self.status)
         self._layout()
         self._wire()
         self._close_watch = CloseWatch(self, self._on_close)
@@ -82,9 +86,10 @@ class BioimgWidget(QWidget):
         content = QWidget()
         box = QVBoxLayout(content)
         box.setContentsMargins(6, 4, 6, 4)
-        for row in (self.form.main, self.buttons, self.files.row):
+        for row in (self.form.main, self.buttons, self.live.row, self.files.row):
             row.native.layout().setContentsMargins(0, 0, 0, 0)
-        for part in (self.form.main.native, self.form.collapsible, self.buttons.native, self.files.row.native,
+        for part in (self.form.main.native, self.form.collapsible, self.buttons.native, self.live.row.native,
+                     self.live.suggestions.native, self.files.row.native,
                      self.files.save_result_btn.native, self.progress, self.status.label.native, self.plot,
                      self.legend, self.confusion):
             box.addWidget(part)
@@ -135,28 +140,7 @@ class BioimgWidget(QWidget):
     # ---------------------------------------------------------------- what the user should do next
     def guidance(self) -> str:
         """The next step, from what is picked (never asks for what is already there)."""
-        f, task = self.form, self.form.task_info
-        image, ann = f.image.value, f.annotations.value
-        if image is None:
-            return "Open an image (File ▸ Open, or File ▸ Open Sample ▸ napari-bioimg), then pick it as Image."
-        if f.uses("annotations") and ann is None:
-            if task.name == "semantic":
-                masks = [c.name for c in f.annotations.choices if c is not None and f.instance_looking(c)]
-                hint = (f" ('{masks[0]}' looks like instance masks: those are for Segment objects.)" if masks else "")
-                return ("Add a Labels layer and paint a few strokes per class (label 1, 2, …; 0 = not annotated), "
-                        f"then Train.{hint}")
-            if "objects" in task.inputs:
-                return "Pick the Labels layer of the objects to classify under Objects."
-            return "Pick (or paint) a Labels layer of the image's shape with the objects' masks under Annotations."
-        if f.uses("classes") and f.classes.value is None:
-            return "Add a Points layer with a 'class' feature on a few objects, then Train."
-        if f.uses("target") and f.target.value is None:
-            return "Pick a Target: a clean (or high-SNR) image of the same pixels."
-        source = f" from '{ann.name}'" if f.uses("annotations") and ann is not None else ""
-        ready = f"Ready: Train to {f.task_label.lower()} in '{image.name}'{source}."
-        if self.session.model is not None:
-            ready += f" Predict uses the current model ({self.session.model.card.summary()})."
-        return ready
+        return next_step(self.form, self.session.model)
 
     def _on_form_changed(self) -> None:
         self._confirmed = None
@@ -216,7 +200,10 @@ class BioimgWidget(QWidget):
         self.progress.begin(f"Training {config.model}")
         how = "Continuing" if fine_tune else "Starting"
         self.status.value = f"{how} {config.model} ({self.form.task_label}) on {run.sample.image_name}…"
+        run.live = self.live.wants(run.task, fine_tune)
         self.session.train(run, config)
+        if run.live:
+            self.live.begin(run, self.form)
 
     def _ask_first(self, run) -> bool:
         """Scribbles task on an instance-looking mask: warn, and train only when Train is pressed again."""
@@ -255,6 +242,8 @@ class BioimgWidget(QWidget):
     def _on_event(self, run, ev) -> None:
         from ..core import events as E
 
+        if self.live.on_event(run, ev):
+            return
         if isinstance(ev, E.StepDone):
             self.plot.add_loss(ev.step, ev.loss)
             self.progress.set_fraction(ev.fraction)
@@ -351,6 +340,7 @@ class BioimgWidget(QWidget):
                 self.status.value = f"Prediction in layer '{layer.name}'{extra}."
 
     def _on_ended(self, run) -> None:
+        self.live.end()
         self.status.prefix = ""
         self.progress.end()
         self.results.finish(run)
@@ -383,6 +373,7 @@ class BioimgWidget(QWidget):
     def _on_close(self, window_closed: bool) -> None:
         """The window (or this widget) closes: workers end now, temporary results go, no callback comes back."""
         self.session.shutdown()
+        self.live.close()
         self.progress.close_activity()
         self.results.close(window_closed)
         layers = self.viewer.layers.events
