@@ -111,7 +111,10 @@ class LiveLink:
                 pass
         self._connected.clear()
         for timer in (self._view_timer, self._check_timer, self._classes_timer):
-            timer.stop()
+            try:
+                timer.stop()
+            except RuntimeError:  # Qt already deleted it (the application is going away)
+                pass
         self.run = None
 
     def _connect(self, ev, slot) -> None:
