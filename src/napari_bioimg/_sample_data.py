@@ -39,6 +39,16 @@ def nuclei_2d():
     ]
 
 
+def nuclei_scribbles():
+    """napari sample: the 2D nuclei with an empty Labels layer to paint scribbles in (live training)."""
+    image, _ = load_nuclei_3d()
+    frame = image[SLICE_2D]
+    return [
+        (frame, {"name": "nuclei", "metadata": {"source": ATTRIBUTION}}, "image"),
+        (np.zeros(frame.shape, np.uint8), {"name": "scribbles"}, "labels"),
+    ]
+
+
 def nuclei_3d():
     """napari sample: 3D stack of fluorescent nuclei with instance labels."""
     image, labels = load_nuclei_3d()

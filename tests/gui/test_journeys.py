@@ -265,7 +265,7 @@ def test_validation_note_uses_the_engines_size_when_given():
 
 
 def test_dock_fits_a_1000_px_screen_and_explains_itself(viewer, widget, qtbot):
-    from napari_bioimg._qt.form import TASKS
+    from napari_bioimg._qt.guidance import TASKS
 
     viewer.open_sample("napari-bioimg", "nuclei")
     assert not widget.status.value.lower().startswith("pick")  # the layers are picked: say what comes next

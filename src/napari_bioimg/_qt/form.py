@@ -22,31 +22,7 @@ from superqt import QCollapsible
 
 from . import classes as C
 from . import layers as L
-
-#: The tasks in a microscopist's words (the CLI and config keep the short names), with what each one does.
-TASKS = {
-    "instance": ("Segment objects",
-                 "Separate touching objects (nuclei, cells) into one label each. Needs dense masks of a few "
-                 "objects: each object painted with its own id, 0 = background."),
-    "semantic": ("Segment by scribbles (classes)",
-                 "A class for every pixel (e.g. background / cell / membrane) from a few painted strokes: "
-                 "class 1, 2, ...; 0 = not annotated."),
-    "denoise": ("Denoise (self-supervised)",
-                "Remove noise using only the noisy image itself (Noise2Void / N2V2): nothing to annotate. "
-                "An optional clean reference scores the result."),
-    "restore": ("Restore (with a clean target)",
-                "Learn to turn the image into a clean (or high-SNR) acquisition of the same pixels (CARE-style): "
-                "needs that target image."),
-    "reconstruct": ("Reconstruct (autoencoder)",
-                    "Rebuild the image through a bottleneck (an autoencoder): learns compact features; "
-                    "nothing to annotate."),
-    "classify": ("Classify objects",
-                 "A class for every object of a Labels layer, learnt from a few examples: points with a 'class' "
-                 "feature on some objects, painted class ids, or a 'class' column in the objects' features."),
-    "classify-image": ("Classify frames",
-                       "A class for every frame of a stack, learnt from points with a 'class' feature on a few "
-                       "frames."),
-}
+from .guidance import TASKS
 
 _ADVANCED = ("dims", "patch", "patch_z", "temporal", "batch", "lr", "optimizer", "depth", "base_channels", "val",
              "augment", "preview", "seed")
@@ -374,22 +350,10 @@ class TrainForm:
         if not self.uses("annotations"):
             return
         candidates = [c for c in self.annotations.choices if c is not None]
-        stats: dict = {}  # read only when needed: a subsample of in-memory data, nothing for lazy data
-        scribbles = task.name == "semantic"
-
-        def suits(layer) -> int:  # 2: suits, 1: might (unknown or second best), 0: not for this task
-            key = L.layer_key(layer)
-            if key not in stats:
-                stats[key] = L.label_stats(layer)
-            s = stats[key]
-            if scribbles:
-                return 0 if L.looks_like_instances(s) else (2 if L.looks_like_scribbles(s) else 1)
-            return 2 if L.looks_like_instances(s) else 1
-
         current = self.annotations.value
-        if current is not None and (not repick or suits(current) == 2 or (suits(current) == 1 and not scribbles)):
+        ranked = L.rank_annotations(candidates, scribbles=task.name == "semantic", current=current, repick=repick)
+        if ranked is None:  # the current layer suits the task
             return
-        ranked = sorted((c for c in candidates if suits(c)), key=suits, reverse=True)
         with self._quiet():
             self.annotations.value = ranked[0] if ranked else None
         self._refresh_classes()

@@ -98,15 +98,16 @@ def _drain(inbox: queue.SimpleQueue | None) -> list:
 
 
 def train_job(samples: list, config, *, axes: str, control, inbox: queue.SimpleQueue | None = None,
-              abort: threading.Event | None = None, preview_index=None, init_checkpoint=None
+              abort: threading.Event | None = None, preview_index=None, init_checkpoint=None, live: bool = False
               ) -> Generator[Any, None, Any]:
     """:func:`~napari_bioimg.core.train` on the run's samples, read here in the worker.
 
     ``samples`` are :class:`.session.Sample` objects: one image (and its annotations,
     target, classes), or several (a training data list: layers or files, each with its
     own size, axes and split), which the engine trains on as a data set.
-    Messages put in ``inbox`` are delivered between engine events and acknowledged with
-    :class:`Received` (the seam for live training: new annotations while training runs).
+    With ``live`` (one image) the engine's live mode (:func:`~napari_bioimg.core.live.train_live`)
+    reads ``inbox`` itself (annotation edits, the view); otherwise messages put in ``inbox``
+    are delivered between engine events and acknowledged with :class:`Received`.
     Returns the engine's ``TrainResult``, or ``None`` when aborted.
     """
     from ..core.training.loop import train
@@ -122,6 +123,12 @@ def train_job(samples: list, config, *, axes: str, control, inbox: queue.SimpleQ
                 extra = {name: _read(value) for name, value in sample.extra.items() if value is not None}
                 if sample.classes is not None:
                     extra["classes"] = sample.classes(annotations)
+                if live:  # the engine takes the inbox: edits and the view reach it between steps
+                    from ..core.live import train_live
+
+                    return (yield from train_live(_read(sample.image), annotations, config, inbox=inbox,
+                                                  control=control, preview_index=preview_index, axes=axes,
+                                                  rgb=sample.rgb, extra=extra or None))
                 gen = train(_read(sample.image), annotations, config, extra=extra or None, axes=axes,
                             control=control, preview_index=preview_index, rgb=sample.rgb,
                             init_checkpoint=init_checkpoint)

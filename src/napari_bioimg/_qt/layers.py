@@ -220,3 +220,26 @@ def select(viewer, key) -> None:
         return
     if layer is not None:
         viewer.layers.selection.active = layer
+
+
+def rank_annotations(candidates: list, *, scribbles: bool, current=None, repick: bool = False) -> list | None:
+    """Labels layers that suit a task, best first: masks for objects, scribbles for classes.
+
+    ``None`` when ``current`` may stay (it suits, or ``repick`` is off). An instance-looking mask
+    is never offered for a scribbles task. Statistics are read from a subsample of in-memory
+    data only (nothing for lazy data).
+    """
+    stats: dict = {}
+
+    def suits(layer) -> int:  # 2: suits, 1: might (unknown or second best), 0: not for this task
+        key = layer_key(layer)
+        if key not in stats:
+            stats[key] = label_stats(layer)
+        s = stats[key]
+        if scribbles:
+            return 0 if looks_like_instances(s) else (2 if looks_like_scribbles(s) else 1)
+        return 2 if looks_like_instances(s) else 1
+
+    if current is not None and (not repick or suits(current) == 2 or (suits(current) == 1 and not scribbles)):
+        return None
+    return sorted((c for c in candidates if suits(c)), key=suits, reverse=True)

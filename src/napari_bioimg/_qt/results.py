@@ -155,6 +155,24 @@ class ResultLayers:
             L.match_contrast(layer, source)
         return self._added(run, layer)
 
+    def show_region(self, run, data: np.ndarray, box: tuple[slice, ...]):
+        """Live preview: write ``data`` into ``box`` (over the image's axes without C) of our result layer."""
+        shape, dtype = self._geometry(run, "labels")
+        layer = self._layer(run, "labels", shape, dtype)
+        if layer is None:
+            return None
+        target = np.asarray(layer.data)
+        if data.size and np.iinfo(target.dtype).max < int(data.max()):
+            target = target.astype(np.uint32)
+            layer.data = target
+        target[box] = data.reshape(target[box].shape)
+        layer.refresh()
+        return self._added(run, layer)
+
+    def objects_preview(self, run, class_image: np.ndarray, index: tuple[int, ...]) -> None:
+        """Live preview of a classification: the objects coloured by their current class."""
+        self._object_classes_preview(run, class_image, index)
+
     def show_lazy(self, run, array):
         """A result written block by block into a zarr store: shown lazily; a temporary store is ours to remove."""
         source = self._source(run)

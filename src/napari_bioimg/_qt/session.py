@@ -98,6 +98,8 @@ class Run:
     objects: Any = None
     """Object classification: the objects' label image (a private copy)."""
     fine_tune: bool = False
+    live: bool = False
+    """Live training: keeps learning from the user's edits until Stop (see :mod:`.live`)."""
     preview_index: tuple[int, ...] | None = None
     select: int | None = None
     """The layer to keep selected while results are added (the user's annotations)."""
@@ -204,6 +206,7 @@ class Session:
         self.run = run
         self._start("train", jobs.train_job, run.samples, config, axes=run.axes, control=run.control,
                     inbox=run.inbox, abort=self._abort, preview_index=run.preview_index, init_checkpoint=init,
+                    live=run.live,
                     run=run, returned=lambda result: self._on_trained(run, result), paused=True)
 
     def predict(self, run: Run, **kwargs) -> None:

@@ -6,6 +6,7 @@ The composition root: it makes the parts and wires them, nothing else.
 - :class:`~.session.Session` — the current model, the current :class:`~.session.Run`, every worker;
 - :class:`~.results.ResultLayers` — result layers (placeholder, previews, final and lazy results);
 - :class:`~.files.FileActions` — save / load / export the model, save a big result;
+- :class:`~.live.LivePanel` — *Live* training while the user annotates, *Where next?*;
 - :mod:`.inputs` — a Train / Predict click -> a Run; :mod:`.plots`, :mod:`.progress`, :mod:`.classes` — display.
 
 All computation lives in :mod:`napari_bioimg.core`; the widget applies its events on the main thread.
@@ -30,8 +31,11 @@ from . import progress as P
 from .datalist import TrainingData
 from .files import FileActions
 from .form import TrainForm
+from .guidance import next_step
 from .jobs import CopyProgress, ImageResult
 from .lifetime import CloseWatch
+from .live import LivePanel
+from .outcome import show_prediction
 from .plots import LossPlot
 from .results import ResultLayers
 from .session import Session
@@ -70,6 +74,7 @@ class BioimgWidget(QWidget):
                                               "result layer")
         self.buttons = Container(widgets=[self.train_btn, self.continue_btn, self.pause_btn, self.stop_btn,
                                           self.predict_btn], layout="horizontal", labels=False)
+        self.live = LivePanel(viewer, self.session, self.results, self.status)
         self._layout()
         self._wire()
         self._close_watch = CloseWatch(self, self._on_close)
@@ -88,10 +93,11 @@ class BioimgWidget(QWidget):
         content = QWidget()
         box = QVBoxLayout(content)
         box.setContentsMargins(6, 4, 6, 4)
-        for row in (self.form.main, self.buttons, self.files.row):
+        for row in (self.form.main, self.buttons, self.live.row, self.files.row):
             row.native.layout().setContentsMargins(0, 0, 0, 0)
         for part in (self.form.main.native, self.form.collapsible, self.data, self.buttons.native,
-                     self.several_btn.native, self.files.row.native,
+                     self.several_btn.native, self.live.row.native, self.live.suggestions.native,
+                     self.files.row.native,
                      self.files.save_result_btn.native, self.progress, self.status.label.native, self.plot,
                      self.legend, self.confusion):
             box.addWidget(part)
@@ -146,30 +152,9 @@ class BioimgWidget(QWidget):
     # ---------------------------------------------------------------- what the user should do next
     def guidance(self) -> str:
         """The next step, from what is picked (never asks for what is already there)."""
-        f, task = self.form, self.form.task_info
-        image, ann = f.image.value, f.annotations.value
         if self.data.pairs:
             return f"Ready: Train on the {len(self.data.pairs)} pair(s) of the Training data list."
-        if image is None:
-            return "Open an image (File ▸ Open, or File ▸ Open Sample ▸ napari-bioimg), then pick it as Image."
-        if f.uses("annotations") and ann is None:
-            if task.name == "semantic":
-                masks = [c.name for c in f.annotations.choices if c is not None and f.instance_looking(c)]
-                hint = (f" ('{masks[0]}' looks like instance masks: those are for Segment objects.)" if masks else "")
-                return ("Add a Labels layer and paint a few strokes per class (label 1, 2, …; 0 = not annotated), "
-                        f"then Train.{hint}")
-            if "objects" in task.inputs:
-                return "Pick the Labels layer of the objects to classify under Objects."
-            return "Pick (or paint) a Labels layer of the image's shape with the objects' masks under Annotations."
-        if f.uses("classes") and f.classes.value is None:
-            return "Add a Points layer with a 'class' feature on a few objects, then Train."
-        if f.uses("target") and f.target.value is None:
-            return "Pick a Target: a clean (or high-SNR) image of the same pixels."
-        source = f" from '{ann.name}'" if f.uses("annotations") and ann is not None else ""
-        ready = f"Ready: Train to {f.task_label.lower()} in '{image.name}'{source}."
-        if self.session.model is not None:
-            ready += f" Predict uses the current model ({self.session.model.card.summary()})."
-        return ready
+        return next_step(self.form, self.session.model)
 
     def _on_form_changed(self) -> None:
         self._confirmed = None
@@ -231,7 +216,10 @@ class BioimgWidget(QWidget):
         how = "Continuing" if fine_tune else "Starting"
         on = run.sample.image_name if len(run.samples) == 1 else f"{len(run.samples)} images"
         self.status.value = f"{how} {config.model} ({self.form.task_label}) on {on}…"
+        run.live = self.live.wants(run.task, fine_tune) and len(run.samples) == 1
         self.session.train(run, config)
+        if run.live:
+            self.live.begin(run, self.form)
 
     def _ask_first(self, run) -> bool:
         """Scribbles task on an instance-looking mask: warn, and train only when Train is pressed again."""
@@ -285,6 +273,8 @@ class BioimgWidget(QWidget):
     def _on_event(self, run, ev) -> None:
         from ..core import events as E
 
+        if self.live.on_event(run, ev):
+            return
         if isinstance(ev, E.StepDone):
             self.plot.add_loss(ev.step, ev.loss)
             self.progress.set_fraction(ev.fraction)
@@ -350,46 +340,11 @@ class BioimgWidget(QWidget):
         self.confusion.show_report(self.session.model.card.validation_report)
 
     def _on_predicted(self, run, returned) -> None:
-        from ..core.data.zarrio import store_location
-        from ..core.tasks import ClassPrediction
-
-        result, scores = returned
         self.status.prefix = run.follows.summary if run.follows is not None else ""
-        if run.parts:
-            names = [p.result_name for p in run.parts[:result]]
-            stopped = "" if result == len(run.parts) else f" (stopped: {len(run.parts) - result} not predicted)"
-            self.status.value = f"Predicted {result} image(s) into their own layers{stopped}: {', '.join(names)}."
-        elif result is None:
-            self.status.value = "Prediction cancelled."
-        elif isinstance(result, ClassPrediction):
-            layer = self.results.show_classes(run, result)
-            if layer is not None:
-                entries = C.legend_entries(result)
-                self.legend.show_entries(entries, layer.name)
-                what = "objects" if run.objects is not None else "frames"
-                self.status.value = f"Classified {len(result.ids)} {what} into layer '{layer.name}'."
-        elif not isinstance(result, np.ndarray):  # a zarr store written block by block: shown lazily
-            layer = self.results.show_lazy(run, result)
-            if layer is not None:
-                store = self.results.store_of(layer)
-                where = (f"a temporary folder, {store}, removed when the layer or the window closes: "
-                         "Save result as OME-Zarr… keeps it" if store is not None else store_location(result))
-                self.status.info(f"Prediction in layer '{layer.name}', shown from {where}.", notify=True)
-        else:
-            layer = self.results.show(run, result)
-            if layer is not None:
-                extra = ""
-                if run.output_kind == "labels" and run.task == "instance":
-                    n = int(result.max()) if result.size else 0
-                    extra = f": {n} object{'s' if n != 1 else ''}"
-                if scores:
-                    run.scores = scores
-                    extra = (f": PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.3f} against "
-                             f"'{run.sample.reference_name}' (input: {scores['input_psnr']:.2f} dB, "
-                             f"{scores['input_ssim']:.3f})")
-                self.status.value = f"Prediction in layer '{layer.name}'{extra}."
+        show_prediction(run, returned, self.results, self.legend, self.status)
 
     def _on_ended(self, run) -> None:
+        self.live.end()
         self.status.prefix = ""
         self.progress.end()
         self.results.finish(run)
@@ -430,6 +385,7 @@ class BioimgWidget(QWidget):
     def _on_close(self, window_closed: bool) -> None:
         """The window (or this widget) closes: workers end now, temporary results go, no callback comes back."""
         self.session.shutdown()
+        self.live.close()
         self.progress.close_activity()
         self.results.close(window_closed)
         layers = self.viewer.layers.events

@@ -105,3 +105,29 @@ class TrainResult:
     stopped_early: bool = False
     steps: int = 0
     seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class LivePreview:
+    """Live training: the current model's result on what the user looks at, and how sure it is.
+
+    ``box`` is the previewed part of the image's axes without C (one-wide along frame/slice
+    axes); ``data``, ``uncertainty`` have the box's spatial shape. ``confidence`` maps each
+    object (or class) id in ``data`` to the mean top-class probability inside it.
+    ``edits`` counts the annotation edits the weights had trained on (at least one step).
+    """
+
+    step: int
+    box: tuple[slice, ...]
+    data: np.ndarray
+    uncertainty: np.ndarray | None
+    confidence: dict[int, float]
+    kind: str
+    edits: int
+
+
+@dataclass(frozen=True)
+class LiveWaiting:
+    """Live training waits for annotations it can train on (``reason`` says what is missing)."""
+
+    reason: str

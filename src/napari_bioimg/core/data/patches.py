@@ -118,6 +118,9 @@ class PatchSampler:
         self.intensity = intensity
         self.focus = focus
         self.spatial = self.inputs.shape[2:]
+        self.picker = None
+        """Optional ``rng -> (sample, centre) | None``: a patch centre chosen from outside (live training:
+        recent annotation edits), ``None`` to fall back to the usual choice."""
         self.coords = None
         if sample_from is not None:
             coords = np.argwhere(sample_from)
@@ -129,16 +132,22 @@ class PatchSampler:
 
     def _start(self) -> tuple[int, tuple[int, ...]]:
         n = self.inputs.shape[0]
+        picked = self.picker(self.rng) if self.picker is not None else None
+        if picked is not None:
+            return picked[0], self._around(picked[1])
         if self.coords is not None and self.rng.random() < self.focus:
             c = self.coords[self.rng.integers(len(self.coords))]
-            sample, centre = int(c[0]), c[1:]
-            starts = []
-            for ce, p, s in zip(centre, self.patch, self.spatial):
-                jitter = self.rng.integers(-(p // 4), p // 4 + 1)
-                starts.append(int(np.clip(ce - p // 2 + jitter, 0, s - p)))
-            return sample, tuple(starts)
+            return int(c[0]), self._around(c[1:])
         sample = int(self.rng.integers(n))
         return sample, tuple(int(self.rng.integers(0, s - p + 1)) for p, s in zip(self.patch, self.spatial))
+
+    def _around(self, centre) -> tuple[int, ...]:
+        """Patch corner for a patch near ``centre`` (jittered by up to a quarter patch, inside the image)."""
+        starts = []
+        for ce, p, s in zip(centre, self.patch, self.spatial):
+            jitter = self.rng.integers(-(p // 4), p // 4 + 1)
+            starts.append(int(np.clip(ce - p // 2 + jitter, 0, s - p)))
+        return tuple(starts)
 
     def _crop(self, sample: int, starts: tuple[int, ...], size: tuple[int, ...]):
         box = tuple(slice(a, a + p) for a, p in zip(starts, size))

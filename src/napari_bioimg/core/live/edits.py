@@ -2,29 +2,31 @@
 
 A GUI copies each edit of the user's annotation layer (the box around the painted,
 erased or filled pixels and the new values in it) into an :class:`AnnotationEdit`
-and puts it on the session's queue; the training worker applies it to its own copy
-of the annotations between two steps. :class:`EditHistory` remembers where recent
+and puts it on the session's queue, with :class:`ViewChanged` when the user looks
+elsewhere; the training worker applies them to its own copy between two steps. :class:`EditHistory` remembers where recent
 edits were, so patches can be drawn there more often while older annotations are
 still replayed (the model keeps what it learned from them).
 """
 
 from __future__ import annotations
 
+import itertools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 
 @dataclass(frozen=True)
 class AnnotationEdit:
-    """The new annotation values inside ``box`` of sample ``sample``.
+    """The new annotation values inside ``box`` of the annotation layer (its own axes, e.g. T, Y, X).
 
-    ``box`` indexes the sample's spatial dims (the layout the engine trains on:
-    one sample = one frame / slice / image); ``values`` has the box's shape.
+    A GUI makes one from napari's paint event (brush, eraser, fill) or any other
+    change of the layer; ``values`` has the box's shape.
     """
 
-    sample: int
     box: tuple[slice, ...]
     values: np.ndarray
     time: float = field(default_factory=time.monotonic)
@@ -33,6 +35,42 @@ class AnnotationEdit:
         shape = tuple(s.stop - s.start for s in self.box)
         if tuple(self.values.shape) != shape:
             raise ValueError(f"edit values {self.values.shape} do not fill the box {shape}")
+
+
+@dataclass(frozen=True)
+class ViewChanged:
+    """What the user looks at, in the image's pixels without its channel axis: one index per
+    frame/slice axis (a one-wide slice) and the visible part of the spatial axes."""
+
+    box: tuple[slice, ...]
+
+
+@dataclass(frozen=True)
+class ClassesChanged:
+    """Classification: the class annotations changed (points added, moved or re-classed).
+
+    ``read`` turns the objects' label image into :class:`~..data.annotations.ClassAnnotations`
+    (the points were read on the GUI thread; the label image is read in the worker).
+    """
+
+    read: Callable[[np.ndarray], Any]
+    time: float = field(default_factory=time.monotonic)
+
+
+def sample_boxes(layout, box: tuple[slice, ...]) -> list[tuple[int, tuple[slice, ...]]]:
+    """A box over the image's axes without C -> ``(sample number, box over the spatial dims)`` pairs.
+
+    ``layout`` is the engine's :class:`~..data.axes.Layout`; samples are numbered as in
+    ``(N, *spatial)`` (every combination of the frame/slice axes the box spans).
+    """
+    axes = layout.output_axes
+    if len(box) != len(axes):
+        raise ValueError(f"a box over {len(box)} axes for annotations with axes {axes}")
+    spatial = tuple(box[axes.index(a)] for a in layout.spatial_axes)
+    ranges = [range(box[axes.index(a)].start, box[axes.index(a)].stop) for a in layout.batch_axes]
+    if not ranges:
+        return [(0, spatial)]
+    return [(int(np.ravel_multi_index(idx, layout.batch_shape)), spatial) for idx in itertools.product(*ranges)]
 
 
 @dataclass
@@ -55,8 +93,9 @@ class EditHistory:
     keep: int = 64
     edits: list[tuple[int, tuple[slice, ...], float]] = field(default_factory=list)
 
-    def add(self, edit: AnnotationEdit) -> None:
-        self.edits.append((edit.sample, edit.box, edit.time))
+    def add(self, sample: int, box: tuple[slice, ...], when: float | None = None) -> None:
+        """Remember an edit of ``box`` (spatial dims) of sample ``sample``."""
+        self.edits.append((int(sample), tuple(box), time.monotonic() if when is None else when))
         del self.edits[: -self.keep]
 
     def pick(self, rng: np.random.Generator, annotated: np.ndarray, now: float | None = None

@@ -1,0 +1,54 @@
+"""What the user should do next, in one sentence, from what the form has picked."""
+
+from __future__ import annotations
+
+#: The tasks in a microscopist's words (the CLI and config keep the short names), with what each one does.
+TASKS = {
+    "instance": ("Segment objects",
+                 "Separate touching objects (nuclei, cells) into one label each. Needs dense masks of a few "
+                 "objects: each object painted with its own id, 0 = background."),
+    "semantic": ("Segment by scribbles (classes)",
+                 "A class for every pixel (e.g. background / cell / membrane) from a few painted strokes: "
+                 "class 1, 2, ...; 0 = not annotated."),
+    "denoise": ("Denoise (self-supervised)",
+                "Remove noise using only the noisy image itself (Noise2Void / N2V2): nothing to annotate. "
+                "An optional clean reference scores the result."),
+    "restore": ("Restore (with a clean target)",
+                "Learn to turn the image into a clean (or high-SNR) acquisition of the same pixels (CARE-style): "
+                "needs that target image."),
+    "reconstruct": ("Reconstruct (autoencoder)",
+                    "Rebuild the image through a bottleneck (an autoencoder): learns compact features; "
+                    "nothing to annotate."),
+    "classify": ("Classify objects",
+                 "A class for every object of a Labels layer, learnt from a few examples: points with a 'class' "
+                 "feature on some objects, painted class ids, or a 'class' column in the objects' features."),
+    "classify-image": ("Classify frames",
+                       "A class for every frame of a stack, learnt from points with a 'class' feature on a few "
+                       "frames."),
+}
+
+
+def next_step(form, model=None) -> str:
+    """The next step, from what is picked (never asks for what is already there)."""
+    f, task = form, form.task_info
+    image, ann = f.image.value, f.annotations.value
+    if image is None:
+        return "Open an image (File ▸ Open, or File ▸ Open Sample ▸ napari-bioimg), then pick it as Image."
+    if f.uses("annotations") and ann is None:
+        if task.name == "semantic":
+            masks = [c.name for c in f.annotations.choices if c is not None and f.instance_looking(c)]
+            hint = (f" ('{masks[0]}' looks like instance masks: those are for Segment objects.)" if masks else "")
+            return ("Add a Labels layer and paint a few strokes per class (label 1, 2, …; 0 = not annotated), "
+                    f"then Train.{hint}")
+        if "objects" in task.inputs:
+            return "Pick the Labels layer of the objects to classify under Objects."
+        return "Pick (or paint) a Labels layer of the image's shape with the objects' masks under Annotations."
+    if f.uses("classes") and f.classes.value is None:
+        return "Add a Points layer with a 'class' feature on a few objects, then Train."
+    if f.uses("target") and f.target.value is None:
+        return "Pick a Target: a clean (or high-SNR) image of the same pixels."
+    source = f" from '{ann.name}'" if f.uses("annotations") and ann is not None else ""
+    ready = f"Ready: Train to {f.task_label.lower()} in '{image.name}'{source}."
+    if model is not None:
+        ready += f" Predict uses the current model ({model.card.summary()})."
+    return ready

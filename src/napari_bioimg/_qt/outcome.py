@@ -1,0 +1,60 @@
+"""What a finished prediction shows: the result layer(s), the class legend, one status line."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import classes as C
+
+
+def show_prediction(run, returned, results, legend, status) -> None:
+    """Put a prediction's result where the user sees it and say what it is (main thread).
+
+    Parameters
+    ----------
+    run : Run
+        The prediction run (``run.parts`` when several images were predicted).
+    returned : tuple
+        ``(result, scores)`` from the prediction job.
+    results : ResultLayers
+    legend : ClassLegend
+    status : StatusLine
+    """
+    from ..core.data.zarrio import store_location
+    from ..core.tasks import ClassPrediction
+
+    result, scores = returned
+    if run.parts:
+        names = [p.result_name for p in run.parts[:result]]
+        stopped = "" if result == len(run.parts) else f" (stopped: {len(run.parts) - result} not predicted)"
+        status.value = f"Predicted {result} image(s) into their own layers{stopped}: {', '.join(names)}."
+    elif result is None:
+        status.value = "Prediction cancelled."
+    elif isinstance(result, ClassPrediction):
+        layer = results.show_classes(run, result)
+        if layer is not None:
+            entries = C.legend_entries(result)
+            legend.show_entries(entries, layer.name)
+            what = "objects" if run.objects is not None else "frames"
+            status.value = f"Classified {len(result.ids)} {what} into layer '{layer.name}'."
+    elif not isinstance(result, np.ndarray):  # a zarr store written block by block: shown lazily
+        layer = results.show_lazy(run, result)
+        if layer is not None:
+            store = results.store_of(layer)
+            where = (f"a temporary folder, {store}, removed when the layer or the window closes: "
+                     "Save result as OME-Zarr… keeps it" if store is not None else store_location(result))
+            status.info(f"Prediction in layer '{layer.name}', shown from {where}.", notify=True)
+    else:
+        layer = results.show(run, result)
+        if layer is not None:
+            extra = ""
+            if run.output_kind == "labels" and run.task == "instance":
+                n = int(result.max()) if result.size else 0
+                extra = f": {n} object{'s' if n != 1 else ''}"
+            if scores:
+                run.scores = scores
+                extra = (f": PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.3f} against "
+                         f"'{run.sample.reference_name}' (input: {scores['input_psnr']:.2f} dB, "
+                         f"{scores['input_ssim']:.3f})")
+            status.value = f"Prediction in layer '{layer.name}'{extra}."
+

@@ -1,0 +1,176 @@
+"""Live training in a real viewer: strokes painted after Train reach the running model (issue 13)."""
+
+import threading
+import time
+
+import numpy as np
+
+from .conftest import ours, wait_idle
+
+THREADS_BEFORE = set()
+
+
+def _stripes(n=96):
+    rng = np.random.default_rng(0)
+    image = rng.normal(0, 8, (n, n)).astype(np.float32)
+    image[:, n // 3: 2 * n // 3] += 100
+    image[:, 2 * n // 3:] += 100 * ((np.arange(n) // 3) % 2)[:, None]
+    truth = np.ones((n, n), np.uint8)
+    truth[:, n // 3: 2 * n // 3] = 2
+    truth[:, 2 * n // 3:] = 3
+    return image, truth
+
+
+def _live_settings(widget, seconds=600):
+    f = widget.form
+    f.time_limit.value = seconds
+    f.epochs.value = 0
+    f.patch.value = 32
+    f.batch.value = 4
+    f.depth.value = 2
+    f.base_channels.value = 8
+    f.val.value = 0
+
+
+def _stroke(layer, label, y, xs):
+    """What a brush stroke does: napari's own painting (one paint event per call)."""
+    layer.brush_size = 4
+    for x in xs:
+        layer.paint((y, x), label)
+
+
+def test_live_scribbles_learn_strokes_and_a_new_class_then_stop_promptly(viewer, widget, qtbot):
+    image, truth = _stripes()
+    viewer.add_image(image, name="cells")
+    scribbles = viewer.add_labels(np.zeros_like(truth), name="scribbles")
+    widget.form.task.value = "semantic"
+    _live_settings(widget)
+    widget.live.checkbox.value = True
+    widget.train_btn.native.click()
+    qtbot.waitUntil(lambda: "waiting for annotations" in widget.status.value, timeout=60_000)
+    _stroke(scribbles, 1, 40, range(4, 26, 2))  # strokes painted after Train
+    _stroke(scribbles, 2, 40, range(36, 58, 2))
+    qtbot.waitUntil(lambda: widget.session.run.last is not None, timeout=60_000)  # training started by itself
+    result = next(layer for layer in ours(viewer) if "uncertainty" not in layer.name)
+    qtbot.waitUntil(lambda: set(np.unique(result.data)) >= {1, 2}, timeout=60_000)
+    assert 3 not in np.unique(result.data)
+    painted = scribbles.data.copy()
+    _stroke(scribbles, 3, 60, range(70, 92, 2))  # a new class mid-session
+    qtbot.waitUntil(lambda: np.mean(result.data[:, 66:] == 3) > 0.6, timeout=120_000)
+    uncertainty = viewer.layers["cells [uncertainty]"]
+    assert uncertainty.data.shape == truth.shape and float(uncertainty.data.max()) > 0
+    assert "confidence" in result.features.columns
+    np.testing.assert_array_equal(scribbles.data[:, :60], painted[:, :60])  # the user's layer is only read
+    assert result.editable is False and viewer.layers.selection.active.name == "scribbles"
+    widget.live.next_btn.native.click()  # Where next?
+    assert widget.live.link.regions and not widget.live.suggestions.native.isHidden()
+    t = time.perf_counter()
+    widget.stop_btn.native.click()
+    qtbot.waitUntil(lambda: "train" not in widget.session.workers, timeout=10_000)
+    assert time.perf_counter() - t < 1.5
+    wait_idle(qtbot, widget)
+    assert np.mean(result.data == truth) > 0.8  # the whole image predicted with the final model
+
+
+def test_closing_the_viewer_during_live_training_leaves_no_thread(make_napari_viewer, qtbot):
+    from .conftest import open_widget
+
+    viewer = make_napari_viewer()
+    widget = open_widget(viewer)
+    image, truth = _stripes(64)
+    viewer.add_image(image, name="cells")
+    scribbles = viewer.add_labels(np.where(np.arange(64)[None, :] < 20, 1, 2).astype(np.uint8) *
+                                  (np.arange(64)[:, None] % 16 == 0), name="scribbles")
+    widget.form.task.value = "semantic"
+    _live_settings(widget)
+    widget.live.checkbox.value = True
+    before = {t.ident for t in threading.enumerate()}
+    widget.train_btn.native.click()
+    qtbot.waitUntil(lambda: widget.session.run.last is not None, timeout=60_000)
+    _stroke(scribbles, 2, 33, range(30, 40, 2))
+    viewer.close()
+    qtbot.waitUntil(lambda: not widget.session.workers, timeout=2_000)
+    qtbot.waitUntil(lambda: {t.ident for t in threading.enumerate() if t.is_alive()} <= before | _pool_threads(),
+                    timeout=2_000)
+
+
+def _pool_threads():
+    from qtpy.QtCore import QThreadPool
+
+    QThreadPool.globalInstance().waitForDone(2000)
+    return {t.ident for t in threading.enumerate()}
+
+
+def test_live_scribbles_on_the_bundled_sample(viewer, widget, qtbot):
+    """File > Open Sample > Nuclei 2D (to paint scribbles): the scribbles layer is picked, Live waits, learns."""
+    viewer.open_sample("napari-bioimg", "nuclei_scribbles")
+    widget.form.task.value = "semantic"
+    assert widget.form.annotations.value.name == "scribbles"
+    _live_settings(widget)
+    widget.live.checkbox.value = True
+    widget.train_btn.native.click()
+    qtbot.waitUntil(lambda: "waiting for annotations" in widget.status.value, timeout=60_000)
+    scribbles = viewer.layers["scribbles"]
+    _stroke(scribbles, 1, 20, range(20, 60, 3))  # background
+    _stroke(scribbles, 2, 128, range(60, 70, 2))  # a nucleus
+    qtbot.waitUntil(lambda: widget.session.run.last is not None and widget.session.run.last.step > 5,
+                    timeout=60_000)
+    widget.stop_btn.native.click()
+    wait_idle(qtbot, widget)
+    (result,) = [layer for layer in ours(viewer) if "uncertainty" not in layer.name]
+    assert set(np.unique(result.data)) <= {1, 2} and result.data.shape == (256, 256)
+
+
+def test_live_instance_corrections_reach_the_worker(viewer, widget, qtbot):
+    """Nuclei 2D sample, Live: erasing an object mid-training is an edit the next previews have trained on."""
+    from napari_bioimg.core import events as E
+
+    viewer.open_sample("napari-bioimg", "nuclei")
+    _live_settings(widget)
+    widget.live.checkbox.value = True
+    previews = []
+    widget.session.event.connect(lambda run, ev: isinstance(ev, E.LivePreview) and previews.append(ev))
+    widget.train_btn.native.click()
+    qtbot.waitUntil(lambda: len(previews) >= 1, timeout=90_000)
+    labels = viewer.layers["nuclei labels"]
+    before = labels.data.copy()
+    target = int(np.bincount(before.ravel())[1:].argmax()) + 1
+    ys, xs = np.nonzero(before == target)
+    labels.selected_label = 0
+    labels.fill((int(ys[len(ys) // 2]), int(xs[len(xs) // 2])), 0)  # the eraser's fill: the object is gone
+    qtbot.waitUntil(lambda: previews[-1].edits >= 1, timeout=60_000)
+    widget.stop_btn.native.click()
+    wait_idle(qtbot, widget)
+    assert widget.session.model.card.task == "instance"
+    assert any(layer.name == "nuclei [unet]" for layer in ours(viewer))
+
+
+def test_live_classification_takes_new_points_and_classes(viewer, widget, qtbot):
+    from napari_bioimg.core import events as E
+
+    viewer.open_sample("napari-bioimg", "nuclei")
+    labels = viewer.layers["nuclei labels"].data
+    ids = [i for i in np.unique(labels) if i]
+    sizes = {i: int((labels == i).sum()) for i in ids}
+    order = sorted(ids, key=sizes.get)
+    centre = {i: np.argwhere(labels == i).mean(0) for i in ids}
+    small, big = order[: len(order) // 2], order[len(order) // 2:]
+    points = viewer.add_points(np.array([centre[i] for i in small[:3] + big[-3:]]), name="marks",
+                               features={"class": ["small"] * 3 + ["big"] * 3})
+    widget.form.task.value = "classify"
+    widget.form.time_limit.value = 600
+    widget.form.epochs.value = 0
+    widget.live.checkbox.value = True
+    notices = []
+    widget.session.event.connect(lambda run, ev: isinstance(ev, E.Notice) and notices.append(ev.message))
+    widget.train_btn.native.click()
+    qtbot.waitUntil(lambda: widget.session.run.last is not None and widget.session.run.last.step > 3,
+                    timeout=90_000)
+    mid = order[len(order) // 2]
+    points.add(centre[mid])  # a point on a middle-sized nucleus, with a new class
+    points.features.loc[len(points.data) - 1, "class"] = "medium"
+    points.events.features()
+    qtbot.waitUntil(lambda: any("new class medium" in m for m in notices), timeout=60_000)
+    widget.stop_btn.native.click()
+    wait_idle(qtbot, widget)
+    assert widget.session.model.card.class_names == ("big", "medium", "small")
