@@ -91,6 +91,16 @@ class Task:
         """Metrics on the validation regions given their activated outputs; returns (metrics, score)."""
         raise NotImplementedError  # every registered task overrides this
 
+    def calibration_regions(self, problem: Problem) -> list[ValRegion]:
+        """Where post-processing settings are chosen once training ends (see :mod:`.calibration`); none here."""
+        return []
+
+    def calibrate(self, problem: Problem, regions: list[ValRegion], outputs: list[np.ndarray],
+                  fixed: Any = ()) -> dict[str, Any]:
+        """Post-processing settings chosen on ``regions`` given the final model's activated ``outputs`` there;
+        returned as updates of the task meta stored with the model. ``fixed``: options the user set."""
+        return {}
+
     # Hooks of direct tasks (``direct_model = True``). ``forward`` maps a batch tensor to
     # activated outputs, with the model in eval mode and no gradients.
 

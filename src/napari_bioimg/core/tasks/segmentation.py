@@ -13,6 +13,13 @@ from ..data.targets import ClassTargets, InstanceTargets, instance_classes
 from ..errors import InputError
 from ..metrics import instance_scores, iou_matrix, match_counts, semantic_scores
 from .base import Problem, Task, check_task_config, require_labels
+from .calibration import (
+    MIN_SIZE_GRID,
+    THRESHOLD_GRID,
+    calibration_regions,
+    coordinate_search,
+    matching_quality,
+)
 from .sets import set_parts, set_patch
 
 #: Context around a validation box, as the training loop grows it (``VAL_MARGIN`` in ``training/loop.py``).
@@ -146,7 +153,7 @@ class InstanceTask(Task):
     name = "instance"
     description = "Instance segmentation from dense masks (0 = background, 1..n = objects)"
     instance_labels = True
-    options = {"boundary_weight": (0.1, 20.0), "threshold": (0.05, 0.95), "min_size": (0, 1e9)}
+    options = {"boundary_weight": (0.1, 20.0), "threshold": (0.05, 0.95), "min_size": (0, 1e9), "calibrate": (0, 1)}
 
     def default_model_config(self, spatial_dims, device_type="cpu", model=None):
         return unet_defaults(spatial_dims, device_type) if model in (None, "unet") else {}
@@ -176,9 +183,10 @@ class InstanceTask(Task):
             "median_area": median_area,
             "n_objects": int(areas.size),
             "border_fragment": BORDER_FRAGMENT,
+            "calibrate": bool(opts.get("calibrate", 1.0) >= 0.5),
         }
         val_objects = sum(int(np.count_nonzero(np.unique(self._val_truth(labels, r, meta)))) for r in regions)
-        return Problem(self, inputs, sampler, 3, meta, regions, labels if regions else None,
+        return Problem(self, inputs, sampler, 3, meta, regions, labels,  # labels: validation and calibration
                        int((~held).sum()), int(held.sum()), val_size=val_objects, val_unit="objects")
 
     def make_dataset_problem(self, ds, config, rng, divisor):
@@ -197,6 +205,7 @@ class InstanceTask(Task):
             "median_area": median_area,
             "n_objects": int(sum(int((s.values > 0).sum()) for s in map(ds.label_stats, range(len(ds))) if s)),
             "border_fragment": BORDER_FRAGMENT,
+            "calibrate": bool(opts.get("calibrate", 1.0) >= 0.5),
         }
         val_objects = sum(int(np.count_nonzero(np.unique(self._val_truth(parts.truths, r, meta))))
                           for r in parts.regions)
@@ -215,7 +224,39 @@ class InstanceTask(Task):
 
     def postprocess(self, outputs, meta):
         return probabilities_to_instances(outputs, meta.get("threshold", 0.5), meta.get("min_size", 10),
-                                          border_min_size(meta))
+                                          border_min_size(meta), meta.get("mask_threshold"))
+
+    def calibration_regions(self, problem):
+        return calibration_regions(problem) if problem.meta.get("calibrate", True) else []
+
+    def calibrate(self, problem, regions, outputs, fixed=()):
+        """Seed and foreground thresholds and the smallest object kept that score best (F1@0.5 + mean AP)
+        on ``regions``; options the user set (``fixed``) stay as they are."""
+        meta = problem.meta
+        truths = [self._val_truth(problem.val_truth, r, meta) for r in regions]
+        median = float(meta["median_area"])
+        grids = {"threshold": THRESHOLD_GRID, "mask_threshold": THRESHOLD_GRID,
+                 "min_size": sorted({max(4.0, round(f * median, 1)) for f in MIN_SIZE_GRID} | {meta["min_size"]})}
+        if "threshold" in fixed:
+            grids.pop("threshold"), grids.pop("mask_threshold")
+        if "min_size" in fixed:
+            grids.pop("min_size")
+        if not grids or not any(t.any() for t in truths):
+            return {}
+        start = {"threshold": meta["threshold"], "mask_threshold": meta.get("mask_threshold") or meta["threshold"],
+                 "min_size": meta["min_size"]}
+        start = {k: v for k, v in start.items() if k in grids}
+
+        def score(settings):
+            m = dict(meta, **settings)
+            return matching_quality(truths, [self.postprocess(o, m) for o in outputs])
+
+        tied = ("threshold", "mask_threshold") if "threshold" in grids else ()
+        before = score(start)
+        best, after = coordinate_search(score, start, grids, tied)
+        n_objects = sum(int(np.count_nonzero(np.unique(t))) for t in truths)
+        return {**best, "calibration": {"score": "f1@0.5 + mean AP 0.5:0.9", "before": round(before, 4),
+                                        "after": round(after, 4), "objects": n_objects, "regions": len(regions)}}
 
     def validate(self, problem, predictions):
         tp = fp = fn = 0
@@ -290,14 +331,17 @@ def drop_small(labels: np.ndarray, min_size: int) -> np.ndarray:
 
 
 def probabilities_to_instances(prob: np.ndarray, threshold: float = 0.5, min_size: float = 10,
-                               border_min_size: float = 0) -> np.ndarray:
+                               border_min_size: float = 0, mask_threshold: float | None = None) -> np.ndarray:
     """Seeded watershed: ``(3, *spatial)`` background/interior/boundary probabilities -> labels.
 
-    Objects smaller than ``min_size`` pixels are dropped, and those touching the
-    array's edge with fewer than ``border_min_size`` (slivers of objects outside).
+    Seeds are the connected regions of interior probability > ``threshold``; they
+    grow over the foreground, interior + boundary probability > ``mask_threshold``
+    (``None``: the same ``threshold``). Objects smaller than ``min_size`` pixels are
+    dropped, and those touching the array's edge with fewer than ``border_min_size``
+    (slivers of objects outside).
     """
     interior = prob[1]
-    foreground = (prob[1] + prob[2]) > threshold
+    foreground = (prob[1] + prob[2]) > (threshold if mask_threshold is None else mask_threshold)
     seeds, _ = ndi.label(interior > threshold)
     if min_size > 1 and seeds.max():
         seeds = drop_small(seeds, max(1, int(min_size * 0.25)))

@@ -25,6 +25,7 @@ from ..formats.checkpoint import build_checkpoint
 from ..inference.tiling import tiled_apply
 from ..runtime.device import autocast, describe
 from ..runtime.fast import inference_model, memory_format
+from .calibrate import calibrate
 from .optim import set_learning_rate
 from .pretrain import pretrain
 from .resume import training_state
@@ -328,6 +329,7 @@ class Trainer:
                 metrics, s.problem.meta["validation_report"] = dict(best_val[0]), best_val[2]
         if run.best_step is not None:
             metrics["best_score"] = run.best_score
+        s.problem.meta.update(calibrate(self, chosen))  # post-processing settings chosen for these weights
         seconds = self.clock.elapsed()
         extra: dict[str, Any] = {
             "resume": training_state(run, s.optimizer, s.scaler, s.rng, s.device, seconds, not stopped_early,
