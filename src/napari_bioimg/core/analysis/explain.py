@@ -191,8 +191,9 @@ def explain_objects(
         yield PredictProgress(int(rows[-1]) + 1, n, "objects")
     p = np.concatenate(probs)
     out = layout.from_canonical(canvas)
-    return Explanation(table.ids.copy(), p.argmax(axis=1), list(meta["class_names"]), p,
-                       np.ascontiguousarray(out), np.concatenate(maps) if keep_maps else None)
+    return Explanation(ids=table.ids.copy(), index=p.argmax(axis=1), probabilities=p,
+                       class_names=list(meta["class_names"]), image=np.ascontiguousarray(out),
+                       maps=np.concatenate(maps) if keep_maps else None)
 
 
 def explain_objects_sync(model, image, labels, callback=None, **kwargs) -> Explanation:
