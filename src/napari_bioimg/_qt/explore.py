@@ -18,6 +18,7 @@ new layer. Only main-thread handlers touch layers; workers get copies of the dat
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Generator
 from typing import Any
 
@@ -52,6 +53,10 @@ def explain_job(model, image, labels, **kwargs) -> Generator[Any, None, Any]:
     from ..core.analysis import explain_objects
 
     return (yield from explain_objects(model, np.asarray(image), np.asarray(labels), **kwargs))
+
+
+def _preload() -> None:
+    import napari_bioimg.core.analysis  # noqa: F401
 
 
 class ExploreWidget(Container):
@@ -115,6 +120,8 @@ class ExploreWidget(Container):
             ev.connect(self._refresh_layers)
         self._close_watch = CloseWatch(self.native, self._shutdown)
         self._refresh_layers()
+        # the engine (torch) is imported now, off the GUI thread, not when a button is first pressed
+        threading.Thread(target=_preload, name="napari-bioimg-explore-preload", daemon=True).start()
 
     # ---------------------------------------------------------------- layers
     def _image_choices(self, widget=None):

@@ -91,9 +91,11 @@ class UNetGRU(nn.Module):
     channels_per_frame
         Image channels of one frame (1 for a single-channel time-lapse).
     fuse
-        ``"bottleneck"``: frames meet only at the lowest resolution;
-        ``"all"``: a ConvGRU at every level, so the decoder's skips also carry
-        the neighbours (fine detail from neighbouring frames).
+        ``"bottleneck"`` (default): frames meet only at the lowest resolution;
+        ``"all"``: a ConvGRU at every level the decoder reads, so its skips also
+        carry the neighbours (fine detail), at 2.5x the cost per step (measured on a
+        CPU, depth 3, 128x128 patches: 5.8 s vs 2.3 s per batch of 8; frames as
+        channels: 0.9 s).
     """
 
     def __init__(
@@ -109,7 +111,7 @@ class UNetGRU(nn.Module):
         residual: bool = False,
         dropout: float = 0.0,
         channels_per_frame: int = 1,
-        fuse: str = "all",
+        fuse: str = "bottleneck",
     ):
         super().__init__()
         if spatial_dims not in (2, 3):
