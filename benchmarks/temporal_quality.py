@@ -102,8 +102,11 @@ def run_one(task: str, method: str, d: Path, paths: dict, args, seed: int) -> di
     model_path = d / f"{tag}.pt"
     train_args = ["train", "--task", "instance" if task == "segment" else "denoise", "--model", model,
                   "--image", str(paths["train"]), "--axes", "TYX", "--out", str(model_path),
-                  "--time-limit", str(args.time_limit), "--threads", str(args.threads), "--seed", str(seed),
-                  "--quiet"]
+                  "--threads", str(args.threads), "--seed", str(seed), "--quiet"]
+    if args.epochs:  # the same number of steps for every method instead of the same time
+        train_args += ["--epochs", str(args.epochs)]
+    else:
+        train_args += ["--time-limit", str(args.time_limit)]
     if task == "segment":
         train_args += ["--labels", str(paths["train_labels"])]
     if context:
@@ -132,6 +135,8 @@ def run_one(task: str, method: str, d: Path, paths: dict, args, seed: int) -> di
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--time-limit", type=float, default=90.0)
+    p.add_argument("--epochs", type=int, default=None,
+                   help="train every method for this many epochs of 50 steps instead of --time-limit")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--datasets", nargs="+", default=["crop", "full"], choices=("crop", "full"))
     p.add_argument("--tasks", nargs="+", default=["denoise"], choices=("denoise", "segment"))

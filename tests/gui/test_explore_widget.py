@@ -2,6 +2,8 @@
 train a classifier on it, explain the classifier. A real viewer, the widget opened from the plugin menu's
 path, the real buttons and workers."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -55,6 +57,14 @@ def test_embedding_is_linked_both_ways_and_marks_classes(viewer, explore, qtbot)
     objects.selected_label = int(ids[5])
     assert plot.highlighted == ids[5]
 
+    # a click on an object in the viewer (pan/zoom mode) selects it, through the callback the widget attached
+    (callback,) = [c for c in objects.mouse_drag_callbacks if getattr(c, "__name__", "") == "_on_layer_click"]
+    centre = np.argwhere(objects.data == ids[7]).mean(axis=0).round()
+    click = SimpleNamespace(type="mouse_press", position=tuple(objects.data_to_world(centre)),
+                            view_direction=None, dims_displayed=[0, 1])
+    callback(viewer.layers["nuclei labels"], click)
+    assert objects.selected_label == ids[7] and plot.highlighted == ids[7]
+
     # lasso a region of the plot, mark it as a class; mark the rest as another
     x, y = plot.coords[:, 0], plot.coords[:, 1]
     cut = np.median(x)
@@ -88,6 +98,16 @@ def test_embedding_is_linked_both_ways_and_marks_classes(viewer, explore, qtbot)
     qtbot.waitUntil(lambda: not main.busy, timeout=180_000)  # the prediction that follows training
     (result,) = ours(viewer)
     assert set(result.features["class"]) <= {"left", "right"} and len(result.features) == len(ids)
+
+
+def test_closing_the_widget_detaches_it_from_the_layer(viewer, explore, qtbot):
+    viewer.open_sample(PLUGIN, "nuclei")
+    objects = embed(viewer, explore, qtbot, seconds=1)
+    n = len(objects.mouse_drag_callbacks)
+    viewer.window.remove_dock_widget("all")
+    qtbot.waitUntil(lambda: explore.closed, timeout=10_000)
+    assert len(objects.mouse_drag_callbacks) == n - 1
+    objects.selected_label = 3  # no longer followed: nothing to call into
 
 
 def test_stop_ends_training_early_and_still_embeds(viewer, explore, qtbot):
