@@ -37,6 +37,8 @@ def _command(name: str):
         from .evaluate import cmd_evaluate as fn
     elif name == "info":
         from .info import cmd_info as fn
+    elif name == "embed":
+        from .embed import run as fn
     else:
         fn = cmd_demo
     return fn

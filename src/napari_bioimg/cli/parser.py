@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 
+from .embed import add_parser as add_embed_parser
+
 #: Engine settings (training config fields, prediction options) -> the flag that sets them:
 #: an engine error about a setting names the flag (``--batch-size must be at least 1, ...``).
 FLAGS = {
@@ -146,12 +148,13 @@ def _add_export(sub) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="napari-bioimg", description="Command line: ``napari-bioimg train | predict | export | evaluate | info | "
-                                          "demo``.")
+        prog="napari-bioimg", description="Command line: ``napari-bioimg train | predict | export | embed | evaluate | "
+                                          "info | demo``.")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train(sub)
     _add_predict(sub)
     _add_export(sub)
+    add_embed_parser(sub)
 
     e = sub.add_parser("evaluate", help="score a prediction against ground truth (JSON on stdout)")
     e.add_argument("--task", default="instance", help="instance, semantic, classify, classify-image, or "

@@ -233,7 +233,7 @@ class DenoiseTask(ImageTask):
         width = 32 if device_type == "cuda" else 16  # on a CPU more steps beat more width within minutes
         if model == "autoencoder":
             return {"depth": 2, "base_channels": width, "latent_channels": 64, "pool": "blur"}
-        if model in (None, "unet"):
+        if model in (None, "unet", "unet-gru"):
             return {"depth": 2, "base_channels": width, "pool": "blur", "top_skip": False}
         return {}
 

@@ -44,7 +44,7 @@ class RestoreTask(ImageTask):
         width = 32 if device_type == "cuda" else 16
         if model == "autoencoder":
             return {"depth": 2, "base_channels": width, "latent_channels": 64}
-        if model in (None, "unet"):
+        if model in (None, "unet", "unet-gru"):
             return {"depth": 2, "base_channels": width}
         return {}
 

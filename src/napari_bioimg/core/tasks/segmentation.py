@@ -49,7 +49,7 @@ class SemanticTask(Task):
     description = "Semantic segmentation from scribbles (classes 1..K, 0 = not annotated)"
 
     def default_model_config(self, spatial_dims, device_type="cpu", model=None):
-        return unet_defaults(spatial_dims, device_type) if model in (None, "unet") else {}
+        return unet_defaults(spatial_dims, device_type) if model in (None, "unet", "unet-gru") else {}
 
     def make_problem(self, inputs, annotations, config, rng, divisor, extra=None):
         from ..data.patches import fit_patch
@@ -156,7 +156,7 @@ class InstanceTask(Task):
     options = {"boundary_weight": (0.1, 20.0), "threshold": (0.05, 0.95), "min_size": (0, 1e9), "calibrate": (0, 1)}
 
     def default_model_config(self, spatial_dims, device_type="cpu", model=None):
-        return unet_defaults(spatial_dims, device_type) if model in (None, "unet") else {}
+        return unet_defaults(spatial_dims, device_type) if model in (None, "unet", "unet-gru") else {}
 
     def make_problem(self, inputs, annotations, config, rng, divisor, extra=None):
         from ..data.patches import fit_patch

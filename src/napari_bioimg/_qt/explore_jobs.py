@@ -1,0 +1,62 @@
+"""The Explore objects widget's parts: the jobs its workers run, the explanation layer, the click that
+selects an object."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import numpy as np
+
+from . import layers as L
+from . import object_features as OF
+
+EXPLANATION = "explanation"
+
+
+def embed_job(image, labels, config, **kwargs) -> Generator[Any, None, Any]:
+    """:func:`~.core.analysis.embed_objects` on layer data read here, in the worker."""
+    from ..core.analysis import embed_objects
+
+    return (yield from embed_objects(np.asarray(image), np.asarray(labels), config, **kwargs))
+
+
+def explain_job(model, image, labels, **kwargs) -> Generator[Any, None, Any]:
+    """:func:`~.core.analysis.explain_objects` on layer data read here, in the worker."""
+    from ..core.analysis import explain_objects
+
+    return (yield from explain_objects(model, np.asarray(image), np.asarray(labels), **kwargs))
+
+
+def preload() -> None:
+    """Import the analysis engine (torch and friends) ahead of the first click, off the GUI thread."""
+    import napari_bioimg.core.analysis  # noqa: F401
+
+
+def show_explanation(viewer, objects, result) -> str:
+    """Write an explanation's per-object columns into ``objects.features`` and its map into
+    ``<objects> [explanation]`` (main thread); returns the status line."""
+    objects.features = OF.merge_columns(objects.features, result.ids, result.columns("index"))
+    name = f"{objects.name} [{EXPLANATION}]"
+    axes = "TZYX"[-objects.ndim:] if objects.ndim <= 4 else None
+    layer = L.result_layer(viewer, objects, name, "image", result.image.shape, np.float32, axes or "")
+    layer.data = result.image
+    layer.colormap = "inferno"
+    layer.contrast_limits = (0.0, 1.0)
+    layer.blending = "additive"
+    layer.opacity = 0.8
+    counts = {str(c): int(n) for c, n in zip(result.class_names,
+                                              np.bincount(result.index, minlength=len(result.class_names)))}
+    low = int(np.sum(result.margin < 0.2))
+    return (f"Explained {len(result.ids)} objects: predicted {counts}; {low} with a margin "
+            "below 0.2 (uncertain). Bright = what raised the predicted class's score.")
+
+
+def click_selects(layer, event) -> None:
+    """A mouse callback: a click (pan/zoom mode) on an object selects it; painting modes keep their meaning."""
+    if getattr(layer, "mode", "pan_zoom") != "pan_zoom" or event.type != "mouse_press":
+        return
+    value = layer.get_value(event.position, view_direction=event.view_direction,
+                            dims_displayed=event.dims_displayed, world=True)
+    if value is not None and int(value) > 0:
+        layer.selected_label = int(value)

@@ -1,0 +1,112 @@
+"""``napari-bioimg embed``: a feature vector and a 2D map position for every object, as a CSV.
+
+    napari-bioimg embed --image IMG.tif --labels OBJ.tif --out EMB.csv [--time-limit 20]
+                        [--reduction auto|pca|umap] [--classifier MODEL.pt]
+
+The CSV has one row per object: ``label_id, emb_0 .. emb_{K-1}, x2d, y2d``. This
+module is self-contained (``add_parser`` adds the sub-command to a parser,
+``run`` executes parsed arguments and returns the exit code) so that the command
+dispatcher only has to register it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+
+from .progress import Progress
+
+EXIT_USER_ERROR = 2
+EXIT_INTERNAL = 1
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Add the ``embed`` sub-command to ``subparsers`` (from ``ArgumentParser.add_subparsers``)."""
+    e = subparsers.add_parser(
+        "embed", help="embed objects: features and a 2D map position per object (CSV)",
+        description="Compute per-object features with a self-supervised autoencoder trained on the objects' crops "
+                    "(or a classify model's penultimate layer) and reduce them to 2D (PCA, or UMAP when umap-learn is "
+                    "installed and asked for, else PCA). Writes label_id,emb_0..emb_K,x2d,y2d.")
+    e.add_argument("--image", required=True, help="image file (.tif, .png, .npy)")
+    e.add_argument("--labels", required=True, help="the objects: a label image of the same pixels (0 = background)")
+    e.add_argument("--out", required=True, help="CSV file to write")
+    e.add_argument("--axes", help="image axes, e.g. YX, ZYX, TYX, YXC (guessed when omitted)")
+    e.add_argument("--classifier", metavar="MODEL.pt",
+                   help="use this classify model's penultimate features instead of training an autoencoder")
+    budget = e.add_mutually_exclusive_group()
+    budget.add_argument("--time-limit", type=float, default=None, help="autoencoder training seconds (default 20)")
+    budget.add_argument("--steps", type=int, default=None, help="autoencoder training steps instead of a time limit")
+    e.add_argument("--reduction", default="pca", choices=("pca", "umap", "auto"),
+                   help="2D map: pca (default, fast), umap (needs umap-learn; its first run compiles for a minute "
+                        "or more), auto = UMAP when installed, else PCA")
+    e.add_argument("--latent-channels", type=int, default=32, help="autoencoder bottleneck features (default 32)")
+    e.add_argument("--crop-size", type=int, nargs="+", help="crop size in pixels (default: fitted to the objects)")
+    e.add_argument("--dims", type=int, choices=(2, 3), help="2 = objects per slice/frame, 3 = volumetric crops")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--device", default="auto", help="auto, cuda, mps or cpu (default: auto)")
+    e.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    e.add_argument("--quiet", action="store_true", help="no progress bar")
+    e.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    return e
+
+
+def run(args: argparse.Namespace) -> int:
+    """Execute ``embed`` for parsed ``args``; errors are one line on stderr and a non-zero exit code."""
+    from ..core.errors import BioimgError
+
+    try:
+        return _embed(args)
+    except BioimgError as err:
+        if args.debug:
+            traceback.print_exc()
+        print(f"napari-bioimg: error: {err}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except MemoryError:
+        print("napari-bioimg: error: out of memory; use a smaller --crop-size or fewer objects", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except Exception as err:  # one clear line, never a wall of traceback by default
+        if args.debug:
+            traceback.print_exc()
+        print(f"napari-bioimg: internal error: {type(err).__name__}: {err} (rerun with --debug for details)",
+              file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _embed(args) -> int:
+    from ..core.analysis import EmbedConfig, embed_objects
+    from ..core.control import drain
+    from ..core.data.io import read_image, write_table
+    from ..core.errors import ConfigError, InputError
+
+    if args.threads is not None:
+        if not 1 <= args.threads <= 1024:
+            raise ConfigError(f"--threads must be between 1 and 1024, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if not str(args.out).lower().endswith(".csv"):
+        raise InputError(f"--out must be a .csv file, got {args.out}")
+    config = EmbedConfig(time_limit=args.time_limit if args.steps is None else None, steps=args.steps,
+                         latent_channels=args.latent_channels, reduction=args.reduction, seed=args.seed,
+                         device=args.device, spatial_dims=args.dims,
+                         crop_size=tuple(args.crop_size) if args.crop_size else None)
+    if args.time_limit is None and args.steps is None:
+        config.time_limit = 20.0
+    config.validate()
+    image, hint = read_image(args.image)
+    labels, _ = read_image(args.labels)
+    progress = Progress(args.quiet, "embed")
+    try:
+        emb = drain(embed_objects(image, labels, config, axes=args.axes, axes_hint=hint,
+                                  classifier=args.classifier), progress)
+    finally:
+        progress.close()
+    columns = emb.columns("label_id")
+    table = {k: ([int(v) for v in vals] if k == "label_id" else [f"{float(v):.6g}" for v in vals])
+             for k, vals in columns.items()}
+    write_table(args.out, table)
+    how = f"{emb.source} features" + (f", autoencoder {emb.info['steps']} steps" if "steps" in emb.info else "")
+    print(f"wrote {args.out}: {len(emb.ids)} objects, {emb.features.shape[1]} features ({how}), "
+          f"2D map by {emb.reduction.upper()}, {emb.info['total_seconds']:.1f} s", file=sys.stderr)
+    return 0
