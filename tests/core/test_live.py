@@ -59,7 +59,7 @@ def test_recent_edits_are_sampled_more_but_old_annotations_replay():
     annotated[0, 10:20, 10:20] = True  # old annotations
     annotated[0, 80:90, 80:90] = True  # the new stroke
     history = EditHistory(recent_share=0.5)
-    history.add(AnnotationEdit(0, (slice(80, 90), slice(80, 90)), np.ones((10, 10), np.uint8)))
+    history.add(0, (slice(80, 90), slice(80, 90)))
     picks = [history.pick(rng, annotated) for _ in range(400)]
     recent = [p for p in picks if p is not None]
     assert 150 < len(recent) < 250  # about half from the recent edit, the rest left to replay
@@ -68,7 +68,7 @@ def test_recent_edits_are_sampled_more_but_old_annotations_replay():
     assert all(history.pick(rng, annotated) is None for _ in range(50))
     assert merge_boxes([(slice(2, 5), slice(0, 3)), (slice(0, 4), slice(2, 9))]) == (slice(0, 5), slice(0, 9))
     with pytest.raises(ValueError):
-        AnnotationEdit(0, (slice(0, 2), slice(0, 2)), np.zeros((3, 3)))
+        AnnotationEdit((slice(0, 2), slice(0, 2)), np.zeros((3, 3)))
 
 
 @pytest.mark.parametrize("name, dims", [("unet", 2), ("unet", 3), ("cnn", 2)])

@@ -15,12 +15,13 @@ def test_registry_lists_and_rejects_unknown():
 
 
 ODD = {2: (37, 53), 3: (10, 21, 19)}
+IN = 3  # input channels: also a window of three frames for the temporal families
 FAMILIES = [(name, dims) for name in list_models() for dims in (2, 3)]
 
 
 def _build(name: str, spatial_dims: int, seed: int = 0):
     torch.manual_seed(seed)
-    return get_model(name, spatial_dims=spatial_dims, in_channels=2, out_channels=3)
+    return get_model(name, spatial_dims=spatial_dims, in_channels=IN, out_channels=3)
 
 
 @pytest.mark.parametrize("name, spatial_dims", FAMILIES)
@@ -31,7 +32,7 @@ def test_every_family_forward_backward_at_odd_sizes(name, spatial_dims):
         pytest.skip(f"{name} builds {entry.spatial_dims}D models only")
     model = _build(name, spatial_dims)
     shape = ODD[spatial_dims]
-    x = torch.randn(2, 2, *shape, requires_grad=True)
+    x = torch.randn(2, IN, *shape, requires_grad=True)
     y = model(x)
     assert y.shape == ((2, 3, *shape) if entry.kind == "dense" else (2, 3))
     y.float().square().mean().backward()
@@ -46,7 +47,7 @@ def test_every_family_state_dict_round_trip(name, spatial_dims):
         pytest.skip(f"{name} builds {model_entry(name).spatial_dims}D models only")
     a, b = _build(name, spatial_dims, seed=0).eval(), _build(name, spatial_dims, seed=1).eval()
     b.load_state_dict(a.state_dict())
-    x = torch.randn(1, 2, *ODD[spatial_dims])
+    x = torch.randn(1, IN, *ODD[spatial_dims])
     with torch.no_grad():
         torch.testing.assert_close(a(x), b(x))
 

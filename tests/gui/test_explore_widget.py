@@ -59,7 +59,8 @@ def test_embedding_is_linked_both_ways_and_marks_classes(viewer, explore, qtbot)
 
     # a click on an object in the viewer (pan/zoom mode) selects it, through the callback the widget attached
     (callback,) = [c for c in objects.mouse_drag_callbacks if getattr(c, "__name__", "") == "click_selects"]
-    centre = np.argwhere(objects.data == ids[7]).mean(axis=0).round()
+    pixels = np.argwhere(objects.data == ids[7])
+    centre = pixels[np.argmin(((pixels - pixels.mean(axis=0)) ** 2).sum(axis=1))]  # inside, near the middle
     click = SimpleNamespace(type="mouse_press", position=tuple(objects.data_to_world(centre)),
                             view_direction=None, dims_displayed=[0, 1])
     callback(viewer.layers["nuclei labels"], click)
@@ -85,14 +86,15 @@ def test_embedding_is_linked_both_ways_and_marks_classes(viewer, explore, qtbot)
 
     # the classify task of the main widget reads the marked classes from the features, as they are
     _dock, main = viewer.window.add_plugin_dock_widget(PLUGIN, "Deep learning (train / predict)")
-    main.task.value = "classify"
-    assert same(main.annotations.value, objects)
-    main.classes.value = "features"
-    main.epochs.value = 1
-    main.batch.value = 8
-    main.depth.value = 2
-    main.base_channels.value = 8
-    main.preview.value = False
+    form = main.form
+    form.task.value = "classify"
+    assert same(form.annotations.value, objects)
+    form.classes.value = "features"
+    form.epochs.value = 1
+    form.batch.value = 8
+    form.depth.value = 2
+    form.base_channels.value = 8
+    form.preview.value = False
     main.train_btn.native.click()
     qtbot.waitUntil(lambda: not main.busy and bool(ours(viewer)), timeout=180_000)
     qtbot.waitUntil(lambda: not main.busy, timeout=180_000)  # the prediction that follows training

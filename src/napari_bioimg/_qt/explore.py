@@ -235,18 +235,22 @@ class ExploreWidget(Container):
     def _on_event(self, ev) -> None:
         from ..core import events as E
 
-        if self.closed:
+        if self.closed or self._run.get("done"):
             return
         if isinstance(ev, E.StepDone):
-            self._stage("Training the autoencoder")
-            self.progress.set_fraction(ev.fraction)
-            self.status.value = f"Training the autoencoder: step {ev.step}, loss {ev.loss:.4f}"
+            stage, fraction = "Training the autoencoder", ev.fraction
+            text = f"{stage}: step {ev.step}, loss {ev.loss:.4f}"
         elif isinstance(ev, E.PredictProgress):
-            self._stage("Embedding" if self._run.get("source") else "Explaining")
-            self.progress.set_fraction(ev.done / max(ev.total, 1))
-            self.status.value = f"{self._run['stage']}: {ev.done}/{ev.total} {ev.stage}"
-        elif isinstance(ev, E.Notice):
-            (show_warning if ev.level == "warning" else show_info)(f"napari-bioimg: {ev.message}")
+            stage, fraction = ("Embedding" if self._run.get("source") else "Explaining"), ev.done / max(ev.total, 1)
+            text = f"{stage}: {ev.done}/{ev.total} {ev.stage}"
+        else:
+            if isinstance(ev, E.Notice):
+                (show_warning if ev.level == "warning" else show_info)(f"napari-bioimg: {ev.message}")
+            return
+        self._stage(stage)  # starting a stage lets Qt run queued slots: the result may be in now
+        if not self.closed and not self._run.get("done"):
+            self.progress.set_fraction(fraction)
+            self.status.value = text
 
     def _stage(self, name: str) -> None:
         if self._run.get("stage") != name:
@@ -270,6 +274,7 @@ class ExploreWidget(Container):
 
     # ---------------------------------------------------------------- results (main thread)
     def _on_embedded(self, emb) -> None:
+        self._run["done"] = True
         if self.closed:
             return
         if emb is None:
@@ -293,6 +298,7 @@ class ExploreWidget(Container):
                              "Click a point or an object; lasso points to mark a class.")
 
     def _on_explained(self, result) -> None:
+        self._run["done"] = True
         if self.closed:
             return
         if result is None:
@@ -379,7 +385,7 @@ class ExploreWidget(Container):
                              "layer'.")
 
     # ---------------------------------------------------------------- closing
-    def _shutdown(self) -> None:
+    def _shutdown(self, window_closed: bool = False) -> None:
         self.closed = True
         if self._control is not None:
             self._control.stop()

@@ -18,13 +18,14 @@ import weakref
 from collections.abc import Callable
 
 from qtpy.QtCore import QEvent, QObject
+from qtpy.QtWidgets import QMainWindow
 
 WORKER_SIGNALS = ("yielded", "returned", "errored", "finished", "paused", "resumed", "started")
 
 
 class CloseWatch(QObject):
     """Calls ``on_close(window_closed)`` once: when the window holding ``widget`` closes (``True``),
-    or ``widget`` is destroyed (``False``).
+    or ``widget`` is destroyed or taken out of the window it was docked in (``False``).
 
     napari builds the dock (widget -> dock -> main window) after the widget exists, so every
     ancestor is watched and a re-parenting anywhere along the chain finds the window again.
@@ -38,6 +39,7 @@ class CloseWatch(QObject):
         self._chain: list[weakref.ref] = []
         self._done = False
         self._closing = False
+        self._docked = False
         widget.destroyed.connect(lambda *_: self._fire(window_closed=False))
         self._follow()
 
@@ -61,6 +63,10 @@ class CloseWatch(QObject):
         window = self._window()
         if kind == QEvent.Type.ParentChange:
             self._follow()
+            docked = isinstance(self._window(), QMainWindow)
+            if self._docked and not docked:  # removed from the window (napari's remove_dock_widget)
+                self._fire(window_closed=False)
+            self._docked = docked
         elif obj is window and obj is not self._widget() and kind == QEvent.Type.Close:
             if event.spontaneous() and obj.isVisible():
                 self._closing = True  # the user may still cancel it: wait for the window to hide

@@ -27,6 +27,11 @@ LEARNING_RATE = 2e-3
 """Learning rate of tasks that do not suggest their own."""
 PATCH_2D = 128
 PATCH_3D = (32, 96, 96)
+"""3D patch on a GPU (CUDA, MPS)."""
+PATCH_3D_CPU = (16, 64, 64)
+"""3D patch on a CPU: a 32x96x96 batch of 8 takes ~15 s per step on one core, this with a batch of
+:data:`BATCH_3D_CPU` ~1 s (``benchmarks/FINDINGS.md``, issue 16.2)."""
+BATCH_3D_CPU = 4
 PREVIEW_EVERY = 5.0
 """Seconds between live previews in a GUI."""
 TIME_LIMIT = 120.0
@@ -215,14 +220,27 @@ def suggest(task: str, *, spatial_dims: int = 2, device: str = "cpu", model: str
         patch = None  # crops are fitted to the objects
     elif spatial_dims == 3:
         side = t.default_patch or PATCH_2D
-        patch = PATCH_3D if side >= PATCH_2D else (16, side, side)
+        big = PATCH_3D if _on_gpu(device_type) else PATCH_3D_CPU
+        patch = big if side >= PATCH_2D else (16, side, side)
     else:
         patch = t.default_patch or PATCH_2D
+    batch = t.default_batch_size
+    if spatial_dims == 3 and not t.direct_model and not _on_gpu(device_type):
+        batch = min(batch, BATCH_3D_CPU)
     return TrainConfig(
         task=t.name, model=model, model_config=t.default_model_config(spatial_dims, device_type, model),
-        spatial_dims=spatial_dims, batch_size=t.default_batch_size, patch_size=patch,
+        spatial_dims=spatial_dims, batch_size=batch, patch_size=patch,
         learning_rate=t.default_learning_rate or LEARNING_RATE, preview_every=PREVIEW_EVERY,
     )
+
+
+def _on_gpu(device_type: str) -> bool:
+    """Whether ``device_type`` ("cpu", "cuda", "mps", "auto") trains on a GPU."""
+    if device_type == "auto":
+        from .runtime.device import resolve_device
+
+        return resolve_device("auto").type in ("cuda", "mps")
+    return device_type in ("cuda", "mps")
 
 
 def resume_config(saved: dict[str, Any], **changes: Any) -> TrainConfig:
