@@ -14,4 +14,5 @@ def test_first_preview_early_then_at_the_interval(blobs2d):
     previews = [e for e in seen if isinstance(e, E.PreviewReady)]
     assert len(previews) == 1 and previews[0].data.shape == labels.shape
     first = [h["time"] for h in res.history if h["step"] == previews[0].step][0]
-    assert first >= FIRST_PREVIEW  # after at least FIRST_PREVIEW seconds of training, not 1000
+    # after FIRST_PREVIEW seconds of training (the history's clock starts a few ms later), not 1000
+    assert first >= FIRST_PREVIEW - 0.05 and first < 100

