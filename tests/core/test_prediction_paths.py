@@ -119,3 +119,55 @@ def test_a_stopped_prediction_to_a_temporary_folder_leaves_nothing(blob_model, b
     done = drain(predict_lazy(blob_model, blob_field[0], tile=64))
     folders = list(tmp_path.iterdir())
     assert len(folders) == 1 and folders[0].name.startswith("napari-bioimg-") and done.shape == blob_field[0].shape
+
+
+def _spheres(n=6, shape=(24, 64, 64), radius=6, seed=0):
+    """Well-separated balls: their probabilities as a 2D model's slices would give them."""
+    rng = np.random.default_rng(seed)
+    zz, yy, xx = np.indices(shape)
+    truth = np.zeros(shape, np.uint16)
+    centres = []
+    while len(centres) < n:
+        c = rng.integers([radius + 1] * 3, np.array(shape) - radius - 1)
+        if all(np.linalg.norm(c - d) > 2 * radius + 3 for d in centres):
+            centres.append(c)
+    for k, (z, y, x) in enumerate(centres, 1):
+        truth[(zz - z) ** 2 + (yy - y) ** 2 + (xx - x) ** 2 <= radius ** 2] = k
+    return truth
+
+
+def test_a_2d_model_links_the_slices_of_a_stack_into_3d_objects():
+    from scipy import ndimage as ndi
+
+    from napari_bioimg.core.tasks import get_task
+
+    truth = _spheres()
+    inner = np.zeros(truth.shape, bool)
+    for z in range(truth.shape[0]):  # a 2D model sees each slice alone: interiors eroded in YX only
+        inner[z] = ndi.binary_erosion(truth[z] > 0, iterations=2)
+    prob = np.stack([(truth == 0), inner, (truth > 0) & ~inner]).astype(np.float32)
+    task = get_task("instance")
+    meta = {"threshold": 0.5, "min_size": 10, "median_area": 100, "border_fragment": 0.25}
+    per_slice = sum(int(task.postprocess(prob[:, z], meta).max()) for z in range(truth.shape[0]))
+    linked = task.postprocess_volume(prob, meta)
+    assert per_slice > 3 * truth.max()  # every slice of a ball would be its own object
+    assert int(linked.max()) == int(truth.max())
+    for k in range(1, int(truth.max()) + 1):  # each ball is one object, whole
+        ids, counts = np.unique(linked[truth == k], return_counts=True)
+        assert ids[np.argmax(counts)] > 0 and counts.max() >= 0.9 * (truth == k).sum()
+
+
+def test_predicting_a_stack_with_a_2d_instance_model_gives_3d_ids():
+    image, labels, _ = make_objects2d()
+    res = train_sync(image, labels, TrainConfig(task="instance", model_config={"depth": 2, "base_channels": 8},
+                                                batch_size=4, patch_size=64, epochs=1, steps_per_epoch=40,
+                                                time_limit=None, preview_every=0, seed=0))
+    stack = np.stack([image] * 4)  # the same slice four times: each object is a column through the stack
+    linked = predict_sync(res.checkpoint, stack, "ZYX")
+    one = predict_sync(res.checkpoint, image, "YX")
+    assert linked.shape == stack.shape and int(one.max()) > 0
+    assert all(np.array_equal(linked[0], linked[z]) for z in range(1, 4))  # one id through all slices
+    assert abs(int(linked.max()) - int(one.max())) <= max(2, int(one.max()) // 10)  # ~ the objects of a slice
+    res.checkpoint["task"]["meta"]["link_slices"] = False  # per slice: ids continue from slice to slice
+    separate = predict_sync(res.checkpoint, stack, "ZYX")
+    assert int(separate.max()) == 4 * int(separate[0].max())

@@ -143,6 +143,7 @@ def _predict_in_memory(loaded: LoadedModel, inp: ModelInput, *, overlap: float, 
     results = []
     n = inp.x.shape[0]
     offset = 0
+    link = links_slices(loaded, inp.layout) and n > 1
     for i in range(n):
         out = yield from _progress_offset(
             tiled_apply(fn, inp.x[i], loaded.out_channels, inp.tile, overlap, loaded.size_divisors, inp.batch_size,
@@ -151,6 +152,9 @@ def _predict_in_memory(loaded: LoadedModel, inp: ModelInput, *, overlap: float, 
         )
         if out is None:
             return None
+        if link:  # a 2D model's slices of a Z stack: post-processed together below, as 3D objects
+            results.append(out)
+            continue
         res = task.postprocess(out, inp.meta)
         if task.output_kind == "image" and inp.n_nonfinite:
             res[~np.isfinite(inp.raw[i])] = np.nan
@@ -159,7 +163,7 @@ def _predict_in_memory(loaded: LoadedModel, inp: ModelInput, *, overlap: float, 
             res[res > 0] += offset  # keep object ids unique across frames / slices
             offset = int(res.max())
         results.append(res)
-    stacked = np.stack(results)
+    stacked = task.postprocess_volume(np.stack(results, axis=1), inp.meta) if link else np.stack(results)
     channels = stacked.ndim == inp.x.ndim  # image tasks keep a channel axis
     if channels and "C" not in inp.layout.axes and stacked.shape[1] == 1:
         stacked, channels = stacked[:, 0], False  # single-channel image: same shape as the input
@@ -168,6 +172,13 @@ def _predict_in_memory(loaded: LoadedModel, inp: ModelInput, *, overlap: float, 
 
         stacked = stacked.astype(label_dtype(int(stacked.max()) if stacked.size else 0))
     return inp.layout.from_canonical(stacked, channels=channels)
+
+
+def links_slices(loaded: LoadedModel, layout) -> bool:
+    """Whether a 2D instance model's results on the slices of a Z stack are linked into 3D objects
+    (``link_slices`` in the model's meta turns it off: then every slice has its own objects)."""
+    return (loaded.task.instance_labels and layout.spatial_dims == 2 and layout.batch_axes == "Z"
+            and hasattr(loaded.task, "postprocess_volume") and bool(loaded.meta.get("link_slices", True)))
 
 
 def _progress_offset(gen, index: int, n: int):

@@ -102,7 +102,9 @@ def prepare(loaded: LoadedModel, image: Any, axes: str | None = None, *, rgb: bo
     layout = make_layout(tuple(source.shape), axes, loaded.spatial_dims, rgb=rgb, hint=axes_hint)
     notices = []
     if loaded.spatial_dims == 2 and "Z" in layout.axes:
-        notices.append(Notice(f"the model is 2D: the {layout.axes} image is predicted slice by slice along Z", "info"))
+        linked = (loaded.task.instance_labels and layout.batch_axes == "Z" and loaded.meta.get("link_slices", True))
+        notices.append(Notice(f"the model is 2D: the {layout.axes} image is predicted slice by slice along Z"
+                              + ("; objects are linked across slices into 3D objects" if linked else ""), "info"))
     context = check_context(loaded.temporal_context, layout)
     if layout.n_channels != loaded.image_channels:
         raise InputError(f"the model expects {loaded.image_channels} channel(s) but the image has {layout.n_channels} "

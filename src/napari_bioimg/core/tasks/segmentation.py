@@ -226,6 +226,17 @@ class InstanceTask(Task):
         return probabilities_to_instances(outputs, meta.get("threshold", 0.5), meta.get("min_size", 10),
                                           border_min_size(meta), meta.get("mask_threshold"))
 
+    def postprocess_volume(self, outputs, meta):
+        """``(3, Z, Y, X)`` outputs of a 2D model, slice by slice -> 3D objects: the seeded watershed runs on
+        the stacked probabilities, so an object's slices share one id (not one id per slice).
+
+        The size limits were learned on 2D areas: an object must span about two slices (twice the area
+        limit in voxels) to be kept.
+        """
+        volume = dict(meta, min_size=2 * float(meta.get("min_size", 10)),
+                      median_area=2 * float(meta.get("median_area", 0) or 0))
+        return self.postprocess(outputs, volume)
+
     def calibration_regions(self, problem):
         return calibration_regions(problem) if problem.meta.get("calibrate", True) else []
 
