@@ -13,8 +13,8 @@ engine's default settings for scribbles, strokes painted with napari's own
 2. **GUI stall**: a QTimer ticks every 5 ms on the main thread while strokes are
    painted during live training; a stall is a gap beyond the interval.
 3. **Annotation efficiency**: a simulated annotator paints one stroke per class
-   present in a region, chosen either by *Where next?* or at random (among regions
-   not yet annotated), lets training run 4 s, and reads the mean IoU of the whole
+   present in a region (on pixels the preview gets wrong, when there are any), the
+   region chosen either by *Where next?* or at random (among regions not yet annotated), lets training run 4 s, and reads the mean IoU of the whole
    image's live preview against the truth. Strokes needed to reach the target mIoU,
    over several seeds, for both strategies.
 
@@ -108,14 +108,17 @@ class App:
         self.widget.live.link.send_view()
 
 
-def stroke_in(truth: np.ndarray, box, label: int, rng) -> list | None:
-    """Three dabs 4 px apart inside class ``label`` within ``box`` (as a careful annotator would)."""
+def stroke_in(truth: np.ndarray, box, label: int, rng, wrong: np.ndarray | None = None) -> list | None:
+    """Three dabs 4 px apart inside class ``label`` within ``box`` (as a careful annotator would), on
+    pixels the current prediction gets ``wrong`` when there are any (where a user corrects it)."""
     from scipy import ndimage as ndi
 
     region = truth[box] == label
     inner = ndi.distance_transform_edt(region) >= 4
     if not inner.any():
         inner = ndi.distance_transform_edt(region) >= 2
+    if wrong is not None and (inner & wrong[box]).any():
+        inner = inner & wrong[box]
     candidates = np.argwhere(inner)
     if not len(candidates):
         return None
@@ -222,7 +225,8 @@ def efficiency(image, truth, strategy: str, seed: int, max_strokes: int, target:
     while strokes < max_strokes:
         app.full_view()
         app.wait(lambda: False, settle)
-        score = miou(np.asarray(app.result().data), truth)
+        pred = np.asarray(app.result().data)
+        score = miou(pred, truth)
         curve.append((strokes, round(score, 4)))
         if score >= target:
             break
@@ -243,7 +247,7 @@ def efficiency(image, truth, strategy: str, seed: int, max_strokes: int, target:
             break
         present = [c for c in (1, 2) if (truth[box] == c).mean() > 0.05]
         for label in present:
-            points = stroke_in(truth, box, label, rng)
+            points = stroke_in(truth, box, label, rng, wrong=pred != truth)
             if points:
                 app.stroke(label, points)
                 strokes += 1
