@@ -34,30 +34,30 @@ def child(seconds: float, device: str, move: bool) -> dict:
     from _common import nuclei_2d
     from qtpy.QtCore import QEventLoop, QTimer
 
-    from napari_bioimg._qt.widget import BioimgWidget
-
     viewer = napari.Viewer(show=True)
-    widget = BioimgWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="napari-bioimg")
+    # as a user reaches it: the Plugins menu's call (napari hands the widget a proxied viewer)
+    _dock, widget = viewer.window.add_plugin_dock_widget("napari-bioimg", "Deep learning (train / predict)")
     img, lbl = nuclei_2d(512)
     viewer.add_image(img, name="nuclei")
     viewer.add_labels(lbl, name="nuclei labels")
-    widget.image.value = viewer.layers["nuclei"]
-    widget.annotations.value = viewer.layers["nuclei labels"]
-    widget.time_limit.value = int(seconds)
-    widget.preview.value = True
-    widget.device.value = device if device in widget.device.choices else "auto"
+    form = widget.form
+    form.image.value = viewer.layers["nuclei"]
+    form.annotations.value = viewer.layers["nuclei labels"]
+    form.time_limit.value = int(seconds)
+    form.preview.value = True
+    form.device.value = device if device in form.device.choices else "auto"
 
     handler_ms: dict[str, float] = {}
     on_event = widget._on_event
 
-    def timed_on_event(ev):  # measures the widget's own main-thread work per event (connected at Train)
+    def timed_on_event(run, ev):  # the widget's own main-thread work per event
         t = time.perf_counter()
-        on_event(ev)
+        on_event(run, ev)
         name = type(ev).__name__
         handler_ms[name] = max(handler_ms.get(name, 0.0), (time.perf_counter() - t) * 1000)
 
-    widget._on_event = timed_on_event
+    widget.session.event.disconnect(on_event)
+    widget.session.event.connect(timed_on_event)
     phase = {"name": "warm-up"}
     gaps: dict[str, list[float]] = {}
     last = [time.perf_counter()]
@@ -106,7 +106,7 @@ def child(seconds: float, device: str, move: bool) -> dict:
         if first_preview[0] is None and any(layer.metadata.get("napari_bioimg") and np.any(layer.data)
                                             for layer in viewer.layers):
             first_preview[0] = time.perf_counter() - t0
-        if widget._train_worker is None and phase["name"] == "training":
+        if "train" not in widget.session.workers and phase["name"] == "training":
             phase["name"] = "predicting"
         if not widget.busy:
             loop.quit()
