@@ -34,6 +34,9 @@ from .setup import TrainingSetup, set_up
 VAL_MARGIN = 32
 #: Seconds of training before the first live preview (later ones follow every ``preview_every``).
 FIRST_PREVIEW = 1.0
+#: After this many steps the step time is known: a time budget that buys fewer than SLOW_STEPS is warned of.
+SLOW_CHECK = 5
+SLOW_STEPS = 100
 #: 2D tile for previews and validation: a 512x512 frame is one tile (no overlap to recompute).
 PREVIEW_TILE_2D = 512
 #: Most pixels of a data set's image previewed (its centre): a preview costs about one validation.
@@ -157,7 +160,15 @@ class Trainer:
             fraction = self.budget_used()
             if fraction >= 1.0 or self.control.stop_requested:
                 break
-            yield self.step(fraction, first_step)
+            done = self.step(fraction, first_step)
+            yield done
+            if run.local_step == SLOW_CHECK and config.time_limit and not self.total_steps:
+                expected = int(done.steps_per_second * config.time_limit)
+                if expected < SLOW_STEPS:  # say so now, not after a useless run
+                    yield Notice(f"training is slow here: {1 / max(done.steps_per_second, 1e-9):.1f} s per step, so "
+                                 f"about {expected} steps fit in the time limit ({config.time_limit:g} s) where a "
+                                 f"usable model needs a few hundred: give it more time, a GPU, or a smaller patch or "
+                                 "batch", "warning")
             if run.local_step % config.steps_per_epoch == 0:
                 event = self.validate()
                 if event is not None:
