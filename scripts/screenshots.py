@@ -87,7 +87,7 @@ def classify(napari, app, out: Path) -> None:
     viewer.close()
 
 
-def live(napari, app, out: Path, seconds: float = 30) -> None:
+def live(napari, app, out: Path, seconds: float = 60) -> None:
     """Live on, Train, then a user's strokes (napari's brush) on nuclei (2) and background (1)."""
     from scipy import ndimage as ndi
 
@@ -112,6 +112,10 @@ def live(napari, app, out: Path, seconds: float = 30) -> None:
                     scribbles.paint((int(y), int(x + dx)), label)
     start = time.perf_counter()
     wait(app, lambda: time.perf_counter() - start > seconds, seconds + 60)
+    w.live.next_btn.native.click()  # Where next?: the camera goes to the most uncertain region not annotated
+    result = next(layer for layer in viewer.layers if layer.name == "nuclei [unet]")
+    result.opacity = 0.35  # the image shows through the preview; the uncertainty glows over both
+    wait(app, lambda: time.perf_counter() - start > seconds + 3, 60)
     viewer.layers.selection.active = scribbles
     viewer.screenshot(str(out / "live.png"), canvas_only=False)
     w.stop_btn.native.click()

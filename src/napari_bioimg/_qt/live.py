@@ -352,8 +352,8 @@ class LivePanel:
             self.link.show(run, ev)
             return True
         if isinstance(ev, E.LiveWaiting):
-            self.status.warn(f"Live: waiting for annotations you can train on: {ev.reason}. Paint on; training "
-                             "starts by itself.")
+            self.status.info(f"Live: waiting for annotations you can train on: {ev.reason}. Paint on; training "
+                             "starts by itself.")  # the status line, not a pop-up: nothing is wrong
             return True
         return False
 
@@ -368,6 +368,8 @@ class LivePanel:
         labels = [f"{i + 1}. " + ", ".join(f"{b.start}–{b.stop}" for b in r.box) + f" (uncertainty {r.score:.2f})"
                   for i, r in enumerate(regions)]
         self.suggestions.choices = labels
+        rows = self.suggestions.native
+        rows.setFixedHeight(rows.sizeHintForRow(0) * len(labels) + 2 * rows.frameWidth() + 4)  # no empty rows
         self.suggestions.visible = True
         self.status.value = f"Where next: {labels[0]}. Annotate there; the list holds {len(labels) - 1} more."
 
