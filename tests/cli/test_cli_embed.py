@@ -1,20 +1,20 @@
-"""The ``embed`` command: parsed by its own ``add_parser``, run by ``run(args)`` (the dispatcher only registers it)."""
+"""The ``embed`` command, through the CLI's own entry point (``main``) as ``napari-bioimg embed ...``."""
 
-import argparse
 import csv
 
 import numpy as np
 import tifffile
 
-from napari_bioimg.cli.embed import add_parser, run
 from napari_bioimg.cli.main import main
 from tests.conftest import make_objects2d
 
 
+def run(argv) -> int:
+    return main(list(argv))
+
+
 def parse(*argv):
-    parser = argparse.ArgumentParser(prog="napari-bioimg")
-    add_parser(parser.add_subparsers(dest="command"))
-    return parser.parse_args(["embed", *argv])
+    return ["embed", *argv]
 
 
 def test_embed_is_a_command_of_the_cli(tmp_path):

@@ -3,22 +3,16 @@
     napari-bioimg embed --image IMG.tif --labels OBJ.tif --out EMB.csv [--time-limit 20]
                         [--reduction auto|pca|umap] [--classifier MODEL.pt]
 
-The CSV has one row per object: ``label_id, emb_0 .. emb_{K-1}, x2d, y2d``. This
-module is self-contained (``add_parser`` adds the sub-command to a parser,
-``run`` executes parsed arguments and returns the exit code) so that the command
-dispatcher only has to register it.
+The CSV has one row per object: ``label_id, emb_0 .. emb_{K-1}, x2d, y2d``.
+``add_parser`` adds the sub-command to the CLI's parser; ``cmd_embed`` runs it.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import traceback
 
 from .progress import Progress
-
-EXIT_USER_ERROR = 2
-EXIT_INTERNAL = 1
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -51,29 +45,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return e
 
 
-def run(args: argparse.Namespace) -> int:
-    """Execute ``embed`` for parsed ``args``; errors are one line on stderr and a non-zero exit code."""
-    from ..core.errors import BioimgError
-
-    try:
-        return _embed(args)
-    except BioimgError as err:
-        if args.debug:
-            traceback.print_exc()
-        print(f"napari-bioimg: error: {err}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except MemoryError:
-        print("napari-bioimg: error: out of memory; use a smaller --crop-size or fewer objects", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except Exception as err:  # one clear line, never a wall of traceback by default
-        if args.debug:
-            traceback.print_exc()
-        print(f"napari-bioimg: internal error: {type(err).__name__}: {err} (rerun with --debug for details)",
-              file=sys.stderr)
-        return EXIT_INTERNAL
-
-
-def _embed(args) -> int:
+def cmd_embed(args: argparse.Namespace) -> int:
+    """Execute ``embed`` for parsed ``args`` (errors become one line in :func:`..main.main`, as for every command)."""
     from ..core.analysis import EmbedConfig, embed_objects
     from ..core.control import drain
     from ..core.data.io import read_image, write_table

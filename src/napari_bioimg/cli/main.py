@@ -38,7 +38,7 @@ def _command(name: str):
     elif name == "info":
         from .info import cmd_info as fn
     elif name == "embed":
-        from .embed import run as fn
+        from .embed import cmd_embed as fn
     else:
         fn = cmd_demo
     return fn
