@@ -73,7 +73,7 @@ def _region_output(trainer: Trainer, fn, region) -> np.ndarray:
     source = s.inputs[region.sample] if source is None else source  # a data set's crops carry their margin
     grown = tuple(slice(max(0, b.start - trainer.margin), min(n, b.stop + trainer.margin))
                   for b, n in zip(region.box, source.shape[1:]))
-    tile = problem.patch if s.layout.spatial_dims == 3 else TILE_2D
+    tile = tuple(2 * p for p in problem.patch) if s.layout.spatial_dims == 3 else TILE_2D  # as the loop's
     out = drain(tiled_apply(fn, source[(slice(None), *grown)], problem.out_channels, tile, 0.25,
                             s.divisor, 2, s.device))
     inner = tuple(slice(b.start - g.start, b.stop - g.start) for b, g in zip(region.box, grown))
