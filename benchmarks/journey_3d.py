@@ -6,7 +6,7 @@ row: steps made, seconds until the result, objects found, and F1@0.5 / mean AP o
 against the sample's labels (scored over the whole stack, most of which was trained on: this
 says whether the model is usable, the quality suite's ``nuclei3d-*`` rows score unseen data)::
 
-    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python benchmarks/journey_3d.py [--seconds 120]
+    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python benchmarks/journey_3d.py [--seconds 120] [--dims 2D]
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ import numpy as np
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=int, default=120)
+    ap.add_argument("--dims", choices=("auto", "2D", "3D"), default="auto",
+                    help="the widget's Model dims (2D: slice by slice, objects linked across slices)")
     a = ap.parse_args()
     import napari
     from qtpy.QtWidgets import QApplication
@@ -32,6 +34,7 @@ def main() -> int:
     _dock, w = viewer.window.add_plugin_dock_widget("napari-bioimg", "Deep learning (train / predict)")
     viewer.open_sample("napari-bioimg", "nuclei_3d")
     w.form.time_limit.value = a.seconds
+    w.form.dims.value = a.dims
     truth = np.asarray(viewer.layers["nuclei 3D labels"].data)
     start = time.perf_counter()
     w.train_btn.native.click()
@@ -46,7 +49,7 @@ def main() -> int:
     pred = np.asarray(result.data)
     m = matching(truth, pred)["thresholds"]
     cfg = w.session.model.card
-    row = {"name": "3D journey (Nuclei 3D sample, widget defaults, CPU)", "seconds_to_result": round(seconds, 1),
+    row = {"name": f"3D journey (Nuclei 3D sample, widget defaults, Model dims {a.dims}, CPU)", "seconds_to_result": round(seconds, 1),
            "status": w.status.value, "objects": int(len(np.unique(pred)) - 1), "true_objects": int(truth.max()),
            "f1@0.5": round(m["0.5"]["f1"], 3), "mean_ap": round(float(np.mean([v["ap"] for v in m.values()])), 3),
            "image": list(truth.shape),
