@@ -63,6 +63,7 @@ class LiveLink:
         self.classes_layer_key = None
         self.uncertainty_key = None
         self.regions: list = []
+        self.sent = 0
         self._checksum = None
         self._view_timer = QTimer()
         self._view_timer.setSingleShot(True)
@@ -85,6 +86,7 @@ class LiveLink:
         ``classes_source`` (a Points layer; ``read_classes()`` gives its class request)."""
         self.stop()
         self.run = run
+        self.sent = 0  # annotation edits sent to this run's worker (its LivePreview.edits counts them trained on)
         self.annotations_key = L.layer_key(annotations) if annotations is not None else None
         if annotations is not None and run.objects is None:  # scribbles / masks: the layer the user paints
             self._connect(annotations.events.paint, self._on_paint)
@@ -145,6 +147,7 @@ class LiveLink:
 
         values = np.array(layer.data[box], copy=True)  # a copy: the user paints on
         self.session.send(AnnotationEdit(box, values))
+        self.sent += 1
 
     @staticmethod
     def _digest(layer) -> int | None:
