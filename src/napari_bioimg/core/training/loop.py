@@ -27,6 +27,7 @@ from ..runtime.device import autocast, describe
 from ..runtime.fast import inference_model, memory_format
 from .calibrate import calibrate
 from .optim import set_learning_rate
+from .pacing import SLOW_CHECK, preview_wait, slow_notice
 from .pretrain import pretrain
 from .resume import training_state
 from .setup import TrainingSetup, set_up
@@ -34,11 +35,6 @@ from .setup import TrainingSetup, set_up
 VAL_MARGIN = 32
 #: Seconds of training before the first live preview (later ones follow every ``preview_every``).
 FIRST_PREVIEW = 1.0
-#: After this many steps the step time is known: a time budget that buys fewer than SLOW_STEPS is warned of.
-SLOW_CHECK = 5
-SLOW_STEPS = 100
-#: Previews take at most about 1 / PREVIEW_SHARE of the training time (the interval grows with their cost).
-PREVIEW_SHARE = 4
 #: 2D tile for previews and validation: a 512x512 frame is one tile (no overlap to recompute).
 PREVIEW_TILE_2D = 512
 #: Most pixels of a data set's image previewed (its centre): a preview costs about one validation.
@@ -166,12 +162,7 @@ class Trainer:
             done = self.step(fraction, first_step)
             yield done
             if run.local_step == SLOW_CHECK and config.time_limit and not self.total_steps:
-                expected = int(done.steps_per_second * config.time_limit)
-                if expected < SLOW_STEPS:  # say so now, not after a useless run
-                    yield Notice(f"training is slow here: {1 / max(done.steps_per_second, 1e-9):.1f} s per step, so "
-                                 f"about {expected} steps fit in the time limit ({config.time_limit:g} s) where a "
-                                 f"usable model needs a few hundred: give it more time, a GPU, or a smaller patch or "
-                                 "batch", "warning")
+                yield from slow_notice(done.steps_per_second, config.time_limit)  # now, not after a useless run
             if run.local_step % config.steps_per_epoch == 0:
                 event = self.validate()
                 if event is not None:
@@ -183,7 +174,7 @@ class Trainer:
                         yield Notice(f"early stop: the validation score did not improve in {since_best} checks", "info")
                         break
             if self.preview_n is not None and config.preview_every and \
-                    time.perf_counter() - last_preview >= max(config.preview_every, PREVIEW_SHARE * preview_cost):
+                    time.perf_counter() - last_preview >= preview_wait(config.preview_every, preview_cost):
                 started = time.perf_counter()
                 event = self.preview()
                 last_preview = time.perf_counter()
@@ -398,3 +389,4 @@ def _image_sample_layout(data: np.ndarray, layout) -> np.ndarray:
     src = "C" + layout.spatial_axes
     dst = "".join(a for a in layout.axes if a in src)
     return np.transpose(data, [src.index(a) for a in dst])
+
