@@ -145,6 +145,9 @@ class ExploreWidget(Container):
         return self._worker is not None
 
     def _check_inputs(self):
+        """The picked image and objects layers, or ``None`` (busy, or a message said what is wrong)."""
+        if self.busy:
+            return None
         image, objects = self.image.value, self.objects.value
         if image is None or objects is None:
             show_error("napari-bioimg: pick an image layer and the Labels layer of its objects")
@@ -161,11 +164,9 @@ class ExploreWidget(Container):
 
     def compute_embedding(self, value=None) -> None:
         """Start embedding the chosen objects in a worker."""
-        from ..core import BioimgError, Control
+        from ..core import BioimgError
         from ..core.analysis import EmbedConfig
 
-        if self.busy:
-            return
         picked = self._check_inputs()
         if picked is None:
             return
@@ -181,19 +182,12 @@ class ExploreWidget(Container):
         except BioimgError as err:
             show_error(f"napari-bioimg: {err}")
             return
-        self._control = Control()
-        self._run = {"objects": L.layer_key(objects), "name": objects.name, "source": source, "stage": None}
-        self._start(embed_job, L.snapshot(image), L.snapshot(objects), config, axes=self._axes(image),
-                    classifier=classifier, control=self._control, rgb=image.rgb,
+        self._start(embed_job, image, objects, config, classifier=classifier, source=source,
                     returned=self._on_embedded, what="Embedding")
         self.status.value = f"Embedding the objects of {objects.name}…"
 
     def explain(self, value=None) -> None:
         """Start Grad-CAM explanations of the chosen classify model over the objects."""
-        from ..core import Control
-
-        if self.busy:
-            return
         picked = self._check_inputs()
         if picked is None:
             return
@@ -202,14 +196,17 @@ class ExploreWidget(Container):
         if model is None:
             show_error("napari-bioimg: choose a classify model file (.pt) to explain")
             return
-        self._control = Control()
-        self._run = {"objects": L.layer_key(objects), "name": objects.name, "stage": None}
-        self._start(explain_job, model, L.snapshot(image), L.snapshot(objects), axes=self._axes(image),
-                    control=self._control, rgb=image.rgb, returned=self._on_explained, what="Explaining")
+        self._start(explain_job, image, objects, model, returned=self._on_explained, what="Explaining")
         self.status.value = f"Explaining the classification of {objects.name}…"
 
-    def _start(self, job, *args, returned, what: str, **kwargs) -> None:
-        worker = create_worker(job, *args, **kwargs, _start_thread=False,
+    def _start(self, job, image, objects, *args, returned, what: str, source: str | None = None, **kwargs) -> None:
+        """Run ``job`` on copies of the layers' data in a worker, with a new Control and run record."""
+        from ..core import Control
+
+        self._control = Control()
+        self._run = {"objects": L.layer_key(objects), "name": objects.name, "source": source, "stage": None}
+        kwargs.update(axes=self._axes(image), control=self._control, rgb=image.rgb)
+        worker = create_worker(job, L.snapshot(image), L.snapshot(objects), *args, **kwargs, _start_thread=False,
                                _connect={"yielded": self._on_event, "returned": returned,
                                          "errored": self._on_error, "finished": self._on_finished})
         self._worker = worker

@@ -21,7 +21,7 @@ def embed_job(image, labels, config, **kwargs) -> Generator[Any, None, Any]:
     return (yield from embed_objects(np.asarray(image), np.asarray(labels), config, **kwargs))
 
 
-def explain_job(model, image, labels, **kwargs) -> Generator[Any, None, Any]:
+def explain_job(image, labels, model, **kwargs) -> Generator[Any, None, Any]:
     """:func:`~.core.analysis.explain_objects` on layer data read here, in the worker."""
     from ..core.analysis import explain_objects
 

@@ -32,13 +32,11 @@ import torch
 from torch.nn import functional as F
 
 from ..control import ActiveClock, Control, drain, run_clocked
-from ..data.axes import make_layout
-from ..data.normalize import Normalizer
-from ..data.objects import ObjectTable, choose_crop, measure_objects, object_crops
+from ..data.objects import ObjectTable, choose_crop, object_crops
 from ..errors import ConfigError, InputError
 from ..events import Notice, PredictProgress, StepDone
 from ..models.layers import pad_to_multiple
-from ..tasks.base import require_labels
+from .inputs import prepare_for_model, prepare_objects
 from .reduce import REDUCTIONS, pca, reduce_2d, standardize, umap_available
 
 MAX_EMBED_CROP = {2: (32, 32), 3: (16, 32, 32)}
@@ -181,22 +179,6 @@ def autoencoder_features(encoder: torch.nn.Module, x: torch.Tensor) -> torch.Ten
                 feats.append(_pool(h, mask))
         out = out + torch.cat(feats, dim=1)
     return out / len(views)
-
-
-def prepare_objects(image, labels, axes, spatial_dims, rgb, axes_hint, normalizer: Normalizer | None):
-    """Canonical normalised image ``(N, C, *S)``, labels ``(N, *S)`` and their object table.
-
-    ``normalizer``: a model's stored percentiles (else fitted to this image).
-    """
-    image = np.asarray(image)
-    layout = make_layout(image.shape, axes, spatial_dims, rgb=rgb, hint=axes_hint)
-    lbl = layout.labels_to_canonical(require_labels(labels, "embed"))
-    x = layout.to_canonical(image).astype(np.float32, copy=False)
-    xn = (normalizer or Normalizer().fit(x)).apply(x, refit=False)
-    table = measure_objects(lbl)
-    if not len(table):
-        raise InputError("the objects layer is empty (all 0): segment or load objects before embedding them")
-    return layout, xn, lbl, table
 
 
 def embed_objects(
@@ -382,14 +364,8 @@ def _classifier_encoder(classifier, image, labels, axes, rgb, axes_hint, device)
     net = loaded.model.eval()
     if not hasattr(net, "features"):
         raise InputError("this classifier does not expose its penultimate features; use the autoencoder instead")
-    image = np.asarray(image)
-    if axes is None and image.ndim == len(loaded.axes):
-        axes = loaded.axes
-    layout, xn, lbl, table = prepare_objects(image, labels, axes, loaded.spatial_dims, rgb, axes_hint, loaded.normalizer)
+    layout, xn, lbl, table = prepare_for_model(loaded, image, labels, axes, rgb, axes_hint)
     meta = loaded.meta
-    if layout.n_channels != meta["image_channels"]:
-        raise InputError(f"the model expects {meta['image_channels']} image channel(s) but the image has "
-                         f"{layout.n_channels} (axes {layout.axes})")
 
     @torch.no_grad()
     def encode(x: torch.Tensor) -> torch.Tensor:

@@ -33,7 +33,7 @@ from ..control import Control, drain
 from ..data.objects import object_crops
 from ..errors import InputError
 from ..events import PredictProgress
-from .embed import prepare_objects
+from .inputs import prepare_for_model
 
 CHUNK = 128
 
@@ -165,14 +165,8 @@ def explain_objects(
         raise InputError(f"the model was trained for {loaded.task.name!r}: explanations need an object "
                          "classification ('classify') model")
     net = loaded.model.eval()
-    image = np.asarray(image)
-    if axes is None and image.ndim == len(loaded.axes):
-        axes = loaded.axes
-    layout, xn, lbl, table = prepare_objects(image, labels, axes, loaded.spatial_dims, rgb, axes_hint, loaded.normalizer)
+    layout, xn, lbl, table = prepare_for_model(loaded, image, labels, axes, rgb, axes_hint)
     meta = loaded.meta
-    if layout.n_channels != meta["image_channels"]:
-        raise InputError(f"the model expects {meta['image_channels']} image channel(s) but the image has "
-                         f"{layout.n_channels} (axes {layout.axes}); check the axes or pick another image")
     size, zoom = tuple(int(s) for s in meta["crop_size"]), float(meta["zoom"])
     canvas = np.zeros(lbl.shape, dtype=np.float32)
     n = len(table)
