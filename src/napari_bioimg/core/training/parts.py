@@ -128,6 +128,23 @@ def continue_from(start: Start, setup: TrainingSetup, requested: TrainConfig, sp
                               "match an uninterrupted one", "info"))
 
 
+def build_model(config: TrainConfig, task: Task, problem: Problem, in_channels: int, layout: Layout,
+                card: ModelCard | None, device: torch.device):
+    """The network for ``problem`` (checked against ``card`` when training starts from a model), its optimiser
+    and its gradient scaler."""
+    from ..models import get_model
+    from ..runtime.device import amp_dtype
+    from .optim import make_optimizer
+
+    if card is not None:
+        check_fits(card, task, problem, in_channels, layout)
+    model = get_model(config.model, spatial_dims=layout.spatial_dims, in_channels=in_channels,
+                      out_channels=problem.out_channels, **config.model_config).to(device)
+    optimizer = make_optimizer(model.parameters(), config)
+    scaler = torch.amp.GradScaler("cuda", enabled=config.amp and amp_dtype(device) == torch.float16)
+    return model, optimizer, scaler
+
+
 def check_fits(card: ModelCard, task: Task, problem: Problem, in_channels: int, layout: Layout) -> None:
     """The starting model's inputs and outputs fit this data."""
     if card.in_channels != in_channels:

@@ -25,10 +25,9 @@ from ..data.dataset import DataSet
 from ..data.sampling import Prefetch
 from ..errors import ConfigError
 from ..models import get_model
-from ..runtime.device import amp_dtype, resolve_device
+from ..runtime.device import resolve_device
 from ..tasks import Task
-from .optim import make_optimizer
-from .parts import Start, TrainingSetup, check_fits, continue_from
+from .parts import Start, TrainingSetup, build_model, continue_from
 from .resume import RunState, dataset_fingerprint
 
 PREFETCH = "auto"
@@ -65,12 +64,7 @@ def set_up_dataset(ds: DataSet, config: TrainConfig, start: Start, task: Task) -
     notices += [(message, "info") for message in problem.notices]
     layout = _common_layout(ds)
     in_channels = problem.in_channels or ds.n_channels
-    if card is not None:
-        check_fits(card, task, problem, in_channels, layout)
-    model = get_model(config.model, spatial_dims=ds.spatial_dims, in_channels=in_channels,
-                      out_channels=problem.out_channels, **config.model_config).to(device)
-    optimizer = make_optimizer(model.parameters(), config)
-    scaler = torch.amp.GradScaler("cuda", enabled=config.amp and amp_dtype(device) == torch.float16)
+    model, optimizer, scaler = build_model(config, task, problem, in_channels, layout, card, device)
     output_context = {"intensity_low": normalizer.low, "intensity_high": normalizer.high,
                       "source_dtype": ds[0].image.dtype.str}
     setup = TrainingSetup(config, task, device, layout, normalizer, None, 0, problem, model, optimizer, scaler, rng,

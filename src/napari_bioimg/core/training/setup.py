@@ -30,10 +30,9 @@ from ..data.temporal import check_context, stack_context
 from ..errors import ConfigError, InputError
 from ..formats.checkpoint import ModelCard, check_checkpoint
 from ..models import get_model
-from ..runtime.device import amp_dtype, resolve_device
+from ..runtime.device import resolve_device
 from ..tasks import Task, get_task
-from .optim import make_optimizer
-from .parts import Start, TrainingSetup, check_fits, continue_from
+from .parts import Start, TrainingSetup, build_model, continue_from
 from .resume import RunState, data_fingerprint, read_run_state
 from .sets import set_up_dataset
 
@@ -150,12 +149,7 @@ def _set_up_image(image: Any, annotations: Any, config: TrainConfig, start: Star
     problem = task.make_problem(inputs, labels, config, rng, getattr(probe, "size_divisor", 1), extra)
     notices += [(message, "warning") for message in problem.notices]
     in_channels = problem.in_channels or inputs.shape[1]
-    if card is not None:
-        check_fits(card, task, problem, in_channels, layout)
-    model = get_model(config.model, spatial_dims=layout.spatial_dims, in_channels=in_channels,
-                      out_channels=problem.out_channels, **config.model_config).to(device)
-    optimizer = make_optimizer(model.parameters(), config)
-    scaler = torch.amp.GradScaler("cuda", enabled=config.amp and amp_dtype(device) == torch.float16)
+    model, optimizer, scaler = build_model(config, task, problem, in_channels, layout, card, device)
     output_context = {"intensity_low": normalizer.low, "intensity_high": normalizer.high,
                       "source_dtype": image.dtype.str}
     setup = TrainingSetup(config, task, device, layout, normalizer, inputs, context, problem, model, optimizer, scaler,
