@@ -28,7 +28,7 @@ def cmd_demo(args) -> int:
 def _command(name: str):
     """The function that runs command ``name`` (imported when needed: ``--help`` stays fast)."""
     if name == "train":
-        from .train import cmd_train as fn
+        from .launch import cmd_train as fn  # one process, or several (--nproc, torchrun)
     elif name == "predict":
         from .predict import cmd_predict as fn
     elif name == "export":
@@ -51,6 +51,7 @@ def message(err) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the command as given (train --nproc starts it again)
     from ..core.errors import BioimgError
 
     try:

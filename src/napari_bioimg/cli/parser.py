@@ -74,7 +74,8 @@ def _add_train(sub) -> None:
     budget.add_argument("--epochs", type=int, default=None, help="number of epochs of --steps-per-epoch batches")
     t.add_argument("--steps-per-epoch", type=int, help="batches per epoch (default 50)")
     t.add_argument("--dims", type=int, choices=(2, 3), help="2 = slice by slice, 3 = volumetric (default: 3 if Z)")
-    t.add_argument("--batch-size", type=int, default=None, help="default: the task's (8, or 32 for classification)")
+    t.add_argument("--batch-size", type=int, default=None, help="default: the task's (8, or 32 for classification); "
+                   "with several processes (--nproc, torchrun) the batch of each process")
     t.add_argument("--patch-size", type=int, nargs="+",
                    help="patch size (one value, or one per spatial dim); for classify the crop size (default: "
                         "fitted to the objects)")
@@ -101,6 +102,10 @@ def _add_train(sub) -> None:
                                                                     "whichever ends first)")
     t.add_argument("--no-augment", action="store_true")
     t.add_argument("--seed", type=int, help="random seed (default 0)")
+    t.add_argument("--nproc", type=int, metavar="N",
+                   help="train data-parallel on N processes of this machine (torch.distributed: one GPU each with "
+                        "--device cuda, else CPU cores shared among them); the port is $MASTER_PORT or a free one. "
+                        "Across machines run this command under torchrun instead (see the README)")
     _add_common(t)
 
 

@@ -124,10 +124,23 @@ def _command_line(args, path) -> str:
 
 
 def cmd_train(args) -> int:
-    from ..core import Control, get_task
-    from ..core.control import drain
-    from ..core.formats.checkpoint import ModelCard, load_checkpoint, save_checkpoint
-    from ..core.training.loop import train
+    from ..core import Control
+
+    start, config, data, extra = prepare(args)
+    progress = Progress(args.quiet, f"train {config.task}")
+    control = Control()
+    try:
+        with GracefulStop(control, progress):
+            result = fit(args, start, config, data, extra, control, progress)
+    finally:
+        progress.close()
+    return report(args, result, data)
+
+
+def prepare(args):
+    """The command line's starting checkpoint, configuration, data set and extras (every check before training)."""
+    from ..core import get_task
+    from ..core.formats.checkpoint import load_checkpoint
 
     start = load_checkpoint(args.resume or args.init) if (args.resume or args.init) else None
     config = train_config_from_args(args, start)
@@ -139,15 +152,23 @@ def cmd_train(args) -> int:
                   file=sys.stderr)
     task = get_task(config.task)
     data, extra = training_data(args, task, config)
-    progress = Progress(args.quiet, f"train {config.task}")
-    control = Control()
-    try:
-        with GracefulStop(control, progress):
-            result = drain(train(data, None, config, preview_index=None, control=control,
-                                 init_checkpoint=start if args.init else None,
-                                 resume=start if args.resume else None, extra=extra), progress)
-    finally:
-        progress.close()
+    return start, config, data, extra
+
+
+def fit(args, start, config, data, extra, control, callback):
+    """Train (the engine's generator to its end); ``callback`` sees each event."""
+    from ..core.control import drain
+    from ..core.training.loop import train
+
+    return drain(train(data, None, config, preview_index=None, control=control,
+                       init_checkpoint=start if args.init else None, resume=start if args.resume else None,
+                       extra=extra), callback)
+
+
+def report(args, result, data) -> int:
+    """Write the model file (atomically) and say what was trained."""
+    from ..core.formats.checkpoint import ModelCard, save_checkpoint
+
     path = save_checkpoint(result.checkpoint, args.out)
     card = ModelCard.of(result.checkpoint)
     summary = {"model": str(path), "steps": result.steps, "seconds": round(result.seconds, 1),

@@ -133,6 +133,7 @@ class Trainer:
     def __init__(self, setup: TrainingSetup, control: Control, clock: ActiveClock, preview_index=0):
         self.s, self.config, self.run_state = setup, setup.config, setup.run
         self.control, self.clock = control, clock
+        preview_index = preview_index if setup.world is None or setup.world.main else None
         config, layout = setup.config, setup.layout
         self.total_steps = config.epochs * config.steps_per_epoch if config.epochs else None
         if setup.dataset is not None:
@@ -140,6 +141,8 @@ class Trainer:
         else:
             self.preview_n = _flat_index(preview_index, layout.batch_shape, layout.n_samples)
         self.margin = int(getattr(setup.task, "val_margin", VAL_MARGIN))
+        self.world = setup.world  # several processes (:mod:`.ddp`): steps through DDP, rank 0 validates
+        self.net = setup.model if self.world is None else self.world.wrap(setup.model)
 
     # ---------------------------------------------------------------- the loop
 
@@ -156,7 +159,7 @@ class Trainer:
         self.clock.reset(run.elapsed_before)  # the budget counts training, not the set-up
         s.model.train()
         while True:
-            fraction = self.budget_used()
+            fraction = self.world.agree(self.budget_used(), self.control) if self.world else self.budget_used()
             if fraction >= 1.0 or self.control.stop_requested:
                 break
             done = self.step(fraction, first_step)
@@ -195,7 +198,7 @@ class Trainer:
         xb, yb = s.problem.sampler.sample(config.batch_size, s.device)
         xb, yb = s.task.prepare_batch(xb, yb, s.rng, s.problem.meta)
         with autocast(s.device, config.amp):
-            logits = s.model(xb)
+            logits = self.net(xb)
         loss = s.task.loss(logits, yb, s.problem.meta)
         if not torch.isfinite(loss):
             raise InputError("the loss became NaN/inf: lower the learning rate or check the image for extreme values")
@@ -271,7 +274,7 @@ class Trainer:
     def validate(self) -> ValidationDone | None:
         """Validate, keep the best weights so far, and say so."""
         run = self.run_state
-        val = self.run_validation()
+        val = self.run_validation() if self.world is None else self.world.shared(self.run_validation)
         if val is None:
             return None
         run.metrics, score, report = val
@@ -323,6 +326,9 @@ class Trainer:
         event = self.validate() if not early_stopped else None
         if event is not None:
             yield event
+        parallel = None if self.world is None else self.world.finish(s.model)  # rank 0 alone builds the file
+        if parallel is not None and not self.world.main:
+            return TrainResult(None, run.history, dict(run.metrics), stopped_early, run.step, self.clock.elapsed())
         metrics = dict(run.metrics)
         last = s.model.state_dict()
         has_best = run.best_state is not None and run.best_step != run.step and s.problem.select_best
@@ -351,6 +357,8 @@ class Trainer:
             training["data"] = s.dataset.describe()
         if s.pretrained:
             training["pretrain"] = s.pretrained
+        if parallel is not None:
+            training["data_parallel"] = parallel
         validation = {"size": s.problem.val_size, "unit": s.problem.val_unit} if run.metrics else None
         ckpt = build_checkpoint(
             model_name=config.model, model_config=config.model_config, state_dict=chosen, task=s.task.name,

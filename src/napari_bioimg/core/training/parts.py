@@ -26,6 +26,7 @@ from .resume import RunState, last_weights, read_run_state, restore_rng
 
 if TYPE_CHECKING:
     from ..data.dataset import DataSet
+    from .ddp import World
 
 #: Settings a resumed run may change without a warning that it no longer matches the uninterrupted one.
 FREE_ON_RESUME = {"time_limit", "epochs", "preview_every", "amp", "pretrain", "pretrain_steps", *MACHINE_FIELDS}
@@ -77,6 +78,8 @@ class TrainingSetup:
     """A data set sampler's own random stream (it may run ahead in a background thread)."""
     pretrained: dict[str, Any] | None = None
     """What self-supervised pretraining did (:mod:`.pretrain`), stored with the model."""
+    world: World | None = None
+    """The ranks training together (:mod:`.ddp`); ``None``: this process alone."""
 
     @property
     def in_channels(self) -> int:

@@ -27,6 +27,7 @@ from ..errors import ConfigError
 from ..models import get_model
 from ..runtime.device import resolve_device
 from ..tasks import Task
+from .ddp import attach
 from .parts import Start, TrainingSetup, build_model, continue_from
 from .resume import RunState, dataset_fingerprint
 
@@ -72,6 +73,7 @@ def set_up_dataset(ds: DataSet, config: TrainConfig, start: Start, task: Task) -
                           data_rng=data_rng)
     if start.checkpoint is not None:
         continue_from(start, setup, requested, largest)
+    attach(setup)  # several processes: each draws its own patches (before any is prepared ahead)
     if _prefetch(ds):
         problem.sampler = Prefetch(problem.sampler, config.batch_size, device)
     return setup

@@ -32,6 +32,7 @@ from ..formats.checkpoint import ModelCard, check_checkpoint
 from ..models import get_model
 from ..runtime.device import resolve_device
 from ..tasks import Task, get_task
+from .ddp import attach
 from .parts import Start, TrainingSetup, build_model, continue_from
 from .resume import RunState, data_fingerprint, read_run_state
 from .sets import set_up_dataset
@@ -156,6 +157,7 @@ def _set_up_image(image: Any, annotations: Any, config: TrainConfig, start: Star
                           rng, RunState(), fingerprint, output_context, notices, start.resume)
     if start.checkpoint is not None:
         continue_from(start, setup, requested, layout.spatial_shape)
+    attach(setup)  # several processes: each draws its own patches
     return setup
 
 

@@ -1,0 +1,209 @@
+"""``napari-bioimg train`` on several processes: ``--nproc N`` here, or each process ``torchrun`` starts.
+
+``--nproc N`` checks the command (settings, files, GPUs, port) once, then starts N
+copies of the same command through ``torch.distributed``'s launcher (the engine of
+``torchrun``) and waits; each copy joins the process group and trains (see
+:mod:`napari_bioimg.core.training.ddp`); rank 0 shows the progress and writes the
+model file. A process that dies stops the others (the launcher ends them within a
+fraction of a second; a collective on a lost peer fails at once) and this command
+names it in one line; no model file is written, an earlier one stays as it was.
+Ctrl+C asks every process to finish its step and save (a second one aborts).
+
+Under ``torchrun ... -m napari_bioimg.cli train ...`` each process runs this
+module's :func:`_member` directly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import signal
+import socket
+import sys
+import tempfile
+import uuid
+
+from .train import GracefulStop, fit, prepare, report
+
+#: Set for the processes ``--nproc`` starts: the launcher reports their failures, they stay quiet about lost peers.
+LAUNCHER = "NAPARI_BIOIMG_LAUNCHER"
+#: A file whose appearance asks every process to stop after its step (the launcher's Ctrl+C).
+STOP_FILE = "NAPARI_BIOIMG_STOP_FILE"
+#: Exit status of a process that stopped because another one was lost.
+EXIT_PEER_LOST = 3
+EXIT_FAILED = 1
+EXIT_USER_ERROR = 2
+
+
+def cmd_train(args) -> int:
+    """``train``: one process, the ``--nproc`` launcher, or one of the processes of a launch."""
+    from ..core.training.ddp import launched
+    from .train import cmd_train as train_one
+
+    if launched():
+        return _member(args)
+    if args.nproc is not None:
+        return _launch(args)
+    return train_one(args)
+
+
+def parallel(args) -> bool:
+    """Whether this ``train`` command trains on several processes (``--nproc``, or started by ``torchrun``)."""
+    from ..core.training.ddp import launched
+
+    return args.nproc is not None or launched()
+
+
+# ---------------------------------------------------------------- the launcher
+
+
+def _launch(args) -> int:
+    from ..core.errors import ConfigError
+    from ..core.training.ddp import backend_for, check_gpus, threads_per_process
+
+    n = args.nproc
+    if n < 1:
+        raise ConfigError("--nproc must be at least 1 (the number of training processes on this machine)")
+    backend_for(args.device)  # a device several processes cannot share: said before anything starts
+    check_gpus(n, args.device)
+    port = _port()
+    prepare(args)  # settings and files checked once, here, before any process starts
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    if not args.debug:  # its failure report is ours to give, in one line
+        quiet = __import__("logging").getLogger("torch.distributed.elastic")
+        quiet.addHandler(__import__("logging").NullHandler())
+        quiet.propagate = False
+    stop_file = os.path.join(tempfile.gettempdir(), f"napari-bioimg-stop-{uuid.uuid4().hex}")
+    os.environ.update({LAUNCHER: "1", STOP_FILE: stop_file, "OMP_NUM_THREADS": str(threads_per_process(n))})
+    config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=n, run_id=uuid.uuid4().hex, rdzv_backend="c10d",
+                          rdzv_endpoint=f"127.0.0.1:{port}", max_restarts=0, monitor_interval=0.1)
+    command = [a for a in args.argv]
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, _stopper(stop_file))
+    try:
+        elastic_launch(config, sys.executable)("-m", "napari_bioimg.cli", *command)
+    except ChildFailedError as err:
+        print(f"napari-bioimg: error: {_failure(err.failures, n)}", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as err:  # the rendezvous (the port taken since we looked)
+        if "EADDRINUSE" in str(err) or "address already in use" in str(err).lower():
+            print(f"napari-bioimg: error: {_port_message(port)}", file=sys.stderr)
+            return EXIT_FAILED
+        raise
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        with contextlib.suppress(OSError):
+            os.remove(stop_file)
+    return 0
+
+
+def _port() -> int:
+    """``$MASTER_PORT`` if free (else a clear error), or a free port."""
+    from ..core.errors import ConfigError
+
+    wanted = os.environ.get("MASTER_PORT")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", int(wanted) if wanted else 0))
+        except OSError:
+            raise ConfigError(_port_message(wanted)) from None
+        except ValueError:
+            raise ConfigError(f"MASTER_PORT={wanted!r} is not a port number") from None
+        return int(s.getsockname()[1])
+
+
+def _port_message(port) -> str:
+    return (f"port {port} (MASTER_PORT) is already in use on this machine, by another training or program; "
+            "set MASTER_PORT to a free port, or unset it to take any free one")
+
+
+def _stopper(stop_file: str):
+    def stop(signum, frame):
+        if os.path.exists(stop_file):
+            raise KeyboardInterrupt  # the second Ctrl+C: the launcher ends the processes
+        open(stop_file, "w").close()
+        print("stopping after this step; the model will be saved (Ctrl+C again aborts)", file=sys.stderr)
+    return stop
+
+
+def _failure(failures: dict, n: int) -> str:
+    """One line naming the process that failed first (not those stopped because of it)."""
+    def cause(item):
+        rank, f = item
+        consequence = f.exitcode in (EXIT_PEER_LOST, -signal.SIGTERM)
+        return (consequence, f.timestamp, rank)
+
+    rank, f = min(failures.items(), key=cause)
+    if f.exitcode < 0:
+        how = f"was killed ({f.signal_name()})"
+    else:
+        how = f"failed (exit status {f.exitcode}{'; its error is above' if f.exitcode == 2 else ''})"
+    return (f"training process rank {rank} (of {n}) {how}; the other processes were stopped and no model file was "
+            "written (an earlier one is unchanged)")
+
+
+# ---------------------------------------------------------------- one of the processes
+
+
+def _member(args) -> int:
+    """One rank: join the group, train, and (rank 0) write the model file."""
+    import torch
+
+    from ..core import Control
+    from ..core.errors import BioimgError
+    from ..core.training.ddp import join, leave, local_size, threads_per_process
+    from .progress import Progress
+
+    world = join(args.device)
+    torch.set_num_threads(args.threads or threads_per_process(local_size()))
+    launcher = bool(os.environ.get(LAUNCHER))
+    control = Control()
+    progress = None
+    try:
+        quiet = launcher or not world.main  # the launcher (or rank 0) has said the notes already
+        with contextlib.redirect_stderr(io.StringIO()) if quiet else contextlib.nullcontext():
+            start, config, data, extra = prepare(args)
+        progress = Progress(args.quiet, f"train {config.task} ({world.size} processes)")
+        show = progress if world.main else None
+        watch = _watch(os.environ.get(STOP_FILE), control, show)
+        with GracefulStop(control, progress):
+            result = fit(args, start, config, data, extra, control, watch)
+        progress.close()
+        return report(args, result, data) if world.main else 0
+    except BioimgError:
+        if launcher and not world.main:
+            return EXIT_USER_ERROR  # every rank meets the same error: rank 0 says it
+        raise
+    except Exception as err:
+        if progress is not None:
+            progress.close()
+        if not _lost_peer(err):
+            raise
+        if not launcher:
+            print(f"napari-bioimg: error: rank {world.rank}: another training process stopped or was killed, so this "
+                  "one stops too; no model file was written", file=sys.stderr)
+        return EXIT_PEER_LOST
+    finally:
+        leave()
+
+
+def _watch(stop_file: str | None, control, show):
+    """The event callback: shows progress (rank 0), and stops the run when the launcher's stop file appears."""
+    def on_event(ev):
+        if stop_file and not control.stop_requested and os.path.exists(stop_file):
+            control.stop()
+        if show is not None:
+            show(ev)
+    return on_event
+
+
+def _lost_peer(err: BaseException) -> bool:
+    """Whether ``err`` is a collective failing because another process is gone."""
+    import torch.distributed as dist
+
+    text = str(err).lower()
+    return isinstance(err, dist.DistError) or (isinstance(err, RuntimeError) and any(
+        w in text for w in ("gloo", "nccl", "connection closed", "connection reset", "broken pipe")))
