@@ -28,6 +28,7 @@ from . import classes as C
 from . import inputs
 from . import layers as L
 from . import progress as P
+from .command import CommandExport
 from .datalist import TrainingData
 from .files import FileActions
 from .form import TrainForm
@@ -53,6 +54,7 @@ class BioimgWidget(QWidget):
         self.results = ResultLayers(viewer)
         self.status = P.StatusLine()
         self.files = FileActions(self.session, self.form, self.results, self.status, viewer, parent=self)
+        self.command = CommandExport(self.form, self.data, self.status, parent=self)  # in the Training data section
         self.progress = P.DockProgress()
         self.plot = LossPlot()
         self.legend = C.ClassLegend()
