@@ -52,7 +52,7 @@ class CommandExport:
         path = Path(path).with_suffix(".sh")
         try:
             config = self.form.config()
-            table = self.write_data(path.parent / DATA_FOLDER)
+            table = self.write_data(path.parent / DATA_FOLDER, self.form.task_info())
         except BioimgError as err:
             self.status.error(str(err))
             return None
@@ -70,18 +70,21 @@ class CommandExport:
                          notify=True)
         return path
 
-    def write_data(self, folder: Path) -> Path:
+    def write_data(self, folder: Path, task) -> Path:
         """The training data as ``folder/pairs.csv`` (layers written as TIFFs into ``folder``)."""
         from ..core.data.io import write_table
         from ..core.errors import InputError
 
+        if {"classes", "target"} & set(task.inputs):
+            raise InputError(f"Export training command writes tasks trained on images and their annotations; for "
+                             f"{task.name!r} give --classes / --target on the command line (see the README)")
         rows = [(p.image, p.labels, p.split) for p in self.data.pairs]
         if not rows:
             image, labels = self.form.image.value, self.form.annotations.value
-            if image is None or labels is None:
+            if image is None or (labels is None and task.needs_annotations):
                 raise InputError("nothing to export: pick an image and its annotations, or add pairs to the "
                                  "Training data list")
-            rows = [(L.layer_key(image), L.layer_key(labels), "auto")]
+            rows = [(L.layer_key(image), None if labels is None else L.layer_key(labels), "auto")]
         folder.mkdir(parents=True, exist_ok=True)
         columns: dict[str, list] = {"image": [], "labels": [], "split": []}
         for image, labels, split in rows:
@@ -153,11 +156,18 @@ srun torchrun --nnodes "$SLURM_NNODES" --nproc-per-node {SLURM_GPUS} --rdzv-id "
 
 
 def _wrap(words: list[str], indent: str = "") -> str:
-    """A command as shell-quoted lines of at most ~100 characters, joined with backslashes."""
-    lines, line = [], indent
+    """A command as shell-quoted lines of at most ~100 characters (a flag kept with its values), joined with
+    backslashes."""
+    groups: list[str] = []
     for word in map(shlex.quote, words):
-        if len(line) + len(word) > 100 and line.strip():
+        if groups and not word.startswith("-"):
+            groups[-1] += " " + word
+        else:
+            groups.append(word)
+    lines, line = [], indent
+    for group in groups:
+        if len(line) + len(group) > 100 and line.strip():
             lines.append(line.rstrip() + " \\")
             line = indent + "    "
-        line += word + " "
+        line += group + " "
     return "\n".join([*lines, line.rstrip()])
