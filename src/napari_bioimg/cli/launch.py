@@ -65,8 +65,8 @@ def _launch(args) -> int:
     n = args.nproc
     if n < 1:
         raise ConfigError("--nproc must be at least 1 (the number of training processes on this machine)")
-    backend_for(args.device)  # a device several processes cannot share: said before anything starts
-    check_gpus(n, args.device)
+    if backend_for(args.device) == "nccl":  # cuda, or auto on a machine with a GPU: one GPU per process
+        check_gpus(n, "cuda")
     port = _port()
     prepare(args)  # settings and files checked once, here, before any process starts
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
@@ -80,7 +80,7 @@ def _launch(args) -> int:
     os.environ.update({LAUNCHER: "1", STOP_FILE: stop_file, "OMP_NUM_THREADS": str(threads_per_process(n))})
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=n, run_id=uuid.uuid4().hex, rdzv_backend="c10d",
                           rdzv_endpoint=f"127.0.0.1:{port}", max_restarts=0, monitor_interval=0.1)
-    command = [a for a in args.argv]
+    command = list(args.argv)
     previous = signal.getsignal(signal.SIGINT)
     signal.signal(signal.SIGINT, _stopper(stop_file))
     try:

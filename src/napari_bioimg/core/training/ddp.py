@@ -36,8 +36,6 @@ from ..errors import ConfigError, DeviceError
 
 #: How long a collective waits for a rank that is alive but busy (rank 0 validating, calibrating).
 TIMEOUT = timedelta(minutes=30)
-#: Environment variables ``torchrun`` sets for each process it starts.
-LAUNCH_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
 
 def launched() -> bool:
@@ -73,8 +71,8 @@ def check_gpus(processes: int, device: str | None) -> None:
         return
     found = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if processes > found:
-        raise DeviceError(f"{processes} processes on CUDA need one GPU each, but this machine has {found}; "
-                          f"start at most {found} per machine, or train on the CPU")
+        fewer = f"start at most {found} per machine, or train on the CPU" if found else "train on the CPU instead"
+        raise DeviceError(f"{processes} processes on CUDA need one GPU each, but this machine has {found}; {fewer}")
 
 
 def join(device: str | None) -> World:
