@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import signal
 import socket
@@ -72,19 +73,22 @@ def _launch(args) -> int:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
+    logger = logging.getLogger("torch.distributed.elastic")
+    quiet = logging.NullHandler()
     if not args.debug:  # its failure report is ours to give, in one line
-        quiet = __import__("logging").getLogger("torch.distributed.elastic")
-        quiet.addHandler(__import__("logging").NullHandler())
-        quiet.propagate = False
+        logger.addHandler(quiet)
+        logger.propagate = False
     stop_file = os.path.join(tempfile.gettempdir(), f"napari-bioimg-stop-{uuid.uuid4().hex}")
-    os.environ.update({LAUNCHER: "1", STOP_FILE: stop_file, "OMP_NUM_THREADS": str(threads_per_process(n))})
+    # what the processes inherit (the launcher passes them this process's environment)
+    variables = {LAUNCHER: "1", STOP_FILE: stop_file, "OMP_NUM_THREADS": str(threads_per_process(n))}
+    saved = {k: os.environ.get(k) for k in variables}
+    os.environ.update(variables)
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=n, run_id=uuid.uuid4().hex, rdzv_backend="c10d",
                           rdzv_endpoint=f"127.0.0.1:{port}", max_restarts=0, monitor_interval=0.1)
-    command = list(args.argv)
     previous = signal.getsignal(signal.SIGINT)
     signal.signal(signal.SIGINT, _stopper(stop_file))
     try:
-        elastic_launch(config, sys.executable)("-m", "napari_bioimg.cli", *command)
+        elastic_launch(config, sys.executable)("-m", "napari_bioimg.cli", *args.argv)
     except ChildFailedError as err:
         print(f"napari-bioimg: error: {_failure(err.failures, n)}", file=sys.stderr)
         return EXIT_FAILED
@@ -95,6 +99,13 @@ def _launch(args) -> int:
         raise
     finally:
         signal.signal(signal.SIGINT, previous)
+        for k, v in saved.items():
+            if v is None:
+                del os.environ[k]
+            else:
+                os.environ[k] = v
+        logger.removeHandler(quiet)
+        logger.propagate = True
         with contextlib.suppress(OSError):
             os.remove(stop_file)
     return 0
