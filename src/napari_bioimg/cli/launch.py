@@ -7,7 +7,8 @@ copies of the same command through ``torch.distributed``'s launcher (the engine 
 model file. A process that dies stops the others (the launcher ends them within a
 fraction of a second; a collective on a lost peer fails at once) and this command
 names it in one line; no model file is written, an earlier one stays as it was.
-Ctrl+C asks every process to finish its step and save (a second one aborts).
+Ctrl+C (passed on to every process by the launcher) makes each finish its step; they agree
+to stop, and rank 0 saves a model that ``--resume`` continues.
 
 Under ``torchrun ... -m napari_bioimg.cli train ...`` each process runs this
 module's :func:`_member` directly.
@@ -22,15 +23,14 @@ import os
 import signal
 import socket
 import sys
-import tempfile
+import time
 import uuid
+from pathlib import Path
 
 from .train import GracefulStop, fit, prepare, report
 
 #: Set for the processes ``--nproc`` starts: the launcher reports their failures, they stay quiet about lost peers.
 LAUNCHER = "NAPARI_BIOIMG_LAUNCHER"
-#: A file whose appearance asks every process to stop after its step (the launcher's Ctrl+C).
-STOP_FILE = "NAPARI_BIOIMG_STOP_FILE"
 #: Exit status of a process that stopped because another one was lost.
 EXIT_PEER_LOST = 3
 EXIT_FAILED = 1
@@ -70,6 +70,7 @@ def _launch(args) -> int:
         check_gpus(n, "cuda")
     port = _port()
     prepare(args)  # settings and files checked once, here, before any process starts
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
@@ -78,27 +79,29 @@ def _launch(args) -> int:
     if not args.debug:  # its failure report is ours to give, in one line
         logger.addHandler(quiet)
         logger.propagate = False
-    stop_file = os.path.join(tempfile.gettempdir(), f"napari-bioimg-stop-{uuid.uuid4().hex}")
     # what the processes inherit (the launcher passes them this process's environment)
-    variables = {LAUNCHER: "1", STOP_FILE: stop_file, "OMP_NUM_THREADS": str(threads_per_process(n))}
+    variables = {LAUNCHER: "1", "OMP_NUM_THREADS": str(threads_per_process(n))}
     saved = {k: os.environ.get(k) for k in variables}
     os.environ.update(variables)
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=n, run_id=uuid.uuid4().hex, rdzv_backend="c10d",
                           rdzv_endpoint=f"127.0.0.1:{port}", max_restarts=0, monitor_interval=0.1)
-    previous = signal.getsignal(signal.SIGINT)
-    signal.signal(signal.SIGINT, _stopper(stop_file))
+    started = time.time()
     try:
         elastic_launch(config, sys.executable)("-m", "napari_bioimg.cli", *args.argv)
     except ChildFailedError as err:
         print(f"napari-bioimg: error: {_failure(err.failures, n)}", file=sys.stderr)
         return EXIT_FAILED
+    except SignalException as err:  # Ctrl+C: passed on to the processes, which stopped after their step
+        out = Path(args.out)
+        if err.sigval == signal.SIGINT and out.exists() and out.stat().st_mtime >= started:
+            return 0  # rank 0 saved the model and said how to continue
+        raise KeyboardInterrupt from None
     except Exception as err:  # the rendezvous (the port taken since we looked)
         if "EADDRINUSE" in str(err) or "address already in use" in str(err).lower():
             print(f"napari-bioimg: error: {_port_message(port)}", file=sys.stderr)
             return EXIT_FAILED
         raise
     finally:
-        signal.signal(signal.SIGINT, previous)
         for k, v in saved.items():
             if v is None:
                 del os.environ[k]
@@ -106,8 +109,6 @@ def _launch(args) -> int:
                 os.environ[k] = v
         logger.removeHandler(quiet)
         logger.propagate = True
-        with contextlib.suppress(OSError):
-            os.remove(stop_file)
     return 0
 
 
@@ -129,15 +130,6 @@ def _port() -> int:
 def _port_message(port) -> str:
     return (f"port {port} (MASTER_PORT) is already in use on this machine, by another training or program; "
             "set MASTER_PORT to a free port, or unset it to take any free one")
-
-
-def _stopper(stop_file: str):
-    def stop(signum, frame):
-        if os.path.exists(stop_file):
-            raise KeyboardInterrupt  # the second Ctrl+C: the launcher ends the processes
-        open(stop_file, "w").close()
-        print("stopping after this step; the model will be saved (Ctrl+C again aborts)", file=sys.stderr)
-    return stop
 
 
 def _failure(failures: dict, n: int) -> str:
@@ -177,11 +169,10 @@ def _member(args) -> int:
         quiet = launcher or not world.main  # the launcher (or rank 0) has said the notes already
         with contextlib.redirect_stderr(io.StringIO()) if quiet else contextlib.nullcontext():
             start, config, data, extra = prepare(args)
-        progress = Progress(args.quiet, f"train {config.task} ({world.size} processes)")
-        show = progress if world.main else None
-        watch = _watch(os.environ.get(STOP_FILE), control, show)
-        with GracefulStop(control, progress):
-            result = fit(args, start, config, data, extra, control, watch)
+        progress = Progress(args.quiet or not world.main, f"train {config.task} ({world.size} processes)")
+        # Ctrl+C reaches every process (the launcher passes it on): each stops after its step, all agree
+        with GracefulStop(control, progress if world.main else _Silent()):
+            result = fit(args, start, config, data, extra, control, progress if world.main else None)
         progress.close()
         return report(args, result, data) if world.main else 0
     except BioimgError:
@@ -201,16 +192,6 @@ def _member(args) -> int:
         leave()
 
 
-def _watch(stop_file: str | None, control, show):
-    """The event callback: shows progress (rank 0), and stops the run when the launcher's stop file appears."""
-    def on_event(ev):
-        if stop_file and not control.stop_requested and os.path.exists(stop_file):
-            control.stop()
-        if show is not None:
-            show(ev)
-    return on_event
-
-
 def _lost_peer(err: BaseException) -> bool:
     """Whether ``err`` is a collective failing because another process is gone."""
     import torch.distributed as dist
@@ -218,3 +199,10 @@ def _lost_peer(err: BaseException) -> bool:
     text = str(err).lower()
     return isinstance(err, dist.DistError) or (isinstance(err, RuntimeError) and any(
         w in text for w in ("gloo", "nccl", "connection closed", "connection reset", "broken pipe")))
+
+
+class _Silent:
+    """Where a rank > 0 says nothing (rank 0 speaks for all)."""
+
+    def write(self, msg: str) -> None:
+        pass
