@@ -72,3 +72,7 @@ def test_export_without_data_says_what_to_pick(viewer, widget, monkeypatch, tmp_
     widget.command.btn.native.click()
     assert "nothing to export: pick an image and its annotations" in widget.status.value
     assert list(tmp_path.iterdir()) == []
+    widget.form.task.value = "classify"
+    widget.command.btn.native.click()
+    assert "for 'classify' give --classes / --target on the command line" in widget.status.value
+    assert list(tmp_path.iterdir()) == []

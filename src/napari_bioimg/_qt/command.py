@@ -52,7 +52,7 @@ class CommandExport:
         path = Path(path).with_suffix(".sh")
         try:
             config = self.form.config()
-            table = self.write_data(path.parent / DATA_FOLDER, self.form.task_info())
+            table = self.write_data(path.parent / DATA_FOLDER, self.form.task_info)
         except BioimgError as err:
             self.status.error(str(err))
             return None
