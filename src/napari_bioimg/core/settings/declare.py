@@ -17,6 +17,11 @@ from ..errors import ConfigError
 from .defaults import shown
 
 
+def number(x: float) -> str:
+    """A bound as people write it: ``4096``, ``0.9``, ``1e-06``."""
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
+
+
 @dataclass(frozen=True)
 class Bound:
     """The range of a numeric setting, and a hint that says how to pick a good value."""
@@ -37,18 +42,21 @@ class Bound:
         if self.whole and value != int(value):
             return f"must be a whole number, got {value}"
         if self.low is not None and (value <= self.low if self.low_open else value < self.low):
-            what = f"greater than {self.low:g}" if self.low_open else f"at least {self.low:g}"
+            what = f"greater than {number(self.low)}" if self.low_open else f"at least {number(self.low)}"
         elif self.high is not None and (value >= self.high if self.high_open else value > self.high):
-            what = f"less than {self.high:g}" if self.high_open else f"at most {self.high:g}"
+            what = f"less than {number(self.high)}" if self.high_open else f"at most {number(self.high)}"
         else:
             return None
         return f"must be {what}, got {value:g}" + (f"; {self.hint}" if self.hint else "")
 
     def describe(self) -> str:
-        """The range in words: ``0 < x <= 604800``, ``whole, 1-1024``."""
-        low = "" if self.low is None else f"{self.low:g} {'<' if self.low_open else '<='} "
-        high = "" if self.high is None else f" {'<' if self.high_open else '<='} {self.high:g}"
-        return ("whole, " if self.whole else "") + f"{low}x{high}"
+        """The range in words: ``more than 0, at most 604800``; ``whole, at least 1``."""
+        parts = ["whole"] if self.whole else []
+        if self.low is not None:
+            parts.append(f"{'more than' if self.low_open else 'at least'} {number(self.low)}")
+        if self.high is not None:
+            parts.append(f"{'less than' if self.high_open else 'at most'} {number(self.high)}")
+        return ", ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -79,7 +87,7 @@ class Setting:
             bad = [self.bound.problem(s) for s in sizes]
             if not sizes or any(bad):
                 b = self.bound
-                return (f"values must be whole numbers between {b.low:g} and {b.high:g}, got {value}"
+                return (f"values must be whole numbers between {number(b.low)} and {number(b.high)}, got {value}"
                         + (f"; {b.hint}" if b.hint else ""))
             return None
         return self.bound.problem(value)

@@ -24,6 +24,7 @@ from .defaults import (
     TIME_LIMIT,
     VAL_FRACTION,
 )
+from .model import check_model_config
 
 TASK_DECIDED = ("model", "batch_size", "patch_size", "learning_rate")
 """Fields whose ``None`` means "the task's default" (filled in by :func:`~..config.resolve`)."""
@@ -52,7 +53,7 @@ class TrainConfig:
     time_limit: float | None = setting(TIME_LIMIT, "seconds of training", low=0, high=WEEK, low_open=True,
                                        hint="give seconds of training, at most one week (e.g. 120)")
     epochs: int | None = setting(None, "number of epochs of steps-per-epoch batches (instead of a time limit)",
-                                 low=1, high=100_000, whole=True, hint="e.g. 10")
+                                 low=1, high=100_000, whole=True, hint="e.g. 10", unset="the time limit decides")
     steps_per_epoch: int = setting(50, "batches per epoch", low=1, high=100_000, whole=True, hint="e.g. 50")
     batch_size: int | None = setting(None, "patches per training step", low=1, high=1024, whole=True,
                                      hint="8 suits most images; lower it when memory runs out", unset="the task's")
@@ -64,8 +65,8 @@ class TrainConfig:
     optimizer: str = setting("adam", "optimizer", choices=OPTIMIZERS)
     momentum: float = setting(0.9, "SGD momentum", low=0, high=1, high_open=True, hint="e.g. 0.9")
     weight_decay: float = setting(0.0, "weight decay", low=0, high=1, hint="e.g. 1e-4, or 0 for none")
-    grad_clip: float | None = setting(1.0, "gradient norm clip", low=0, high=1e6, low_open=True,
-                                      hint="e.g. 1.0; leave it unset (None) to turn clipping off", unset="off")
+    grad_clip: float | None = setting(1.0, "gradient norm clip; 0 turns clipping off", low=0, high=1e6,
+                                      hint="e.g. 1.0; 0 or unset (None) turns clipping off", unset="off")
     val_fraction: float = setting(VAL_FRACTION, "share of the annotations held apart for validation", low=0,
                                   high=0.9, high_open=True, hint="e.g. 0.15; 0 holds nothing apart")
     patience: int | None = setting(None, "stop early after this many validations without improvement", low=1,
@@ -101,6 +102,7 @@ class TrainConfig:
         check(self, [name for name in _DECLARED if name != "device"])
         if str(self.device).split(":")[0].lower() not in DEVICE_CHOICES:
             raise ConfigError(f"must be one of {', '.join(DEVICE_CHOICES)}, got {self.device!r}", field="device")
+        check_model_config(self.model_config)
         lo, hi = self.percentiles
         if not 0 <= lo < hi <= 100:
             raise ConfigError(f"must satisfy 0 <= low < high <= 100, got {self.percentiles}", field="percentiles")
