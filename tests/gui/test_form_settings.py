@@ -21,13 +21,25 @@ def test_every_number_control_offers_exactly_the_declared_range(widget):
     assert {"time_limit", "epochs", "patch", "patch_z", "batch", "lr", "depth", "base_channels", "val",
             "temporal"} <= set(controls)
     for name, w in controls.items():
-        shown, box = w.shown, w.native
-        bound = declared(shown.config)[shown.name].bound
-        step = 10.0 ** -box.decimals() if hasattr(box, "decimals") else 1
-        for edge, beyond in ((box.minimum(), box.minimum() - step), (box.maximum(), box.maximum() + step)):
-            if not (shown.zero_unset and edge == 0):
-                assert bound.problem(edge / shown.scale) is None, f"{name}: {edge} offered but refused"
-            assert bound.problem(beyond / shown.scale) is not None, f"{name}: {beyond} accepted but not offered"
+        _assert_agrees(name, w)
+
+
+def _assert_agrees(name, w):
+    shown, box = w.shown, w.native
+    bound = declared(shown.config)[shown.name].bound
+    step = 10.0 ** -box.decimals() if hasattr(box, "decimals") else 1
+    for edge, beyond in ((box.minimum(), box.minimum() - step), (box.maximum(), box.maximum() + step)):
+        if not (shown.zero_unset and edge == 0):
+            assert bound.problem(edge / shown.scale) is None, f"{name}: {edge} offered but refused"
+        assert bound.problem(beyond / shown.scale) is not None, f"{name}: {beyond} accepted but not offered"
+
+
+def test_the_explore_widgets_training_time_is_the_declared_one(viewer):
+    from napari_bioimg.core.settings.embed import EmbedConfig
+
+    _dock, explore = viewer.window.add_plugin_dock_widget("napari-bioimg", "Explore objects")
+    _assert_agrees("seconds", explore.seconds)
+    assert explore.seconds.value == default(EmbedConfig, "time_limit")
 
 
 def test_the_form_starts_at_the_declared_defaults_and_choices(widget):

@@ -75,7 +75,7 @@ class TrainConfig:
     augment: bool = setting(True, "random flips, rotations and intensity changes")
     seed: int | None = setting(0, "random seed", low=0, high=2**32 - 1, whole=True, unset="a new one each run",
                                hint="any whole number >= 0, or unset for a different run each time")
-    device: str = setting("auto", "where to train: auto, cuda (or cuda:N), mps or cpu")
+    device: str = setting("auto", "where to run: auto, cuda (or cuda:N), mps or cpu")
     amp: bool = setting(True, "mixed precision on a GPU")
     preview_every: float = setting(PREVIEW_EVERY, "seconds between previews while training", low=0, high=WEEK,
                                    hint="seconds; 0 turns the live preview off")
