@@ -11,7 +11,7 @@ from napari_bioimg.core.settings.train import TrainConfig
 
 
 def _numeric_controls(form):
-    return {name: w for name, w in vars(form).items() if hasattr(w, "shown") and hasattr(w.native, "minimum")}
+    return {name: w for name, w in vars(form).items() if hasattr(w, "declared_as") and hasattr(w.native, "minimum")}
 
 
 def test_every_number_control_offers_exactly_the_declared_range(widget):
@@ -25,7 +25,7 @@ def test_every_number_control_offers_exactly_the_declared_range(widget):
 
 
 def _assert_agrees(name, w):
-    shown, box = w.shown, w.native
+    shown, box = w.declared_as, w.native
     bound = declared(shown.config)[shown.name].bound
     step = 10.0 ** -box.decimals() if hasattr(box, "decimals") else 1
     for edge, beyond in ((box.minimum(), box.minimum() - step), (box.maximum(), box.maximum() + step)):

@@ -2,8 +2,8 @@
 
 :func:`number` makes a spin box whose range, initial value and tooltip come from a
 setting's declaration (:mod:`napari_bioimg.core.settings`), and records which
-setting it shows (:data:`DECLARED`, read by the tests that hold the form to the
-declarations). Qt clamps or drops a typed value outside a spin box's range without a
+setting it shows (``widget.declared_as``, read by the tests that hold the form to
+the declarations). Qt clamps or drops a typed value outside a spin box's range without a
 word; :class:`RangeGuard` says so instead (on the status line and in a tooltip at the
 control).
 """
@@ -67,7 +67,7 @@ def number(shown: Shown, *, label: str, decimals: int = 0, tooltip: str | None =
                   tooltip=tooltip or setting.help[:1].upper() + setting.help[1:], **kwargs)
     if decimals:
         widget.native.setDecimals(decimals)
-    widget.shown = shown
+    widget.declared_as = shown
     return widget
 
 
@@ -76,7 +76,7 @@ def choice(shown: Shown, *, label: str, **kwargs: Any) -> ComboBox:
     setting = declared(shown.config)[shown.name]
     widget = ComboBox(label=label, choices=list(setting.choices), value=default(shown.config, shown.name),
                       tooltip=kwargs.pop("tooltip", setting.help[:1].upper() + setting.help[1:]), **kwargs)
-    widget.shown = shown
+    widget.declared_as = shown
     return widget
 
 
