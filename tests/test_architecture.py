@@ -10,7 +10,8 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = "napari_bioimg"
-MAX_LINES = 400
+#: A soft budget, not a cut line (issue 22): modules are cut by concept; past this a reader loses the thread.
+MAX_LINES = 500
 #: Modules allowed to be longer: path -> (at most this many lines, why). Each entry is a debt.
 LONG_MODULES: dict[str, tuple[int, str]] = {}
 GUI = {"qtpy", "PyQt5", "PyQt6", "PySide2", "PySide6", "napari", "magicgui", "vispy", "superqt"}

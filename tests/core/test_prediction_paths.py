@@ -9,7 +9,7 @@ import pytest
 from napari_bioimg.core import TrainConfig, predict_sync, train_sync
 from napari_bioimg.core import events as E
 from napari_bioimg.core.control import Control, drain
-from napari_bioimg.core.errors import InputError
+from napari_bioimg.core.errors import ConfigError, InputError
 from napari_bioimg.core.formats.checkpoint import save_checkpoint
 from napari_bioimg.core.formats.export import sample_input
 from napari_bioimg.core.formats.loading import load_model
@@ -69,9 +69,9 @@ def test_the_same_bad_input_gets_the_same_message_on_every_path(blob_model, clas
 def test_a_bad_option_is_refused_the_same_way_and_named(blob_model, tmp_path):
     image = np.zeros((64, 64), np.float32)
     for gen in (predict(blob_model, image, overlap=1.5), predict_lazy(blob_model, image, overlap=1.5)):
-        with pytest.raises(InputError) as info:
+        with pytest.raises(ConfigError) as info:  # PredictConfig's declaration, on every path
             drain(gen)
-        assert info.value.field == "overlap" and str(info.value).startswith("overlap must be a fraction")
+        assert info.value.field == "overlap" and str(info.value).startswith("overlap must be less than 1")
 
 
 def test_the_tile_default_is_the_same_on_every_tiled_path(blob_model, blob_field, tmp_path):

@@ -18,14 +18,16 @@ import threading
 
 import napari
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FileEdit, Label, LineEdit, PushButton, SpinBox
+from magicgui.widgets import ComboBox, Container, FileEdit, Label, LineEdit, PushButton
 from napari.layers import Image, Labels
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import QSizePolicy
 
+from ..core.settings.embed import EmbedConfig
 from . import layers as L
 from . import object_features as OF
+from .controls import RangeGuard, Shown, number
 from .embedding_plot import EmbeddingPlot
 from .explore_jobs import click_selects, embed_job, explain_job, preload, show_explanation
 from .lifetime import CloseWatch, detach
@@ -56,8 +58,8 @@ class ExploreWidget(Container):
                                        "classifier: the features a trained classify model sees")
         self.model_file = FileEdit(label="Classify model", mode="r", filter="*.pt",
                                    tooltip="A classify model (.pt): for 'Explain' and for classifier features")
-        self.seconds = SpinBox(label="Training [s]", value=20, min=1, max=3600,
-                               tooltip="How long the autoencoder learns the crops")
+        self.seconds = number(Shown(EmbedConfig, "time_limit"), label="Training [s]",
+                              tooltip="How long the autoencoder learns the crops")
         self.reduction = ComboBox(label="2D map", choices=list(REDUCTIONS), value=next(iter(REDUCTIONS)))
         self.compute_btn = PushButton(text="Compute embedding")
         self.stop_btn = PushButton(text="Stop", enabled=False,
@@ -72,6 +74,7 @@ class ExploreWidget(Container):
         self.status = Label(value="Pick an image and its objects, then Compute embedding.")
         self.status.native.setWordWrap(True)
         self.status.native.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self.guard = RangeGuard(self.seconds, lambda message: setattr(self.status, "value", message))
         self.progress = DockProgress()
         self.plot = EmbeddingPlot(on_pick=self._on_point_picked, on_select=self._on_points_selected)
 
@@ -165,7 +168,6 @@ class ExploreWidget(Container):
     def compute_embedding(self, value=None) -> None:
         """Start embedding the chosen objects in a worker."""
         from ..core import BioimgError
-        from ..core.analysis import EmbedConfig
 
         picked = self._check_inputs()
         if picked is None:

@@ -14,14 +14,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 
-from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, LineEdit, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, LineEdit
 from napari.layers import Image, Labels, Points
 from psygnal import Signal
 from qtpy.QtCore import Qt
 from superqt import QCollapsible
 
+from ..core.settings.declare import default
+from ..core.settings.model import ModelOptions
+from ..core.settings.train import TrainConfig
 from . import classes as C
 from . import layers as L
+from .controls import RangeGuard, Shown, choice, number
 from .guidance import TASKS
 
 _ADVANCED = ("dims", "patch", "patch_z", "temporal", "batch", "lr", "optimizer", "depth", "base_channels", "val",
@@ -43,6 +47,8 @@ class TrainForm:
     """Task, layer pickers, model, budget, device and the advanced settings; ``changed`` fires on any edit."""
 
     changed = Signal()
+    refused = Signal(str)
+    """A typed value outside a control's range, in one sentence (the control keeps its value)."""
 
     def __init__(self, viewer):
         from ..core import list_tasks
@@ -52,7 +58,8 @@ class TrainForm:
         self._updating = False
         self.touched: set[str] = set()
         tasks = [(TASKS.get(t, (t, ""))[0], t) for t in list_tasks()]
-        self.task = ComboBox(label="Task", choices=tasks, value="instance", tooltip=self._task_tooltip())
+        self.task = ComboBox(label="Task", choices=tasks, value=default(TrainConfig, "task"),
+                             tooltip=self._task_tooltip())
         for i, (_, name) in enumerate(tasks):
             self.task.native.setItemData(i, TASKS.get(name, (name, name))[1], Qt.ItemDataRole.ToolTipRole)
         self.image = ComboBox(label="Image", choices=self._image_choices, nullable=True)
@@ -71,35 +78,42 @@ class TrainForm:
         # choices from the task, not a fixed list: napari resets the choices of a dock widget's
         # magicgui fields whenever a layer is added or removed (including the result layer Train adds)
         self.model = ComboBox(label="Model", choices=self._model_choices, value="unet")
-        self.time_limit = SpinBox(label="Time limit [s]", value=120, min=1, max=7 * 24 * 3600, step=10,
-                                  tooltip="Seconds of training (pauses do not count)")
+        self.time_limit = number(Shown(TrainConfig, "time_limit"), label="Time limit [s]", step=10,
+                                 tooltip="Seconds of training (pauses do not count)")
         devices = available_devices()
-        self.device = ComboBox(label="Device", choices=["auto"] + devices, value="auto",
+        self.device = ComboBox(label="Device", choices=["auto"] + devices, value=default(TrainConfig, "device"),
                                tooltip=f"auto = {devices[0]}")
         self.axes = ComboBox(label="Axes", choices=self._axes_choices,
                              tooltip="ZYX: a volume; TYX: frames of a time-lapse (a 2D model per frame)")
-        self.dims = ComboBox(label="Model dims", choices=["auto", "2D", "3D"], value="auto",
+        dims = ["auto"] + [f"{d}D" for d in Shown(TrainConfig, "spatial_dims").setting.choices]
+        self.dims = ComboBox(label="Model dims", choices=dims, value="auto",
                              tooltip="auto: 3D if the axes have Z; 2D: slice by slice")
-        self.epochs = SpinBox(label="Epochs (0 = time)", value=0, min=0, max=100000,
-                              tooltip="Train this many epochs of 50 steps instead of for the time limit")
-        self.patch = SpinBox(label="Patch size", min=16, max=1024, step=16, tooltip="Y and X size of training patches")
-        self.patch_z = SpinBox(label="Patch Z (3D)", min=8, max=256, step=8,
-                               tooltip="Z size of 3D patches; keep it small for anisotropic stacks (coarse Z)")
-        self.temporal = SpinBox(label="Temporal context", value=0, min=0, max=10,
-                                tooltip="Time-lapse (TYX): also show the model frames t-N..t+N as channels")
-        self.batch = SpinBox(label="Batch size", min=1, max=256)
-        self.lr = FloatSpinBox(label="Learning rate", min=1e-6, max=1.0, step=1e-4)
-        self.lr.native.setDecimals(4)
-        self.optimizer = ComboBox(label="Optimizer", choices=["adam", "adamw", "sgd"], value="adam")
-        self.depth = SpinBox(label="Network depth", min=1, max=6, tooltip="Resolution levels of the network")
-        self.base_channels = SpinBox(label="Base channels", min=4, max=128, step=4,
-                                     tooltip="Width of the network's first level (doubles at every level)")
-        self.val = SpinBox(label="Validation %", value=15, min=0, max=50,
-                           tooltip="Share of the annotations held apart to measure the model while it trains")
-        self.augment = CheckBox(label="Augment", value=True, tooltip="Random flips, rotations and intensity changes")
-        self.preview = CheckBox(label="Live preview", value=True,
+        steps = default(TrainConfig, "steps_per_epoch")
+        self.epochs = number(Shown(TrainConfig, "epochs", zero_unset=True), label="Epochs (0 = time)",
+                             tooltip=f"Train this many epochs of {steps} steps instead of for the time limit")
+        patch = Shown(TrainConfig, "patch_size")
+        self.patch = number(patch, label="Patch size", step=8, tooltip="Y and X size of training patches")
+        self.patch_z = number(patch, label="Patch Z (3D)", step=8,
+                              tooltip="Z size of 3D patches; keep it small for anisotropic stacks (coarse Z)")
+        self.temporal = number(Shown(TrainConfig, "temporal_context"), label="Temporal context",
+                               tooltip="Time-lapse (TYX): also show the model frames t-N..t+N as channels")
+        self.batch = number(Shown(TrainConfig, "batch_size"), label="Batch size")
+        self.lr = number(Shown(TrainConfig, "learning_rate"), label="Learning rate", decimals=4, step=1e-4)
+        self.optimizer = choice(Shown(TrainConfig, "optimizer"), label="Optimizer")
+        self.depth = number(Shown(ModelOptions, "depth"), label="Network depth",
+                            tooltip="Resolution levels of the network")
+        self.base_channels = number(Shown(ModelOptions, "base_channels"), label="Base channels", step=4)
+        self.val = number(Shown(TrainConfig, "val_fraction", scale=100), label="Validation %",
+                          tooltip="Share of the annotations held apart to measure the model while it trains")
+        self.augment = CheckBox(label="Augment", value=default(TrainConfig, "augment"),
+                                tooltip="Random flips, rotations and intensity changes")
+        self.preview = CheckBox(label="Live preview", value=default(TrainConfig, "preview_every") > 0,
                                 tooltip="Show the current model's result on the frame you look at while training")
-        self.seed = LineEdit(label="Seed", value="0", tooltip="Random seed (empty: a new one every time)")
+        self.seed = LineEdit(label="Seed", value=str(default(TrainConfig, "seed")),
+                             tooltip="Random seed (empty: a new one every time)")
+        self.guards = [RangeGuard(w, self.refused.emit) for w in (  # each says when a typed value is out of range
+            self.time_limit, self.epochs, self.patch, self.patch_z, self.temporal, self.batch, self.lr, self.depth,
+            self.base_channels, self.val)]
 
         self.main = Container(widgets=[self.task, self.image, self.annotations, self.classes, self.target,
                                        self.reference, self.model, self.time_limit, self.device], labels=True)

@@ -123,6 +123,7 @@ class BioimgWidget(QWidget):
         self.predict_btn.changed.connect(lambda *_: self.start_prediction())
         self.several_btn.changed.connect(lambda *_: self.start_several())
         self.form.changed.connect(self._on_form_changed)
+        self.form.refused.connect(self.status.info)  # a typed value out of range: said, not clamped silently
         self.data.changed.connect(self._on_form_changed)
         s = self.session
         s.event.connect(self._on_event)

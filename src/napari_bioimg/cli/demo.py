@@ -14,11 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.settings.defaults import TIME_LIMIT
+
 TRAIN = slice(4, 19)  # in-focus slices used for training (2D, slice by slice)
 TEST = slice(19, 34)  # held-apart slices scored against their ground truth
 
 
-def run_demo(out: Path, time_limit: float = 120.0, gui: bool = True, device: str = "auto") -> int:
+def run_demo(out: Path, time_limit: float = TIME_LIMIT, gui: bool = True, device: str = "auto") -> int:
     from .._sample_data import load_nuclei_3d
     from ..core import TrainConfig
     from ..core.control import drain

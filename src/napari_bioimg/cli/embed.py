@@ -12,6 +12,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..core.settings.embed import EmbedConfig
+from ..core.settings.train import TrainConfig
+from .flags import add_setting
 from .progress import Progress
 
 
@@ -29,17 +32,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     e.add_argument("--classifier", metavar="MODEL.pt",
                    help="use this classify model's penultimate features instead of training an autoencoder")
     budget = e.add_mutually_exclusive_group()
-    budget.add_argument("--time-limit", type=float, default=None, help="autoencoder training seconds (default 20)")
-    budget.add_argument("--steps", type=int, default=None, help="autoencoder training steps instead of a time limit")
-    e.add_argument("--reduction", default="pca", choices=("pca", "umap", "auto"),
-                   help="2D map: pca (default, fast), umap (needs umap-learn; its first run compiles for a minute "
-                        "or more), auto = UMAP when installed, else PCA")
-    e.add_argument("--latent-channels", type=int, default=32, help="autoencoder bottleneck features (default 32)")
-    e.add_argument("--crop-size", type=int, nargs="+", help="crop size in pixels (default: fitted to the objects)")
-    e.add_argument("--dims", type=int, choices=(2, 3), help="2 = objects per slice/frame, 3 = volumetric crops")
-    e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--device", default="auto", help="auto, cuda, mps or cpu (default: auto)")
-    e.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    add_setting(budget, "--time-limit", EmbedConfig, "time_limit")
+    add_setting(budget, "--steps", EmbedConfig, "steps")
+    for option in ("reduction", "latent_channels", "crop_size", "spatial_dims", "seed", "device"):
+        flag = "--dims" if option == "spatial_dims" else "--" + option.replace("_", "-")
+        add_setting(e, flag, EmbedConfig, option)
+    add_setting(e, "--threads", TrainConfig, "num_threads")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
     e.add_argument("--debug", action="store_true", help="show the full traceback on errors")
     return e
@@ -47,25 +45,23 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def cmd_embed(args: argparse.Namespace) -> int:
     """Execute ``embed`` for parsed ``args`` (errors become one line in :func:`..main.main`, as for every command)."""
-    from ..core.analysis import EmbedConfig, embed_objects
+    from ..core.analysis import embed_objects
     from ..core.control import drain
     from ..core.data.io import read_image, write_table
-    from ..core.errors import ConfigError, InputError
+    from ..core.errors import InputError
 
-    if args.threads is not None:
-        if not 1 <= args.threads <= 1024:
-            raise ConfigError(f"--threads must be between 1 and 1024, got {args.threads}")
+    if args.threads is not None:  # in range: checked as the flag was parsed
         import torch
 
         torch.set_num_threads(args.threads)
     if not str(args.out).lower().endswith(".csv"):
         raise InputError(f"--out must be a .csv file, got {args.out}")
-    config = EmbedConfig(time_limit=args.time_limit if args.steps is None else None, steps=args.steps,
-                         latent_channels=args.latent_channels, reduction=args.reduction, seed=args.seed,
-                         device=args.device, spatial_dims=args.dims,
-                         crop_size=tuple(args.crop_size) if args.crop_size else None)
-    if args.time_limit is None and args.steps is None:
-        config.time_limit = 20.0
+    given = {"time_limit": args.time_limit, "steps": args.steps, "latent_channels": args.latent_channels,
+             "reduction": args.reduction, "seed": args.seed, "device": args.device, "spatial_dims": args.dims,
+             "crop_size": tuple(args.crop_size) if args.crop_size else None}
+    config = EmbedConfig(**{k: v for k, v in given.items() if v is not None})
+    if args.steps is not None and args.time_limit is None:
+        config.time_limit = None  # --steps is the budget (the two flags exclude each other)
     config.validate()
     image, hint = read_image(args.image)
     labels, _ = read_image(args.labels)

@@ -50,7 +50,10 @@ def message(err) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # --help, or a refused flag (one line already said which): its exit code
+        return stop.code if isinstance(stop.code, int) else EXIT_USER_ERROR
     args.argv = list(sys.argv[1:] if argv is None else argv)  # the command as given (train --nproc starts it again)
     from ..core.errors import BioimgError
 

@@ -1,27 +1,30 @@
 """The command line's flags: one sub-parser per command, and the flag of every engine setting.
 
-Options the engine defaults are ``None`` here (argparse's default): a command passes
-only what the user gave, and the engine fills in the rest (see
-:mod:`napari_bioimg.core.config`). Nothing here imports the engine, so ``--help``
-answers at once.
+A flag that sets an engine setting is built from the setting's declaration
+(:func:`.flags.add_setting`: type, bounds, choices, help, and the default shown in
+the help); its argparse default is ``None``, so a command passes only what the user
+gave and the engine fills in the rest (see :mod:`napari_bioimg.core.settings`). Only
+the light declarations are imported, so ``--help`` answers at once.
+
+To add a flag for a new engine setting: declare the field in its configuration
+(``core/settings/*.py``, with :func:`~napari_bioimg.core.settings.declare.setting`),
+then ``add_setting(parser, "--flag", Config, "field")`` here.
 """
 
 from __future__ import annotations
 
 import argparse
 
+from ..core.settings.declare import default
+from ..core.settings.launch import LaunchConfig
+from ..core.settings.model import ModelOptions
+from ..core.settings.predict import PredictConfig
+from ..core.settings.train import TrainConfig
 from .embed import add_parser as add_embed_parser
+from .flags import FLAGS, Parser, add_setting
 
-#: Engine settings (training config fields, prediction options) -> the flag that sets them:
-#: an engine error about a setting names the flag (``--batch-size must be at least 1, ...``).
-FLAGS = {
-    "time_limit": "--time-limit", "epochs": "--epochs", "steps_per_epoch": "--steps-per-epoch",
-    "batch_size": "--batch-size", "patch_size": "--patch-size", "learning_rate": "--lr", "optimizer": "--optimizer",
-    "grad_clip": "--grad-clip", "val_fraction": "--val-fraction", "patience": "--patience", "seed": "--seed",
-    "device": "--device", "spatial_dims": "--dims", "num_threads": "--threads", "temporal_context": "--temporal-context",
-    "model": "--model", "pretrain": "--pretrain", "pretrain_steps": "--pretrain-steps", "tile": "--tile", "overlap": "--overlap", "block": "--block", "label_margin": "--label-margin",
-    "out": "--out",
-}
+__all__ = ["FLAGS", "MODEL_FLAGS", "RESUME_FIXED", "build_parser", "sizes"]
+
 #: train flags that set the model's architecture (``TrainConfig.model_config``).
 MODEL_FLAGS = ("depth", "base_channels", "norm", "latent_channels", "pool_z_levels")
 #: train flags a resumed run takes from its checkpoint instead.
@@ -32,17 +35,16 @@ RESUME_FIXED = ("task", "model", "steps_per_epoch", "dims", "batch_size", "patch
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--axes", help="image axes, e.g. YX, ZYX, TYX, YXC (guessed when omitted)")
-    p.add_argument("--device", help="auto, cuda, mps or cpu (default: auto)")
-    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice, one per core); "
-                   "fewer can be faster on a machine busy with other work")
+    add_setting(p, "--device", TrainConfig, "device")
+    add_setting(p, "--threads", TrainConfig, "num_threads")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--debug", action="store_true", help="show the full traceback on errors")
 
 
 def _add_train(sub) -> None:
     t = sub.add_parser("train", help="train a model on an image and its annotations, or on many images")
-    t.add_argument("--task", default=None, help="instance, semantic, classify, ... (see 'napari-bioimg info'; "
-                                                "default: instance, or the task of --init/--resume)")
+    add_setting(t, "--task", TrainConfig, "task", help="what to learn: instance, semantic, classify, ... (see "
+                "'napari-bioimg info'); with --init/--resume, the model's")
     t.add_argument("--image", action="append", metavar="IMAGE",
                    help="image file (.tif, .png, .npy, .zarr) or a folder of images; repeat for several (images of "
                         "different sizes train one model)")
@@ -68,44 +70,32 @@ def _add_train(sub) -> None:
                                                         "may give it a new budget)")
     start.add_argument("--init", metavar="CKPT", help="fine-tune this model, e.g. on corrected labels (a new "
                                                       "budget; step numbers and loss history continue)")
-    t.add_argument("--model", default=None, help="model family (default: the task's)")
+    add_setting(t, "--model", TrainConfig, "model")
     budget = t.add_mutually_exclusive_group()
-    budget.add_argument("--time-limit", type=float, default=None, help="seconds of training (default 120)")
-    budget.add_argument("--epochs", type=int, default=None, help="number of epochs of --steps-per-epoch batches")
-    t.add_argument("--steps-per-epoch", type=int, help="batches per epoch (default 50)")
-    t.add_argument("--dims", type=int, choices=(2, 3), help="2 = slice by slice, 3 = volumetric (default: 3 if Z)")
-    t.add_argument("--batch-size", type=int, default=None, help="default: the task's (8, or 32 for classification); "
-                   "with several processes (--nproc, torchrun) the batch of each process")
-    t.add_argument("--patch-size", type=int, nargs="+",
-                   help="patch size (one value, or one per spatial dim); for classify the crop size (default: "
-                        "fitted to the objects)")
-    t.add_argument("--lr", type=float, help="learning rate (default: the task's, else 2e-3)")
-    t.add_argument("--optimizer", choices=("adam", "adamw", "sgd"), help="default: adam")
-    t.add_argument("--grad-clip", type=float, help="gradient norm clip (0 = off; default 1.0)")
-    t.add_argument("--val-fraction", type=float, help="share of the annotations held apart for validation "
-                                                      "(default 0.15)")
-    t.add_argument("--patience", type=int, default=None,
-                   help="stop early after this many validations without improvement (default: use the whole budget)")
-    t.add_argument("--depth", type=int, help="U-Net depth, or number of classifier stages")
-    t.add_argument("--base-channels", type=int, help="width of the first level / stage")
-    t.add_argument("--norm", choices=("batch", "group", "instance", "none"))
-    t.add_argument("--latent-channels", type=int, help="autoencoder: features per position of the bottleneck")
-    t.add_argument("--pool-z-levels", type=int,
-                   help="3D U-Net: levels that also halve Z (default: from the patch's Z size, for anisotropic data)")
-    t.add_argument("--temporal-context", type=int, metavar="N",
-                   help="time-lapse (T axis): also feed frames t-N..t+N as channels (default 0); "
-                        "prediction reads N from the model file")
-    t.add_argument("--pretrain", type=float, metavar="SECONDS",
-                   help="first pretrain the network this long on every image (annotated or not) by blind-spot "
-                        "denoising, then train the task from those weights; helps when few images are annotated")
-    t.add_argument("--pretrain-steps", type=int, metavar="N", help="pretraining optimizer steps (with --pretrain: "
-                                                                    "whichever ends first)")
+    add_setting(budget, "--time-limit", TrainConfig, "time_limit")
+    add_setting(budget, "--epochs", TrainConfig, "epochs")
+    add_setting(t, "--steps-per-epoch", TrainConfig, "steps_per_epoch")
+    add_setting(t, "--dims", TrainConfig, "spatial_dims")
+    add_setting(t, "--batch-size", TrainConfig, "batch_size",
+                help="patches per training step; with several processes (--nproc, torchrun) the batch of each process")
+    add_setting(t, "--patch-size", TrainConfig, "patch_size")
+    add_setting(t, "--lr", TrainConfig, "learning_rate")
+    add_setting(t, "--optimizer", TrainConfig, "optimizer")
+    add_setting(t, "--grad-clip", TrainConfig, "grad_clip")
+    add_setting(t, "--val-fraction", TrainConfig, "val_fraction")
+    add_setting(t, "--patience", TrainConfig, "patience")
+    for option in MODEL_FLAGS:
+        add_setting(t, "--" + option.replace("_", "-"), ModelOptions, option)
+    add_setting(t, "--temporal-context", TrainConfig, "temporal_context", metavar="N",
+                help="time-lapse (T axis): also feed frames t-N..t+N as channels; prediction reads N from the "
+                     "model file")
+    add_setting(t, "--pretrain", TrainConfig, "pretrain", metavar="SECONDS",
+                help="first pretrain the network this long on every image (annotated or not) by blind-spot "
+                     "denoising, then train the task from those weights; helps when few images are annotated")
+    add_setting(t, "--pretrain-steps", TrainConfig, "pretrain_steps", metavar="N")
     t.add_argument("--no-augment", action="store_true")
-    t.add_argument("--seed", type=int, help="random seed (default 0)")
-    t.add_argument("--nproc", type=int, metavar="N",
-                   help="train data-parallel on N processes of this machine (torch.distributed: one GPU each with "
-                        "--device cuda, else CPU cores shared among them); the port is $MASTER_PORT or a free one. "
-                        "Across machines run this command under torchrun instead (see the README)")
+    add_setting(t, "--seed", TrainConfig, "seed")
+    add_setting(t, "--nproc", LaunchConfig, "nproc", metavar="N")
     _add_common(t)
 
 
@@ -119,19 +109,13 @@ def _add_predict(sub) -> None:
                    help="output file (.tif, .png, .npy), .zarr / .ome.zarr folder (written block by block, "
                         "any size), or an output folder when --image is a folder; for classification .csv "
                         "writes label_id,class,probability per object, an image the class labels")
-    p.add_argument("--tile", type=int, nargs="+", help="tile size (default 256 in 2D, 32x128x128 in 3D)")
-    p.add_argument("--overlap", type=float, help="tile overlap as a fraction (default 0.25)")
-    p.add_argument("--batch-size", type=int, help="tiles per forward pass (default 4; for classification, objects)")
-    p.add_argument("--block", type=int, nargs="+",
-                   help="block size for zarr output (default 2048 in 2D, 64x256x256 in 3D); memory grows with it")
-    p.add_argument("--label-margin", type=int,
-                   help="instances: context in pixels around each block (default: about two object diameters)")
+    for option in ("tile", "overlap", "batch_size", "block", "label_margin"):
+        add_setting(p, "--" + option.replace("_", "-"), PredictConfig, option)
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="dask scheduler address (tcp://host:8786): run the images (folder) or blocks (zarr output) "
                         "on that cluster; folders use a local cluster when omitted")
-    p.add_argument("--workers", type=int, help="local cluster workers for a folder (default: one per 4 cores)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model (slower start, faster tiles)")
-    p.add_argument("--tta", action="store_true", help="average over flips (test-time augmentation, 4x slower)")
+    for option in ("workers", "compile", "tta"):
+        add_setting(p, "--" + option, PredictConfig, option)
     _add_common(p)
 
 
@@ -152,7 +136,7 @@ def _add_export(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="napari-bioimg", description="Command line: ``napari-bioimg train | predict | export | embed | evaluate | "
                                           "info | demo``.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -177,9 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="train and predict on the bundled sample data, save outputs and a screenshot")
     d.add_argument("--out", default="demo_output", help="output folder (default: demo_output)")
-    d.add_argument("--time-limit", type=float, default=120.0)
+    add_setting(d, "--time-limit", TrainConfig, "time_limit", default=default(TrainConfig, "time_limit"))
     d.add_argument("--no-gui", action="store_true", help="skip the napari screenshot")
-    d.add_argument("--device", default="auto")
+    add_setting(d, "--device", TrainConfig, "device", default=default(TrainConfig, "device"))
     d.add_argument("--debug", action="store_true")
     return parser
 

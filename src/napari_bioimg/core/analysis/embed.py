@@ -36,71 +36,15 @@ from ..data.objects import ObjectTable, choose_crop, object_crops
 from ..errors import ConfigError, InputError
 from ..events import Notice, PredictProgress, StepDone
 from ..models.layers import pad_to_multiple
+from ..settings.embed import EmbedConfig
 from .inputs import prepare_for_model, prepare_objects
-from .reduce import REDUCTIONS, pca, reduce_2d, standardize, umap_available
+from .reduce import pca, reduce_2d, standardize, umap_available
 
 MAX_EMBED_CROP = {2: (32, 32), 3: (16, 32, 32)}
 """Largest autoencoder crop: enough for shape and texture, small enough for 10k objects in seconds."""
 CHUNK = 512
 """Objects cut and encoded at a time."""
 SOURCES = ("autoencoder", "classifier")
-
-
-@dataclass
-class EmbedConfig:
-    """How object embeddings are computed (validated by :meth:`validate`).
-
-    The autoencoder trains for ``time_limit`` seconds or ``steps`` batches,
-    whichever ends first.
-    """
-
-    time_limit: float | None = 20.0
-    steps: int | None = None
-    batch_size: int = 64
-    depth: int = 2
-    base_channels: int = 8
-    latent_channels: int = 32
-    learning_rate: float = 3e-3
-    crop_size: tuple[int, ...] | int | None = None
-    """Crop side(s) in pixels; ``None`` fits them to the objects (at most 32 per side)."""
-    max_train_objects: int = 4000
-    n_features: int = 32
-    """Embedding size: the first principal components of the pooled network features."""
-    reduction: str = "pca"
-    """``"pca"`` (the default: a second for 10^4 objects), ``"umap"`` (needs ``umap-learn``; better separated
-    clusters, but its first run in a process compiles for minutes on a small CPU) or ``"auto"`` (UMAP when
-    installed, else PCA)."""
-    seed: int | None = 0
-    device: str = "auto"
-    spatial_dims: int | None = None
-    """Crop dimensionality: 2, 3, or ``None`` (3 when the image has a Z axis)."""
-
-    def validate(self) -> EmbedConfig:
-        if self.time_limit is None and self.steps is None:
-            raise ConfigError("give the autoencoder a time limit (seconds) or a number of steps")
-        if self.time_limit is not None and not 0 < self.time_limit <= 24 * 3600:
-            raise ConfigError(f"time_limit must be between 0 and one day in seconds, got {self.time_limit}")
-        if self.steps is not None and not 1 <= self.steps <= 1_000_000:
-            raise ConfigError(f"steps must be between 1 and 1000000, got {self.steps}")
-        if not 2 <= self.batch_size <= 4096:
-            raise ConfigError(f"batch_size must be between 2 and 4096, got {self.batch_size}")
-        if not 1 <= self.depth <= 4:
-            raise ConfigError(f"depth must be between 1 and 4, got {self.depth}")
-        if not 1 <= self.latent_channels <= 512:
-            raise ConfigError(f"latent_channels must be between 1 and 512, got {self.latent_channels}")
-        if not 2 <= self.base_channels <= 256:
-            raise ConfigError(f"base_channels must be between 2 and 256, got {self.base_channels}")
-        if not 0 < self.learning_rate <= 1:
-            raise ConfigError(f"learning_rate must be in (0, 1], got {self.learning_rate}")
-        if not 16 <= self.max_train_objects <= 1_000_000:
-            raise ConfigError(f"max_train_objects must be between 16 and 1000000, got {self.max_train_objects}")
-        if not 2 <= self.n_features <= 1024:
-            raise ConfigError(f"n_features must be between 2 and 1024, got {self.n_features}")
-        if self.reduction not in REDUCTIONS:
-            raise ConfigError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {self.reduction!r}")
-        if self.spatial_dims not in (None, 2, 3):
-            raise ConfigError(f"spatial_dims must be 2, 3 or None, got {self.spatial_dims}")
-        return self
 
 
 @dataclass

@@ -12,8 +12,7 @@ import importlib.util
 import numpy as np
 
 from ..errors import ConfigError
-
-REDUCTIONS = ("auto", "pca", "umap")
+from ..settings.embed import REDUCTIONS
 
 
 def umap_available() -> bool:

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import InputError
+from ..settings.defaults import PERCENTILES, VAL_FRACTION
 from .annotations import ClassAnnotations, as_class_annotations
 from .axes import Layout, make_layout, spatial_dims_for
 from .holdout import HeldOut, Split, listed, split_dataset
@@ -249,7 +250,7 @@ class DataSet:
 
     # ------------------------------------------------------------------ normalisation
 
-    def fit_normalization(self, percentiles: tuple[float, float] = (1.0, 99.8), mode: str = "per_image",
+    def fit_normalization(self, percentiles: tuple[float, float] = PERCENTILES, mode: str = "per_image",
                           seed: int = 0) -> Normalizer:
         """Estimate each image's percentiles on a subsample and return the rule to store with the model.
 
@@ -338,7 +339,7 @@ class DataSet:
 
     # ------------------------------------------------------------------ validation
 
-    def split(self, val_fraction: float = 0.15, *, needs: str = "labels", max_region_pixels: int | None = None,
+    def split(self, val_fraction: float = VAL_FRACTION, *, needs: str = "labels", max_region_pixels: int | None = None,
               whole: bool = True, max_regions: int | None = None) -> Split:
         """Hold out whole images when there are enough, else whole planes, else regions
         (:func:`~.holdout.split_dataset`: the parameters and rules)."""

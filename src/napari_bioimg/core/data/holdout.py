@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import InputError
+from ..settings.defaults import VAL_FRACTION
 from .patches import split_validation
 from .sources import full_box
 
@@ -78,7 +79,7 @@ class Split:
         return f"validation on {len(self.held)} {what} of {len({h.sample for h in self.held})} image(s)"
 
 
-def split_dataset(ds: DataSet, val_fraction: float = 0.15, *, needs: str = "labels",
+def split_dataset(ds: DataSet, val_fraction: float = VAL_FRACTION, *, needs: str = "labels",
                   max_region_pixels: int | None = None, whole: bool = True,
                   max_regions: int | None = None) -> Split:
     """Hold out whole images when there are enough, else whole planes, else regions.

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..errors import InputError
+from ..settings.defaults import PERCENTILES
 
 #: Above this many values per channel, percentiles are estimated on a random subsample.
 MAX_PERCENTILE_SAMPLES = 2_000_000
@@ -26,15 +27,15 @@ class Normalizer:
     Parameters
     ----------
     p_low, p_high
-        Percentiles (0..100). 1 and 99.8 follow the CSBDeep/StarDist habit.
+        Percentiles (0..100); :data:`~..settings.defaults.PERCENTILES` by default.
     mode
         ``"per_image"`` recomputes the percentiles on each image given to
         :meth:`apply` (robust to exposure changes between acquisitions);
         ``"fixed"`` reuses the values fitted on the training image.
     """
 
-    p_low: float = 1.0
-    p_high: float = 99.8
+    p_low: float = PERCENTILES[0]
+    p_high: float = PERCENTILES[1]
     mode: str = "per_image"
     low: list[float] = field(default_factory=list)
     high: list[float] = field(default_factory=list)

@@ -15,6 +15,7 @@ import torch
 from torch.nn import functional as F
 
 from ..errors import InputError
+from ..settings.defaults import PATCH_2D, PATCH_3D
 
 IGNORE = -1
 
@@ -226,7 +227,7 @@ def augment_pair(x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator, tar
 
 
 def fit_patch(requested: tuple[int, ...] | int | None, spatial: tuple[int, ...], divisor: int | tuple[int, ...],
-              default_2d: int = 128, default_3d: tuple[int, int, int] = (32, 96, 96)) -> tuple[int, ...]:
+              default_2d: int = PATCH_2D, default_3d: tuple[int, int, int] = PATCH_3D) -> tuple[int, ...]:
     """Patch size per spatial dim: requested (or default), no larger than needed, a multiple of ``divisor``."""
     nd = len(spatial)
     if requested is None:

@@ -14,9 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError
+from ..settings.defaults import MAX_CONTEXT
 from .axes import Layout
-
-MAX_CONTEXT = 10
 
 
 def check_context(k: int, layout: Layout) -> int:

@@ -43,6 +43,7 @@ from ..data.zarrio import create_output, is_lazy_array, open_output
 from ..events import Notice, PredictProgress
 from ..formats.checkpoint import LoadedModel
 from ..formats.loading import load_model
+from ..settings.defaults import OVERLAP
 from .plan import Block, LazyPlan, _index, make_plan, read_input, write_region
 from .runner import model_fn, opened_source, prepare, reports_time
 from .tiling import TileCache, blend_tiles
@@ -227,7 +228,7 @@ def predict_lazy(
     *,
     out: str | os.PathLike | None = None,
     tile: int | tuple[int, ...] | None = None,
-    overlap: float = 0.25,
+    overlap: float = OVERLAP,
     batch_size: int | None = None,
     device: str = "auto",
     control: Control | None = None,

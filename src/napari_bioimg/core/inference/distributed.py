@@ -20,6 +20,9 @@ import numpy as np
 from ..data.zarrio import is_zarr_path
 from ..errors import BioimgError, InputError
 from ..events import Notice, PredictProgress
+from ..settings.declare import declared
+from ..settings.defaults import OVERLAP
+from ..settings.predict import PredictConfig
 from .runner import reports_time
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".npy")
@@ -155,6 +158,7 @@ def predict_folder(model_path: str | os.PathLike, folder: str | os.PathLike, out
     """
     from distributed import as_completed
 
+    PredictConfig.of(**{k: v for k, v in options.items() if k in declared(PredictConfig)})  # before any task
     images, skipped = list_images(Path(folder))
     if skipped:
         yield Notice(f"ignored {len(skipped)} file(s) that are not images: {', '.join(skipped[:8])}"
@@ -222,7 +226,7 @@ def _relabel_task(plan, out_path: str, indices: list[int], sorted_ids: np.ndarra
 @reports_time
 def predict_image_distributed(model_path: str | os.PathLike, image_path: str | os.PathLike,
                               out: str | os.PathLike, client, *, axes: str | None = None,
-                              tile=None, overlap: float = 0.25, batch_size: int | None = None, device: str = "auto",
+                              tile=None, overlap: float = OVERLAP, batch_size: int | None = None, device: str = "auto",
                               block=None, label_margin: int | None = None, amp: bool = True,
                               compile: bool = False, tta: bool = False, blocks_per_task: int = 4
                               ) -> Generator[PredictProgress | Notice, None, Any]:

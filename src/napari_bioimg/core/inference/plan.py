@@ -22,11 +22,11 @@ from ..data.temporal import context_frames
 from ..data.zarrio import read
 from ..errors import InputError
 from ..formats.checkpoint import LoadedModel
+from ..settings.defaults import BLOCK
+from ..settings.predict import PredictConfig
 from .runner import ModelInput
 from .tiling import TileGrid
 
-#: Spatial block (= output chunk multiple) per model dimensionality.
-BLOCK = {2: (2048, 2048), 3: (64, 256, 256)}
 #: Output zarr chunk shape (blocks are multiples of it).
 CHUNK = {2: (512, 512), 3: (32, 128, 128)}
 SAMPLE_BLOCKS = 64
@@ -199,6 +199,7 @@ def make_plan(loaded: LoadedModel, inp: ModelInput, *, overlap: float, block: in
         raise InputError(f"task {task.name!r} gives per-object results and cannot be predicted block by block")
     nd = layout.spatial_dims
     sp = layout.spatial_shape
+    PredictConfig.of(block=block, label_margin=label_margin)  # the declared bounds: ConfigError(field)
     req = BLOCK[nd] if block is None else ((block,) * nd if isinstance(block, int) else tuple(block))
     if len(req) != nd or min(int(b) for b in req) < 1:
         raise InputError(f"must be {nd} positive value(s) for this {nd}D model, got {block}", field="block")

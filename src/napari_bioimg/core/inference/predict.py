@@ -21,6 +21,8 @@ from ..errors import InputError
 from ..events import Notice, PredictProgress
 from ..formats.checkpoint import LoadedModel
 from ..formats.loading import load_model
+from ..settings.defaults import OVERLAP
+from ..settings.predict import PredictConfig
 from .runner import ModelInput, model_fn, opened_source, prepare, reports_time, working_bytes
 from .tiling import tiled_apply
 
@@ -37,7 +39,7 @@ def predict(
     axes: str | None = None,
     *,
     tile: int | tuple[int, ...] | None = None,
-    overlap: float = 0.25,
+    overlap: float = OVERLAP,
     batch_size: int | None = None,
     device: str = "auto",
     control: Control | None = None,
@@ -61,6 +63,10 @@ def predict(
     tasks (denoise, restore, ...) float32 of the image's shape (channel axis
     kept), in its intensity range, NaN where the image was NaN/inf.
 
+    The options (``tile``, ``overlap``, ``batch_size``, ``block``, ``label_margin``, ``amp``, ``compile``,
+    ``tta``) are declared in :class:`~..settings.predict.PredictConfig`, which checks them (a refused value
+    raises a :class:`~..errors.ConfigError` naming the option).
+
     ``batch_size`` is the number of tiles (or items) per forward pass: ``None`` lets
     the engine choose (:data:`.runner.TILE_BATCH` tiles; for items, the task).
 
@@ -81,6 +87,7 @@ def predict(
     ``image`` may be a numpy, zarr or dask array, a napari multiscale list, or a
     path (``.tif``, ``.png``, ``.npy``, ``.zarr``).
     """
+    PredictConfig.of(tile=tile, overlap=overlap, batch_size=batch_size, block=block, label_margin=label_margin)
     loaded = model if isinstance(model, LoadedModel) else load_model(model, device)
     path = isinstance(image, (str, os.PathLike))
     if loaded.task.direct_model:

@@ -30,10 +30,10 @@ from ..events import Notice, PredictProgress
 from ..formats.checkpoint import LoadedModel
 from ..runtime.device import autocast
 from ..runtime.fast import inference_model, memory_format
+from ..settings.defaults import TILE, TILE_BATCH
+from ..settings.predict import PredictConfig
 
-DEFAULT_TILE = {2: 256, 3: (32, 128, 128)}
-TILE_BATCH = 4
-"""Tiles per forward pass when the caller gives none."""
+DEFAULT_TILE = TILE
 FLIPS = ((), (-1,), (-2,), (-2, -1))
 
 
@@ -89,11 +89,10 @@ def prepare(loaded: LoadedModel, image: Any, axes: str | None = None, *, rgb: bo
     ------
     InputError
         With one message per problem, the same on every path.
+    ConfigError
+        For an option outside its declaration (:class:`~..settings.predict.PredictConfig`), naming it.
     """
-    if overlap is not None and not 0 <= overlap < 1:
-        raise InputError(f"must be a fraction in [0, 1), got {overlap}", field="overlap")
-    if batch_size is not None and not 1 <= batch_size <= 4096:
-        raise InputError(f"must be between 1 and 4096, got {batch_size}; e.g. 4 tiles", field="batch_size")
+    PredictConfig.of(tile=tile, overlap=overlap, batch_size=batch_size)  # the declared bounds: ConfigError(field)
     source = first_level(image)
     if read:
         source = np.asarray(source)

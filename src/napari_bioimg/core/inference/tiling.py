@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..events import PredictProgress
+from ..settings.defaults import OVERLAP
 
 
 def per_dim(value: int | Sequence[int], ndim: int) -> tuple[int, ...]:
@@ -242,7 +243,7 @@ def tiled_apply(
     image: np.ndarray,
     out_channels: int,
     tile: int | tuple[int, ...] = 256,
-    overlap: float = 0.25,
+    overlap: float = OVERLAP,
     divisor: int | tuple[int, ...] = 8,
     batch_size: int = 4,
     device: torch.device | str = "cpu",

@@ -31,6 +31,7 @@ from ..control import ActiveClock, Control, run_clocked
 from ..errors import InputError
 from ..events import LivePreview, LiveWaiting, Notice, TrainingStarted, TrainResult
 from ..runtime.device import describe
+from ..settings.defaults import LIVE_PREVIEW_EVERY
 from ..training.loop import Trainer
 from ..training.optim import make_optimizer
 from ..training.setup import set_up
@@ -38,8 +39,6 @@ from .edits import AnnotationEdit, ClassesChanged, EditHistory, ViewChanged, sam
 from .grow import remap_classes
 from .uncertainty import entropy_map, object_confidence
 
-#: Seconds between previews of the view (the config's own interval when that is shorter).
-PREVIEW_EVERY = 2.0
 #: Context around the view that the preview predicts too (then crops), so its borders are right.
 VIEW_MARGIN = 32
 #: Largest view predicted (pixels); a bigger view is previewed around its centre.
@@ -132,7 +131,7 @@ class LiveTrainer(Trainer):
         self.trained = 0  # edits the weights have trained on (at least one step)
         self.dirty = False
         self.problem_note: str | None = None
-        self.every = min(PREVIEW_EVERY, setup.config.preview_every or PREVIEW_EVERY)
+        self.every = min(LIVE_PREVIEW_EVERY, setup.config.preview_every or LIVE_PREVIEW_EVERY)
         self._attach_sampler()
 
     # ---------------------------------------------------------------- the loop

@@ -7,8 +7,7 @@ import contextlib
 import torch
 
 from ..errors import DeviceError
-
-DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
+from ..settings.defaults import DEVICE_CHOICES
 
 
 def available_devices() -> list[str]:

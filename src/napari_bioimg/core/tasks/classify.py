@@ -36,6 +36,7 @@ from ..data.objects import (
 from ..errors import InputError
 from ..events import PredictProgress
 from ..metrics import classification_scores
+from ..settings.defaults import network_width
 from .base import Problem, Task, check_task_config, require_labels
 
 MAX_CROP = {2: (48, 48), 3: (24, 48, 48)}
@@ -210,7 +211,7 @@ class ClassifyTask(Task):
     ``tta``: average predictions over flips and turns (default 1)."""
 
     def default_model_config(self, spatial_dims, device_type="cpu", model=None):
-        return {"depth": 4 if spatial_dims == 2 else 3, "base_channels": 16 if device_type == "cpu" else 32}
+        return {"depth": 4 if spatial_dims == 2 else 3, "base_channels": network_width(device_type)}
 
     def make_items(self, inputs: np.ndarray, annotations):
         labels = require_labels(annotations, self.name)

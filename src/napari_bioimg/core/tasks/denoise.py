@@ -23,6 +23,7 @@ from ..data.patches import PatchSampler, ValRegion, fit_patch
 from ..data.targets import ImageTargets
 from ..errors import InputError
 from ..metrics import psnr
+from ..settings.defaults import IMAGE_PATCH_2D, IMAGE_PATCH_3D, network_width
 from .base import Problem, Task, check_task_config
 from .masking import mask_batch, masked_mse
 from .sets import require_set_signal, set_parts, set_patch
@@ -106,8 +107,8 @@ def refuse_repeated_frames(inputs: np.ndarray, own: slice) -> None:
 
 
 def image_patch(ds, config, divisor) -> tuple[int, ...]:
-    """The patch of an image task on a data set (its defaults: 64 in 2D, 16x64x64 in 3D)."""
-    return set_patch(ds, config, divisor, default_2d=64, default_3d=(16, 64, 64))
+    """The patch of an image task on a data set (:data:`~..settings.defaults.IMAGE_PATCH_2D`, ``_3D``)."""
+    return set_patch(ds, config, divisor, default_2d=IMAGE_PATCH_2D, default_3d=IMAGE_PATCH_3D)
 
 
 def held_mask(shape: tuple[int, ...], regions: list[ValRegion]) -> np.ndarray:
@@ -133,7 +134,7 @@ class ImageTask(Task):
     needs_annotations = False
     inputs = ("image",)
     val_margin = 16
-    default_patch = 64
+    default_patch = IMAGE_PATCH_2D
     options: dict[str, tuple[float, float]] = {}
 
     def activation(self, logits: torch.Tensor) -> torch.Tensor:
@@ -160,7 +161,7 @@ class ImageTask(Task):
         return out
 
     def _patch(self, config, spatial, divisor) -> tuple[int, ...]:
-        return fit_patch(config.patch_size, spatial, divisor, default_2d=64, default_3d=(16, 64, 64))
+        return fit_patch(config.patch_size, spatial, divisor, default_2d=IMAGE_PATCH_2D, default_3d=IMAGE_PATCH_3D)
 
     @staticmethod
     def _own_channels(inputs: np.ndarray, config) -> slice:
@@ -230,7 +231,7 @@ class DenoiseTask(ImageTask):
     options = {"mask_fraction": (0.001, 0.25), "radius": (1, 5), "median": (0, 1), "focus": (0, 1)}
 
     def default_model_config(self, spatial_dims, device_type="cpu", model=None):
-        width = 32 if device_type == "cuda" else 16  # on a CPU more steps beat more width within minutes
+        width = network_width(device_type)
         if model == "autoencoder":
             return {"depth": 2, "base_channels": width, "latent_channels": 64, "pool": "blur"}
         if model in (None, "unet", "unet-gru"):

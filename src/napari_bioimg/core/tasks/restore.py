@@ -9,6 +9,7 @@ from __future__ import annotations
 from ..data.patches import PatchSampler
 from ..data.targets import ImageTargets
 from ..errors import InputError
+from ..settings.defaults import network_width
 from .base import Problem, check_task_config
 from .denoise import (
     VAL_MAX_PIXELS,
@@ -41,7 +42,7 @@ class RestoreTask(ImageTask):
     default_learning_rate = 4e-3
 
     def default_model_config(self, spatial_dims, device_type="cpu", model=None):
-        width = 32 if device_type == "cuda" else 16
+        width = network_width(device_type)
         if model == "autoencoder":
             return {"depth": 2, "base_channels": width, "latent_channels": 64}
         if model in (None, "unet", "unet-gru"):

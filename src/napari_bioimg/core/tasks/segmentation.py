@@ -12,6 +12,7 @@ from ..data.patches import IGNORE, PatchSampler, split_validation, val_mask
 from ..data.targets import ClassTargets, InstanceTargets, instance_classes
 from ..errors import InputError
 from ..metrics import instance_scores, iou_matrix, match_counts, semantic_scores
+from ..settings.defaults import network_width
 from .base import Problem, Task, check_task_config, require_labels
 from .calibration import (
     MIN_SIZE_GRID,
@@ -32,7 +33,7 @@ BORDER_FRAGMENT = 0.1
 
 def unet_defaults(spatial_dims: int, device_type: str = "cpu") -> dict:
     """A U-Net that trains fast enough on a laptop CPU; wider where a GPU makes width cheap."""
-    return {"depth": 3, "base_channels": 32 if device_type == "cuda" else 16}
+    return {"depth": 3, "base_channels": network_width(device_type)}
 
 
 def label_dtype(max_id: int) -> np.dtype:

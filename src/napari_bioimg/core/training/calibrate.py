@@ -13,6 +13,7 @@ from ..control import drain
 from ..inference.tiling import tiled_apply
 from ..runtime.device import autocast
 from ..runtime.fast import inference_model, memory_format
+from ..settings.defaults import OVERLAP
 
 if TYPE_CHECKING:
     from .loop import Trainer
@@ -74,7 +75,7 @@ def _region_output(trainer: Trainer, fn, region) -> np.ndarray:
     grown = tuple(slice(max(0, b.start - trainer.margin), min(n, b.stop + trainer.margin))
                   for b, n in zip(region.box, source.shape[1:]))
     tile = tuple(2 * p for p in problem.patch) if s.layout.spatial_dims == 3 else TILE_2D  # as the loop's
-    out = drain(tiled_apply(fn, source[(slice(None), *grown)], problem.out_channels, tile, 0.25,
+    out = drain(tiled_apply(fn, source[(slice(None), *grown)], problem.out_channels, tile, OVERLAP,
                             s.divisor, 2, s.device))
     inner = tuple(slice(b.start - g.start, b.stop - g.start) for b, g in zip(region.box, grown))
     return out[(slice(None), *inner)]

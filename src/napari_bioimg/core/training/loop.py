@@ -25,6 +25,7 @@ from ..formats.checkpoint import build_checkpoint
 from ..inference.tiling import tiled_apply
 from ..runtime.device import autocast, describe
 from ..runtime.fast import inference_model, memory_format
+from ..settings.defaults import OVERLAP
 from .calibrate import calibrate
 from .optim import set_learning_rate
 from .pacing import SLOW_CHECK, preview_wait, slow_notice
@@ -240,7 +241,7 @@ class Trainer:
 
         # inference needs no gradients: 3D tiles twice the training patch per side (8x fewer, less overlap)
         tile = tuple(2 * p for p in s.problem.patch) if s.layout.spatial_dims == 3 else PREVIEW_TILE_2D
-        return drain(tiled_apply(fn, region_input, s.problem.out_channels, tile, 0.25, s.divisor, 2, s.device))
+        return drain(tiled_apply(fn, region_input, s.problem.out_channels, tile, OVERLAP, s.divisor, 2, s.device))
 
     @torch.no_grad()
     def forward(self, batch: torch.Tensor) -> torch.Tensor:

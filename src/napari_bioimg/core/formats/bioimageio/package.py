@@ -34,6 +34,7 @@ from .... import __version__
 from ...data.io import atomic_path
 from ...errors import ConfigError
 from ...models.unet import UNet
+from ...settings.defaults import PERCENTILES
 from ..checkpoint import LoadedModel
 from ..traced import activation_name, apply_activation, reference_output, trace
 from .files import read_weights_file
@@ -133,7 +134,7 @@ def _cover(loaded: LoadedModel, raw: np.ndarray, probs: np.ndarray, path: Path) 
         right = label2rgb(out, image=grey, bg_label=0, alpha=0.45, image_alpha=1.0)
     else:
         img = out if out.ndim == 2 else out[0]
-        lo, hi = np.percentile(img, [1, 99.8])
+        lo, hi = np.percentile(img, PERCENTILES)
         right = np.repeat(np.clip((img - lo) / max(hi - lo, 1e-9), 0, 1)[..., None], 3, axis=-1)
     skio.imsave(path, (np.concatenate([left, right], axis=1) * 255).astype(np.uint8), check_contrast=False)
 
