@@ -5,7 +5,7 @@ import gc
 import numpy as np
 import pytest
 
-from .conftest import choose_file, fast_settings, open_widget, ours, same, snapshot, wait_idle
+from .conftest import choose_file, fast_settings, open_widget, ours, same, settle, snapshot, wait_idle
 
 
 def test_first_minute_journey(viewer, widget, qtbot, tmp_path, monkeypatch):
@@ -217,15 +217,17 @@ def test_widget_beside_a_huge_lazy_image_computes_nothing(viewer, qtbot, synchro
     labels = CountingChunks((3, 20_000, 20_000), (1, 4096, 4096), np.uint32)
     viewer.add_image(image.array, name="huge", multiscale=False, contrast_limits=(0, 100))
     viewer.add_labels(labels.array, name="huge labels", multiscale=False)
-    qtbot.wait(100)
+    settle()  # napari's own work for the new layers, queued or not, is done
     drawn = image.calls(), labels.calls()  # what napari itself computed to draw them
     widget = open_widget(viewer)
     assert same(widget.form.image.value, viewer.layers["huge"])
     assert same(widget.form.annotations.value, viewer.layers["huge labels"])
     for task in ("semantic", "classify", "denoise", "instance"):
         widget.form.task.value = task
+    widget.form.task.value = "classify"
     viewer.add_points(np.zeros((1, 3)), name="marks")  # layer events refresh the pickers
-    qtbot.wait(100)
+    settle()  # anything the widget queued has run: the pickers list the new layer
+    assert same(widget.form.classes.value, viewer.layers["marks"])
     assert (image.calls(), labels.calls()) == drawn
 
 
@@ -235,7 +237,7 @@ def test_training_on_lazy_layers_reads_them_in_the_worker(viewer, widget, qtbot,
     labels = CountingChunks((2, 96, 96), (1, 48, 48), np.uint16, fill=1)
     viewer.add_image(image.array, name="lazy", contrast_limits=(0, 2))
     viewer.add_labels(labels.array, name="lazy labels")
-    qtbot.wait(100)
+    settle()
     drawn = image.calls(), labels.calls()
     widget.form.axes.value = "TYX"
     fast_settings(widget, epochs=1)
