@@ -35,7 +35,6 @@ def test_first_minute_journey(viewer, widget, qtbot, tmp_path, monkeypatch):
     assert result.name == "nuclei [unet]" and result.name in widget.status.value
     assert result.__class__.__name__ == "Labels" and result.data.shape == (256, 256)
     n_objects = len(np.unique(result.data)) - 1
-    assert n_objects >= 5, n_objects
     assert f"{n_objects} objects" in widget.status.value
     np.testing.assert_array_equal(result.scale, viewer.layers["nuclei"].scale)
     assert len(widget.plot.losses) > 5 and widget.plot.val_scores
@@ -45,6 +44,20 @@ def test_first_minute_journey(viewer, widget, qtbot, tmp_path, monkeypatch):
     choose_file(monkeypatch, "getSaveFileName", tmp_path / "nuclei")
     widget.files.save_btn.native.click()
     assert (tmp_path / "nuclei.pt").exists() and "Saved model" in widget.status.value
+    # whether it learnt: another slice of the stack the sample comes from (never trained on), with Predict
+    from napari_bioimg._sample_data import SLICE_2D, load_nuclei_3d
+    from napari_bioimg.core.metrics import matching
+
+    stack, truth = load_nuclei_3d()
+    other = viewer.add_image(stack[SLICE_2D - 4], name="another slice")
+    widget.form.image.value = other
+    widget.predict_btn.native.click()
+    wait_idle(qtbot, widget)
+    predicted = viewer.layers["another slice [unet]"].data
+    n_true, n_found = len(np.unique(truth[SLICE_2D - 4])) - 1, len(np.unique(predicted)) - 1
+    assert 0.7 * n_true <= n_found <= 1.2 * n_true, (n_found, n_true)  # 17-18 of 19 at seeds 0-2
+    f1 = matching(truth[SLICE_2D - 4], predicted)["thresholds"]["0.5"]["f1"]
+    assert f1 > 0.8, f1  # 0.94-0.97 at seeds 0-2; the untrained network 0.0
 
 
 def test_stop_mid_training_keeps_model_and_result(viewer, widget, qtbot):
@@ -105,8 +118,12 @@ def test_semantic_scribbles_journey(viewer, widget, qtbot):
     (result,) = ours(viewer)
     assert set(np.unique(result.data)) <= {1, 2}
     np.testing.assert_array_equal(result.scale, (2.0, 2.0))
-    agree = np.mean((result.data == 2) == (blobs > 0))
-    assert agree > 0.8, agree
+    # scored on the pixels not painted: foreground IoU (painting everything background scores 0, everything
+    # nucleus 0.2, the share of nucleus pixels)
+    unpainted = painted == 0
+    found, nucleus = (result.data == 2)[unpainted], (blobs > 0)[unpainted]
+    iou = np.sum(found & nucleus) / np.sum(found | nucleus)
+    assert iou > 0.7, iou  # 0.93 at seed 0
     np.testing.assert_array_equal(scribbles.data, painted)
     scribbles.paint((100, 20), 2)  # a correction, then Continue
     widget.continue_btn.native.click()
