@@ -48,16 +48,14 @@ def _probes(a: np.ndarray, step: int = 32) -> np.ndarray:
     (a split moved across a cut shares pixels at the edge of the other part). Flat pieces (padding,
     saturation) are left out: they can occur anywhere by chance."""
     planes = _planes(a)
-    keys = _window_keys(planes)
-    n, h, w = keys.shape
+    n, h, w = planes.shape
+    h, w = h - PATCH + 1, w - PATCH + 1  # where a piece can start
     lines_y, lines_x = (0, h // 2, h - 1), (0, w // 2, w - 1)
-    spots = {(y, x) for y in lines_y for x in range(0, w, step)} | {(y, x) for x in lines_x for y in range(0, h, step)}
-    out = []
-    for z in range(n):
-        for y, x in spots:
-            if len(np.unique(planes[z, y: y + PATCH, x: x + PATCH])) >= PATCH:
-                out.append(keys[z, y, x])
-    return np.array(out, np.uint64)
+    spots = sorted({(y, x) for y in lines_y for x in range(0, w, step)} |
+                   {(y, x) for x in lines_x for y in range(0, h, step)})
+    pieces = np.array([planes[z, y: y + PATCH, x: x + PATCH] for z in range(n) for y, x in spots])
+    textured = [len(np.unique(p)) >= PATCH for p in pieces]
+    return _window_keys(pieces[textured]).ravel()
 
 
 def _shared_pixels(train: list[np.ndarray], test: list[np.ndarray], content: bool = True) -> str | None:
@@ -70,7 +68,7 @@ def _shared_pixels(train: list[np.ndarray], test: list[np.ndarray], content: boo
                 return f"training array {i} overlaps test array {j} in memory"
     if not content:
         return None
-    seen = np.unique(np.concatenate([_window_keys(_planes(a)).ravel() for a in train]))
+    seen = np.sort(np.concatenate([_window_keys(_planes(a)).ravel() for a in train]))
     for j, b in enumerate(test):
         probes = _probes(b)
         assert len(probes) >= 8, f"test image {j}: too few textured pieces to look for"
