@@ -28,11 +28,19 @@ def pair(tmp_path, sample_nuclei):
     return tmp_path
 
 
+def _psnr(a, b):
+    """PSNR in dB against ``b`` with ``b``'s range, computed here, apart from the product's metric."""
+    b = b.astype(np.float64)
+    return 10 * np.log10(np.ptp(b) ** 2 / np.mean((a.astype(np.float64) - b) ** 2))
+
+
 @pytest.mark.parametrize("model", ["unet", "autoencoder"])
 def test_denoise_round_trip(pair, capsys, model):
     d = pair
+    learn = ["--epochs", "3", "--steps-per-epoch", "20", "--depth", "1", "--base-channels", "16", "--patch-size",
+             "48", "--batch-size", "4", "--lr", "4e-3", "--quiet"]
     assert main(["train", "--task", "denoise", "--model", model, "--image", str(d / "noisy.tif"),
-                 "--out", str(d / "m.pt"), *FAST]) == 0
+                 "--out", str(d / "m.pt"), *learn]) == 0
     assert main(["predict", "--model", str(d / "m.pt"), "--image", str(d / "noisy.tif"),
                  "--out", str(d / "den.tif"), "--quiet"]) == 0
     out = tifffile.imread(d / "den.tif")
@@ -40,8 +48,13 @@ def test_denoise_round_trip(pair, capsys, model):
     capsys.readouterr()
     assert main(["evaluate", "--task", "denoise", "--pred", str(d / "den.tif"), "--truth", str(d / "clean.tif")]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["task"] == "denoise" and np.isfinite(report["psnr"]) and -1 <= report["ssim"] <= 1
-    assert report["data_range"] > 0
+    clean, noisy = tifffile.imread(d / "clean.tif"), tifffile.imread(d / "noisy.tif")
+    assert report["task"] == "denoise" and report["psnr"] == pytest.approx(_psnr(out, clean), abs=1e-3)
+    assert report["data_range"] == pytest.approx(np.ptp(clean.astype(np.float64)))
+    # 60 steps learn to denoise: gain 6.1-6.7 dB at seeds 0-2 (both models); the untrained network loses ~10 dB
+    gain = report["psnr"] - _psnr(noisy, clean)
+    assert gain > 4.5, gain
+    assert 0 < report["ssim"] <= 1
 
 
 def test_time_limit_and_uint8_stack(tmp_path, capsys):

@@ -85,13 +85,18 @@ def test_calibration_regions_add_training_samples_within_a_budget():
     assert [b.stop - b.start for b in box] == [16, 16]
 
 
-def test_trained_model_stores_calibrated_settings_and_prediction_uses_them(blobs2d):
+def test_trained_model_stores_calibrated_settings_and_prediction_uses_them(blobs2d, blob_field):
     image, labels = blobs2d
     res = train_sync(image, labels, TrainConfig(task="instance", epochs=3, **FAST))
     meta = res.checkpoint["task"]["meta"]
     cal = meta["calibration"]
-    assert cal["objects"] > 0 and cal["after"] >= cal["before"]
+    assert cal["objects"] > 0
     assert {"threshold", "mask_threshold", "min_size"} <= set(meta)
+    # the calibrated settings segment an image the model never saw (36 other blobs): quality (F1@0.5 + mean AP,
+    # best 2) 2.00 at seeds 0-3; the default settings score 1.78 there at seed 0 (1.48-1.98 at seeds 0-3)
+    held_img, held_truth = blob_field
+    calibrated = predict_sync(res.checkpoint, held_img)
+    assert matching_quality([held_truth], [calibrated]) >= 1.9
     loaded = load_model(res.checkpoint, "cpu")
     kept = []
     original = loaded.task.postprocess

@@ -29,15 +29,18 @@ def test_denoise_improves_psnr_on_real_nuclei(noisy_nuclei):
     noisy, clean = noisy_nuclei
     keep = noisy.copy()
     seen = []
-    res = train_sync(noisy, None, TrainConfig(task="denoise", epochs=3, **FAST), callback=seen.append)
+    config = TrainConfig(task="denoise", epochs=3, **dict(FAST, model_config={"depth": 1, "base_channels": 16}))
+    res = train_sync(noisy, None, config, callback=seen.append)
     np.testing.assert_array_equal(noisy, keep)
-    vals = [e for e in seen if isinstance(e, E.ValidationDone)]
-    assert vals and "blind_spot_loss" in vals[-1].metrics
-    assert vals[-1].metrics["blind_spot_loss"] < vals[0].metrics["blind_spot_loss"] * 1.5
+    vals = [e.metrics["blind_spot_loss"] for e in seen if isinstance(e, E.ValidationDone)]
+    # the first validation is the untrained model's; after 60 steps 0.60-0.81 of it (seeds 0-2)
+    assert len(vals) == 4 and vals[-1] < 0.9 * vals[0], vals
     out = predict_sync(res.checkpoint, noisy)
     assert out.shape == noisy.shape and out.dtype == np.float32
+    # gain over the noisy image: 7.4-9.3 dB at seeds 0-2 (60 steps, a few seconds); the untrained network -10 dB,
+    # a Gaussian blur of sigma 0.5 px 3.7 dB (sigma 1 px: 9.5 dB, NL-means 11.2 dB: they need no training)
     gain = psnr(out, clean) - psnr(noisy, clean)
-    assert gain > 3.0, f"PSNR gain only {gain:.2f} dB"
+    assert gain > 6.0, f"PSNR gain only {gain:.2f} dB"
     # back in the image's intensity range, not the normalised one
     assert abs(float(out.mean()) - float(clean.mean())) < 0.1 * float(clean.max() - clean.min())
     assert res.checkpoint["model"]["config"]["top_skip"] is False  # N2V2 defaults

@@ -14,8 +14,9 @@ def test_first_preview_early_then_at_the_interval(blobs2d):
     previews = [e for e in seen if isinstance(e, E.PreviewReady)]
     assert len(previews) == 1 and previews[0].data.shape == labels.shape
     first = [h["time"] for h in res.history if h["step"] == previews[0].step][0]
-    # after FIRST_PREVIEW seconds of training (the history's clock starts a few ms later), not 1000
-    assert first >= FIRST_PREVIEW - 0.05 and first < 100
+    # after FIRST_PREVIEW seconds of training (the history's clock starts a few ms later), not 1000, and well
+    # before the run's end (FIRST_PREVIEW + 3 s): a step takes a few ms, 1.5 s is margin for a loaded machine
+    assert FIRST_PREVIEW - 0.05 <= first < FIRST_PREVIEW + 1.5
 
 
 def test_a_budget_too_short_for_the_step_time_is_said_early(blobs2d):

@@ -148,12 +148,13 @@ def test_validation_of_big_held_out_images_is_capped_around_their_annotations():
                for i, (img, lbl) in enumerate(pairs)]
     seen = []
     config = TrainConfig(task="instance", **dict(TINY, epochs=1))
-    res = train_sync(DataSet(samples), None, config, preview_index=None, callback=seen.append)
+    train_sync(DataSet(samples), None, config, preview_index=None, callback=seen.append)
     started = next(e for e in seen if isinstance(e, E.TrainingStarted))
     assert 0.5 * VAL_PIXELS[2] <= started.n_val_pixels <= VAL_PIXELS[2]  # not all of the 1.8 M pixels
     val = next(e for e in seen if isinstance(e, E.ValidationDone))
-    assert val.unit == "objects" and val.size > 50  # a crop full of objects, not an empty corner
-    assert res.metrics["f1@0.5"] >= 0
+    # cut where the annotations are densest: the crop holds 511 of the 686 annotated objects (one at the
+    # image's centre would hold 400, one at its corner fewer: the left 600 columns are not annotated)
+    assert val.unit == "objects" and val.size > 460
 
 
 def test_unannotated_images_serve_self_supervised_tasks_and_are_skipped_by_supervised_ones():

@@ -68,3 +68,15 @@ def choose_file(monkeypatch, method: str, path, selected_filter: str = ""):
     from qtpy.QtWidgets import QFileDialog
 
     monkeypatch.setattr(QFileDialog, method, staticmethod(lambda *a, **k: (str(path), selected_filter)))
+
+
+def settle():
+    """Deliver every event already posted to the GUI thread (signals queued by workers, deferred calls).
+
+    Not a wait on the clock: once it returns, whatever had been queued has arrived, so a test can then
+    assert that nothing (more) happened.
+    """
+    from qtpy.QtCore import QCoreApplication
+
+    QCoreApplication.sendPostedEvents()
+    QCoreApplication.processEvents()

@@ -9,7 +9,7 @@ from napari.utils.notifications import NotificationSeverity, notification_manage
 from qtpy.QtCore import QThreadPool
 from qtpy.QtWidgets import QDockWidget
 
-from .conftest import choose_file, fast_settings, open_widget, ours, same, wait_idle
+from .conftest import choose_file, fast_settings, open_widget, ours, same, settle, wait_idle
 
 
 @pytest.fixture
@@ -162,8 +162,10 @@ def test_closing_during_training_is_quiet_and_prompt(make_napari_viewer, qtbot, 
     w = open_widget(viewer)
     viewer.open_sample("napari-bioimg", sample)
     w.train_btn.native.click()
-    qtbot.waitUntil(lambda: w.session.run.started is not None, timeout=60_000)
-    qtbot.wait(1500)  # in the middle of a step (3D: of the first one)
+    # in the middle of a step: 2D, once steps are being made; 3D, as soon as training started (the first
+    # step takes seconds)
+    qtbot.waitUntil(lambda: w.session.run.started is not None and (sample == "nuclei_3d" or w.session.run.last),
+                    timeout=60_000)
     worker = w.session.worker("train")
     assert worker is not None and worker.is_running, w.status.value
     start = time.perf_counter()
@@ -171,7 +173,7 @@ def test_closing_during_training_is_quiet_and_prompt(make_napari_viewer, qtbot, 
     qtbot.waitUntil(lambda: not worker.is_running and QThreadPool.globalInstance().activeThreadCount() == 0,
                     timeout=2_000)
     assert time.perf_counter() - start < 2
-    qtbot.wait(500)  # anything still queued for the widget arrives now
+    settle()  # anything still queued for the widget arrives now
     assert not _severe(notes) and not w.session.busy
 
 
@@ -277,8 +279,8 @@ def test_dock_fits_a_1000_px_screen_and_explains_itself(viewer, widget, qtbot):
     assert all(combo.itemData(i, 3) for i in range(combo.count()))  # and on each item (3: ToolTipRole)
     widget.form.collapsible.expand(animate=False)
     viewer.window._qt_window.resize(1400, 1000)
-    viewer.window.show()
-    qtbot.wait(200)
+    with qtbot.waitExposed(viewer.window._qt_window):
+        viewer.window.show()
     screen = viewer.window._qt_window.screen().availableGeometry().height()
     assert widget.minimumSizeHint().height() < 600
     assert viewer.window._qt_window.frameGeometry().height() <= screen

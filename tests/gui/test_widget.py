@@ -5,7 +5,7 @@ import gc
 import numpy as np
 import pytest
 
-from .conftest import choose_file, fast_settings, open_widget, ours, same, snapshot, wait_idle
+from .conftest import choose_file, fast_settings, open_widget, ours, same, settle, snapshot, wait_idle
 
 
 def test_first_minute_journey(viewer, widget, qtbot, tmp_path, monkeypatch):
@@ -35,7 +35,6 @@ def test_first_minute_journey(viewer, widget, qtbot, tmp_path, monkeypatch):
     assert result.name == "nuclei [unet]" and result.name in widget.status.value
     assert result.__class__.__name__ == "Labels" and result.data.shape == (256, 256)
     n_objects = len(np.unique(result.data)) - 1
-    assert n_objects >= 5, n_objects
     assert f"{n_objects} objects" in widget.status.value
     np.testing.assert_array_equal(result.scale, viewer.layers["nuclei"].scale)
     assert len(widget.plot.losses) > 5 and widget.plot.val_scores
@@ -45,6 +44,20 @@ def test_first_minute_journey(viewer, widget, qtbot, tmp_path, monkeypatch):
     choose_file(monkeypatch, "getSaveFileName", tmp_path / "nuclei")
     widget.files.save_btn.native.click()
     assert (tmp_path / "nuclei.pt").exists() and "Saved model" in widget.status.value
+    # whether it learnt: another slice of the stack the sample comes from (never trained on), with Predict
+    from napari_bioimg._sample_data import SLICE_2D, load_nuclei_3d
+    from napari_bioimg.core.metrics import matching
+
+    stack, truth = load_nuclei_3d()
+    other = viewer.add_image(stack[SLICE_2D - 4], name="another slice")
+    widget.form.image.value = other
+    widget.predict_btn.native.click()
+    wait_idle(qtbot, widget)
+    predicted = viewer.layers["another slice [unet]"].data
+    n_true, n_found = len(np.unique(truth[SLICE_2D - 4])) - 1, len(np.unique(predicted)) - 1
+    assert 0.7 * n_true <= n_found <= 1.2 * n_true, (n_found, n_true)  # 17-18 of 19 at seeds 0-2
+    f1 = matching(truth[SLICE_2D - 4], predicted)["thresholds"]["0.5"]["f1"]
+    assert f1 > 0.8, f1  # 0.94-0.97 at seeds 0-2; the untrained network 0.0
 
 
 def test_stop_mid_training_keeps_model_and_result(viewer, widget, qtbot):
@@ -61,11 +74,12 @@ def test_stop_mid_training_keeps_model_and_result(viewer, widget, qtbot):
     assert "object" in widget.status.value and result.name in widget.status.value
 
 
-def test_predict_keeps_its_result_layer(viewer, widget, qtbot, tmp_path, blobs2d, blob_model, monkeypatch):
+def test_predict_keeps_its_result_layer(viewer, widget, qtbot, tmp_path, blob_field, blob_model, monkeypatch):
     """Load… a saved model, Predict on another image: the new result layer stays, with the image's scale."""
     from napari_bioimg.core.formats.checkpoint import save_checkpoint
+    from napari_bioimg.core.metrics import matching
 
-    image, _ = blobs2d
+    image, truth = blob_field  # not the image the model was trained on
     viewer.add_image(image, name="blobs", scale=(0.5, 0.5))
     choose_file(monkeypatch, "getOpenFileName", save_checkpoint(blob_model, tmp_path / "m.pt"))
     widget.files.load_btn.native.click()
@@ -73,7 +87,9 @@ def test_predict_keeps_its_result_layer(viewer, widget, qtbot, tmp_path, blobs2d
     widget.predict_btn.native.click()
     wait_idle(qtbot, widget)
     (result,) = ours(viewer)
-    assert result.name == "blobs [unet]" and result.data.max() >= 3
+    assert result.name == "blobs [unet]"
+    f1 = matching(truth, np.asarray(result.data))["thresholds"]["0.5"]["f1"]
+    assert f1 > 0.9, f1  # 1.0 for models trained so at seeds 0-2; the untrained network 0.0
     np.testing.assert_array_equal(result.scale, (0.5, 0.5))
     widget.predict_btn.native.click()  # again: into the same layer, still there
     wait_idle(qtbot, widget)
@@ -105,8 +121,12 @@ def test_semantic_scribbles_journey(viewer, widget, qtbot):
     (result,) = ours(viewer)
     assert set(np.unique(result.data)) <= {1, 2}
     np.testing.assert_array_equal(result.scale, (2.0, 2.0))
-    agree = np.mean((result.data == 2) == (blobs > 0))
-    assert agree > 0.8, agree
+    # scored on the pixels not painted: foreground IoU (painting everything background scores 0, everything
+    # nucleus 0.2, the share of nucleus pixels)
+    unpainted = painted == 0
+    found, nucleus = (result.data == 2)[unpainted], (blobs > 0)[unpainted]
+    iou = np.sum(found & nucleus) / np.sum(found | nucleus)
+    assert iou > 0.7, iou  # 0.93 at seed 0
     np.testing.assert_array_equal(scribbles.data, painted)
     scribbles.paint((100, 20), 2)  # a correction, then Continue
     widget.continue_btn.native.click()
@@ -217,15 +237,17 @@ def test_widget_beside_a_huge_lazy_image_computes_nothing(viewer, qtbot, synchro
     labels = CountingChunks((3, 20_000, 20_000), (1, 4096, 4096), np.uint32)
     viewer.add_image(image.array, name="huge", multiscale=False, contrast_limits=(0, 100))
     viewer.add_labels(labels.array, name="huge labels", multiscale=False)
-    qtbot.wait(100)
+    settle()  # napari's own work for the new layers, queued or not, is done
     drawn = image.calls(), labels.calls()  # what napari itself computed to draw them
     widget = open_widget(viewer)
     assert same(widget.form.image.value, viewer.layers["huge"])
     assert same(widget.form.annotations.value, viewer.layers["huge labels"])
     for task in ("semantic", "classify", "denoise", "instance"):
         widget.form.task.value = task
+    widget.form.task.value = "classify"
     viewer.add_points(np.zeros((1, 3)), name="marks")  # layer events refresh the pickers
-    qtbot.wait(100)
+    settle()  # anything the widget queued has run: the pickers list the new layer
+    assert same(widget.form.classes.value, viewer.layers["marks"])
     assert (image.calls(), labels.calls()) == drawn
 
 
@@ -235,7 +257,7 @@ def test_training_on_lazy_layers_reads_them_in_the_worker(viewer, widget, qtbot,
     labels = CountingChunks((2, 96, 96), (1, 48, 48), np.uint16, fill=1)
     viewer.add_image(image.array, name="lazy", contrast_limits=(0, 2))
     viewer.add_labels(labels.array, name="lazy labels")
-    qtbot.wait(100)
+    settle()
     drawn = image.calls(), labels.calls()
     widget.form.axes.value = "TYX"
     fast_settings(widget, epochs=1)

@@ -46,7 +46,10 @@ def test_classify_journey(viewer, widget, qtbot):
     unseen = [i for i in truth if i not in picked]
     accuracy = np.mean([got[i] == truth[i] for i in unseen])
     assert accuracy > 0.7, accuracy
-    assert ((features["probability"] > 0.3) & (features["probability"] <= 1)).all()
+    # the probability of the class given, on the objects nobody annotated: the untrained network gives
+    # 0.35-0.37 to every object (three classes: never below 1/3); trained as here, 0.92-0.97 (CLI, seeds 0-2)
+    probability = dict(zip(features["index"], features["probability"]))
+    assert np.median([probability[i] for i in unseen]) > 0.7 and max(probability.values()) <= 1
     colors = {tuple(np.round(result.colormap.map(i), 3)) for i, c in got.items() if c == "long"}
     assert len(colors) == 1  # one colour per class
     assert not widget.confusion.isHidden() and widget.confusion.matrix.shape == (3, 3)
