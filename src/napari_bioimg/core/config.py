@@ -107,8 +107,8 @@ def check_field(name: str, value: Any) -> None:
 class TrainConfig:
     """Everything that decides how a model is trained.
 
-    The budget is either ``time_limit`` (seconds of training, the default: a
-    biologist thinks in minutes, not epochs) or ``epochs`` of ``steps_per_epoch``
+    The budget is either ``time_limit`` (seconds of training, the final validation
+    and calibration included, the default: a biologist thinks in minutes, not epochs) or ``epochs`` of ``steps_per_epoch``
     random patch batches each. When both are given, whichever ends first wins.
     ``None`` in a field of :data:`TASK_DECIDED` means the task's default.
     """
