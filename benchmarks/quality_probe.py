@@ -5,7 +5,7 @@ Reads a suite run's entry folder (``model.pt``, ``test.tif``, ``test_truth.tif``
 AP for each setting, next to the settings stored in the model. Only folders of a tune run (``quality.py``
 without ``--report``: its ``split.json`` says ``tune``) are read: a locked test split is never re-scored.
 
-    python benchmarks/quality_probe.py bench_output/quality/nuclei2d-dsb --thresholds 0.3 0.4 0.5 0.6
+    python benchmarks/quality_probe.py bench_output/quality/nuclei2d-dsb/seed0 --thresholds 0.3 0.4 0.5 0.6
 """
 
 from __future__ import annotations
