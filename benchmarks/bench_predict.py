@@ -3,8 +3,10 @@
 Both get the same normalised real image (tiled nuclei), the same U-Net weights,
 256x256 tiles, 25% overlap, 4 tiles per batch and Gaussian blending (sigma =
 0.125 x tile), and return blended softmax probabilities. Runs alternate (ours,
-MONAI, ours, ...); the best of each is compared. A second row gives MONAI our
-prepared (folded, channels-last) model too, which isolates the tiler itself.
+MONAI, ours, ...); the best of each is compared. The headline gives MONAI our
+prepared (folded, channels-last) model too, so that it compares the tilers on the
+same network; the gain of preparing the model (MONAI with the plain vs the prepared
+network) is its own row.
 Achieved GFLOP/s (convolution FLOPs counted by torch's FlopCounterMode) is
 compared with a large fp32 matmul measured in the same run.
 """
@@ -130,10 +132,12 @@ def run(device: str = "cpu", size: int = 768, tile: int = 256, batch: int = 4, r
               "tiles": n_tiles, "max_abs_diff_vs_monai": round(diff, 5)}
     gflops = flops / best / 1e9
     return [
-        row("predict_vs_monai", best, ref, unit="s/image", goal="ratio <= 0.9", met=best / ref <= 0.9,
-            prepared_model_speedup=round(ref / ref_fast, 3), **common),
-        row("predict_vs_monai_with_our_prepared_model", best, ref_fast, unit="s/image",
-            goal="(information: tiler overhead alone)", met=None, **common),
+        # the headline compares the same model: MONAI's tiler given our prepared (folded, channels-last) network
+        row("predict_vs_monai", best, ref_fast, unit="s/image", goal="ratio <= 0.9", met=best / ref_fast <= 0.9,
+            monai_model="ours, prepared (folded batch-norm, channels-last)", **common),
+        row("prepared_model_gain_in_monai", ref_fast, ref, unit="s/image",
+            goal="(information: what folding batch-norm + channels-last gains, MONAI's tiler both times)", met=None,
+            **common),
         row("predict_gflops_vs_matmul_peak", gflops, peak, unit="GFLOP/s", goal="ratio >= 0.5",
             met=gflops / peak >= 0.5, conv_gflop_per_image=round(flops / 1e9, 2),
             peak_dtype=str(peak_dtype).replace("torch.", ""), **common),

@@ -1,19 +1,25 @@
-"""Quality suite: every entry of benchmarks/suite.py through the CLI, side by side with plain references.
+"""Quality suite: every entry of benchmarks/suite.py through the CLI, side by side with fair references.
 
-For each entry, in one run and with the same CPU threads and the same wall-clock training budget:
+For each entry and seed, in one run and with the same CPU threads and the same wall-clock training budget:
 
-* instance (2D and 3D): ``napari-bioimg train / predict / evaluate`` vs the textbook U-Net script
-  (``ref_unet.py``) and Otsu + distance-transform watershed;
-* denoise: ours vs a plain Noise2Void script (``ref_n2v.py``) and scikit-image NL-means (h = 0.8 sigma_est);
+* instance (2D and 3D): ``napari-bioimg train / predict / evaluate`` vs the textbook 3-class U-Net + seeded
+  watershed (``ref_unet.py``, same network size) and Otsu + distance-transform watershed;
+* denoise: ours vs a plain Noise2Void script (``ref_n2v.py``), scikit-image NL-means (h = 0.8 sigma_est) and
+  BM3D (the ``bm3d`` package, sigma estimated as for NL-means) when it is installed;
 * scribbles (semantic): ours (60 s) vs an ilastik-style random forest on the same strokes (``ref_rf.py``);
 * classify: ours vs a plain CNN on object crops (``ref_cnn.py``).
 
-Every prediction is scored by the same ``napari-bioimg evaluate`` command. Prints a Markdown table with each
-row against its goal and writes ``results.json`` (and ``results.md``) under ``--out``.
+Every prediction is scored by the same ``napari-bioimg evaluate`` command; every method's ``wall_s`` is the wall
+time from its start to its written result (process start-up included, for ours and the scripts alike).
 
-    python benchmarks/quality.py                      # all entries, 120 s per training (about 75 min on 2 cores)
-    python benchmarks/quality.py --quick              # smoke run: 8 s per training
-    python benchmarks/quality.py --only nuclei2d-dsb denoise-nuclei --time-limit 60
+The protocol (``suite.SPLITS``): without ``--report`` the entries are scored on their *tune* split (explore
+freely; ``--out`` folders carry ``split.json``); ``--report`` scores the *locked test* split, with at least 3
+seeds, and writes the results file ``benchmarks/results/quality-report-DATE.json`` (+ ``.md``): date, machine,
+load, split, seeds, steps and wall time of every run; goals are judged by ``quality_stats``.
+
+    python benchmarks/quality.py --only nuclei2d-hela --seeds 0     # tune split, one seed
+    python benchmarks/quality.py --report --only nuclei2d-hela denoise-nuclei-gauss-high   # locked, 3 seeds
+    python benchmarks/quality.py --quick                            # smoke run: 8 s per training, tune split
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
+import quality_stats  # noqa: E402
+import suite  # noqa: E402
 from suite import ENTRIES, Entry, load, stack  # noqa: E402
 
 
@@ -146,88 +154,123 @@ def nl_means(noisy: np.ndarray, frames: bool) -> np.ndarray:
 
 def _summary(stderr: str) -> dict:
     """The training summary the CLI prints last (steps, best validation score, ...)."""
+    for line in reversed(stderr.strip().splitlines()):  # notes may follow the summary
+        try:
+            s = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(s, dict) and "steps" in s:
+            return s
+    return {}
+
+
+def bm3d_denoise(noisy: np.ndarray, frames: bool) -> np.ndarray | None:
+    """BM3D (the ``bm3d`` package) with sigma estimated as for NL-means; ``None`` when it is not installed."""
     try:
-        s = json.loads(stderr.strip().splitlines()[-1])
-        return s if isinstance(s, dict) else {}
-    except (ValueError, IndexError):
-        return {}
+        import bm3d
+    except ImportError:
+        return None
+    from skimage.restoration import estimate_sigma
+
+    def one(f):
+        f = f.astype(np.float32)
+        return bm3d.bm3d(f, sigma_psd=float(estimate_sigma(f)))
+
+    return (np.stack([one(f) for f in noisy]) if frames else one(noisy)).astype(np.float32)
+
+
+def timed(fn) -> tuple[object, float]:
+    t0 = time.perf_counter()
+    out = fn()
+    return out, round(time.perf_counter() - t0, 1)
+
+
+def train_ours(args: list, th: int, seed: int) -> dict:
+    """``napari-bioimg train`` with a seed: the engine's summary, the process's wall time (``train_s``)."""
+    _, log, secs = cli(["train", *args, "--seed", seed, "--quiet", "--threads", th], th)
+    return {**_summary(log), "train_s": round(secs, 1)}
+
+
+def predict_ours(args: list, th: int, info: dict) -> dict:
+    """``napari-bioimg predict``; ``wall_s`` of ours = train + predict processes (start to written result)."""
+    _, _, secs = cli(["predict", *args, "--quiet", "--threads", th], th)
+    return dict(info, predict_s=round(secs, 1), wall_s=round(info["train_s"] + secs, 1))
 
 
 # ---------------------------------------------------------------------------------------------- per task
-def run_instance(e: Entry, d: Path, T: float, th: int, tta: bool) -> dict:
-    data = load(e)
+def run_instance(e: Entry, d: Path, T: float, th: int, tta: bool, seed: int, split: str) -> dict:
+    data = load(e, split, seed)
     _, _, tr_img, tr_lbl, tr_ax = write_items(d, "train", data.train, e.axes)
     tr_files = sorted(d.glob("train[0-9]*.tif"))
     _, _, te_img, te_lbl, te_ax = write_items(d, "test", data.test, e.axes)
     res: dict = {}
-    _, log, secs = cli(["train", "--task", "instance", "--image", tr_img, "--labels", tr_lbl, "--axes", tr_ax,
-                        *budget(T, STEPS, True), "--out", d / "model.pt", "--quiet", "--threads", th], th)
-    info = {**_summary(log), "train_s": round(secs, 1)}
-    cli(["predict", "--model", d / "model.pt", "--image", te_img, "--axes", te_ax, "--out", d / "ours.tif",
-         "--quiet", "--threads", th], th)
+    info = train_ours(["--task", "instance", "--image", tr_img, "--labels", tr_lbl, "--axes", tr_ax,
+                       *budget(T, STEPS, True), "--out", d / "model.pt"], th, seed)
+    info = predict_ours(["--model", d / "model.pt", "--image", te_img, "--axes", te_ax, "--out", d / "ours.tif"],
+                        th, info)
     res["ours"] = {**evaluate("instance", d / "ours.tif", te_lbl, te_ax, th), "info": info}
     if tta:
-        cli(["predict", "--model", d / "model.pt", "--image", te_img, "--axes", te_ax, "--out", d / "ours_tta.tif",
-             "--quiet", "--threads", th, "--tta"], th)
-        res["ours --tta"] = {**evaluate("instance", d / "ours_tta.tif", te_lbl, te_ax, th), "info": info}
+        tinfo = predict_ours(["--model", d / "model.pt", "--image", te_img, "--axes", te_ax, "--out",
+                              d / "ours_tta.tif", "--tta"], th, info)
+        res["ours --tta"] = {**evaluate("instance", d / "ours_tta.tif", te_lbl, te_ax, th), "info": tinfo}
     pairs = [str(p) for f in tr_files if not f.name.endswith("_truth.tif") for p in (f, f.with_name(f.stem + "_truth.tif"))]
     info = script("ref_unet.py", ["--train", *pairs, "--test", te_img, "--test-axes", te_ax, "--out", d / "plain.tif",
-                                  *budget(T, STEPS, False), "--threads", th], th)
-    res["plain U-Net"] = {**evaluate("instance", d / "plain.tif", te_lbl, te_ax, th), "info": info}
-    test = tifffile.imread(te_img)
+                                  *budget(T, STEPS, False), "--threads", th, "--seed", seed], th)
+    res[quality_stats.REFERENCE["instance"]] = {**evaluate("instance", d / "plain.tif", te_lbl, te_ax, th), "info": info}
     radius = object_radius([lb for _, lb in data.train], frames=e.axes == "YX")
-    save(d / "otsu.tif", otsu_watershed(test, frames=te_ax.startswith("T"), dark=e.params.get("dark", False),
-                                        radius=radius), te_ax)
-    res["Otsu + watershed"] = evaluate("instance", d / "otsu.tif", te_lbl, te_ax, th)
+    _, secs = timed(lambda: save(d / "otsu.tif", otsu_watershed(tifffile.imread(te_img), frames=te_ax.startswith("T"),
+                                                                dark=e.params.get("dark", False), radius=radius), te_ax))
+    res["Otsu + watershed"] = {**evaluate("instance", d / "otsu.tif", te_lbl, te_ax, th), "info": {"wall_s": secs}}
     return res
 
 
-def run_denoise(e: Entry, d: Path, T: float, th: int, tta: bool) -> dict:
-    data = load(e)
+def run_denoise(e: Entry, d: Path, T: float, th: int, tta: bool, seed: int, split: str) -> dict:
+    data = load(e, split, seed)
     _, _, noisy_p, _, ax = write_items(d, "noisy", [(im, None) for im, _ in data.test], e.axes)
     clean_p = save(d / "clean.tif", stack([c for _, c in data.test])[0], ax)
     res: dict = {}
-    _, log, secs = cli(["train", "--task", "denoise", "--image", noisy_p, "--axes", ax, *budget(T, STEPS, True),
-                        "--out", d / "model.pt", "--quiet", "--threads", th], th)
-    info = {**_summary(log), "train_s": round(secs, 1)}
-    cli(["predict", "--model", d / "model.pt", "--image", noisy_p, "--axes", ax, "--out", d / "ours.tif", "--quiet",
-         "--threads", th], th)
+    info = train_ours(["--task", "denoise", "--image", noisy_p, "--axes", ax, *budget(T, STEPS, True),
+                       "--out", d / "model.pt"], th, seed)
+    info = predict_ours(["--model", d / "model.pt", "--image", noisy_p, "--axes", ax, "--out", d / "ours.tif"],
+                        th, info)
     res["ours"] = {**evaluate("denoise", d / "ours.tif", clean_p, ax, th), "info": info}
     if tta:
-        cli(["predict", "--model", d / "model.pt", "--image", noisy_p, "--axes", ax, "--out", d / "ours_tta.tif",
-             "--quiet", "--threads", th, "--tta"], th)
-        res["ours --tta"] = {**evaluate("denoise", d / "ours_tta.tif", clean_p, ax, th), "info": info}
+        tinfo = predict_ours(["--model", d / "model.pt", "--image", noisy_p, "--axes", ax, "--out",
+                              d / "ours_tta.tif", "--tta"], th, info)
+        res["ours --tta"] = {**evaluate("denoise", d / "ours_tta.tif", clean_p, ax, th), "info": tinfo}
     info = script("ref_n2v.py", ["--image", noisy_p, "--out", d / "n2v.tif", *budget(T, STEPS, False),
-                                 "--threads", th], th)
+                                 "--threads", th, "--seed", seed], th)
     res["plain N2V"] = {**evaluate("denoise", d / "n2v.tif", clean_p, ax, th), "info": info}
-    t0 = time.perf_counter()
-    save(d / "nlm.tif", nl_means(tifffile.imread(noisy_p), frames=ax.startswith("T")), ax)
-    res["NL-means"] = {**evaluate("denoise", d / "nlm.tif", clean_p, ax, th),
-                       "info": {"seconds": round(time.perf_counter() - t0, 1)}}
+    noisy = tifffile.imread(noisy_p)
+    _, secs = timed(lambda: save(d / "nlm.tif", nl_means(noisy, frames=ax.startswith("T")), ax))
+    res["NL-means"] = {**evaluate("denoise", d / "nlm.tif", clean_p, ax, th), "info": {"wall_s": secs}}
+    out, secs = timed(lambda: bm3d_denoise(noisy, frames=ax.startswith("T")))
+    if out is not None:
+        save(d / "bm3d.tif", out, ax)
+        res["BM3D"] = {**evaluate("denoise", d / "bm3d.tif", clean_p, ax, th), "info": {"wall_s": secs}}
     res["noisy input"] = evaluate("denoise", noisy_p, clean_p, ax, th)
     return res
 
 
-def run_semantic(e: Entry, d: Path, T: float, th: int, tta: bool) -> dict:
-    data = load(e)
+def run_semantic(e: Entry, d: Path, T: float, th: int, tta: bool, seed: int, split: str) -> dict:
+    data = load(e, split, seed)
     limit = min(T, e.params.get("time_limit", T))
     (img, strokes), (test, dense) = data.train[0], data.test[0]
     ip, sp = save(d / "train.tif", img, e.axes), save(d / "strokes.tif", strokes, e.axes)
     tp, gp = save(d / "test.tif", test, e.axes), save(d / "test_truth.tif", dense, e.axes)
     res: dict = {}
-    _, log, secs = cli(["train", "--task", "semantic", "--image", ip, "--labels", sp, "--axes", e.axes,
-                        "--time-limit", limit, "--out", d / "model.pt", "--quiet", "--threads", th], th)
-    info = {**_summary(log), "train_s": round(secs, 1)}
-    cli(["predict", "--model", d / "model.pt", "--image", tp, "--axes", e.axes, "--out", d / "ours.tif", "--quiet",
-         "--threads", th], th)
+    info = train_ours(["--task", "semantic", "--image", ip, "--labels", sp, "--axes", e.axes, "--time-limit", limit,
+                       "--out", d / "model.pt"], th, seed)
+    info = predict_ours(["--model", d / "model.pt", "--image", tp, "--axes", e.axes, "--out", d / "ours.tif"], th, info)
     res["ours"] = {**evaluate("semantic", d / "ours.tif", gp, e.axes, th), "info": info}
-    info = script("ref_rf.py", ["--image", ip, "--labels", sp, "--test", tp, "--out", d / "rf.tif", "--threads", th], th)
+    info = script("ref_rf.py", ["--image", ip, "--labels", sp, "--test", tp, "--out", d / "rf.tif", "--threads", th,
+                                "--seed", seed], th)
     res["random forest"] = {**evaluate("semantic", d / "rf.tif", gp, e.axes, th), "info": info}
     return res
 
 
-def run_classify(e: Entry, d: Path, T: float, th: int, tta: bool) -> dict:
-    data = load(e)
+def run_classify(e: Entry, d: Path, T: float, th: int, tta: bool, seed: int, split: str) -> dict:
+    data = load(e, split, seed)
     img, objects = data.train[0]
     x = data.extra
     ip, op = save(d / "image.tif", img, "TYX"), save(d / "objects.tif", objects, "TYX")
@@ -238,14 +281,14 @@ def run_classify(e: Entry, d: Path, T: float, th: int, tta: bool) -> dict:
             w.writerow(["label_id", "class"])
             w.writerows(zip(ids.tolist(), [str(c) for c in cls]))
     res: dict = {}
-    _, log, secs = cli(["train", "--task", "classify", "--image", ip, "--labels", op, "--classes", d / "train.csv",
-                        "--axes", "TYX", *budget(T, STEPS, True), "--out", d / "model.pt", "--quiet", "--threads", th], th)
-    info = {**_summary(log), "train_s": round(secs, 1), "n_train": len(x["train_ids"])}
-    cli(["predict", "--model", d / "model.pt", "--image", ip, "--labels", op, "--axes", "TYX", "--out",
-         d / "ours.csv", "--quiet", "--threads", th], th)
+    info = train_ours(["--task", "classify", "--image", ip, "--labels", op, "--classes", d / "train.csv",
+                       "--axes", "TYX", *budget(T, STEPS, True), "--out", d / "model.pt"], th, seed)
+    info = predict_ours(["--model", d / "model.pt", "--image", ip, "--labels", op, "--axes", "TYX", "--out",
+                         d / "ours.csv"], th, dict(info, n_train=len(x["train_ids"])))
     res["ours"] = {**evaluate("classify", d / "ours.csv", d / "truth.csv", "", th), "info": info}
     info = script("ref_cnn.py", ["--image", ip, "--labels", op, "--classes", d / "train.csv", "--predict",
-                                 d / "truth.csv", "--out", d / "plain.csv", *budget(T, STEPS, False), "--threads", th], th)
+                                 d / "truth.csv", "--out", d / "plain.csv", *budget(T, STEPS, False), "--threads", th,
+                                 "--seed", seed], th)
     res["plain CNN"] = {**evaluate("classify", d / "plain.csv", d / "truth.csv", "", th), "info": info}
     return res
 
@@ -255,68 +298,29 @@ STEPS: int | None = None  # set by --steps: equal optimizer steps instead of equ
 RUNNERS = {"instance": run_instance, "denoise": run_denoise, "semantic": run_semantic, "classify": run_classify}
 
 
-# ---------------------------------------------------------------------------------------------- goals and table
-def headline(e: Entry, res: dict) -> dict:
-    """The entry's one-line verdict: metric, ours, the reference(s), goal, met."""
-    def g(m, k):
-        return res.get(m, {}).get(k)
+# ---------------------------------------------------------------------------------------------- the run
+def machine() -> dict:
+    import torch
 
-    if e.task == "instance":
-        ours, plain, classic = g("ours", "f1"), g("plain U-Net", "f1"), g("Otsu + watershed", "f1")
-        met = ours >= 0.95 and ours >= plain + 0.02 if e.group == "2d" else ours >= 0.85
-        return {"metric": "F1@0.5", "ours": ours, "plain": plain, "classical": classic, "met": bool(met),
-                "ours_map": g("ours", "mean_ap"), "plain_map": g("plain U-Net", "mean_ap")}
-    if e.task == "denoise":
-        ours, plain, classic = g("ours", "psnr"), g("plain N2V", "psnr"), g("NL-means", "psnr")
-        return {"metric": "PSNR dB", "ours": ours, "plain": plain, "classical": classic,
-                "met": bool(ours >= classic + 1.0 and ours >= plain + 0.3)}
-    if e.task == "semantic":
-        ours, rf = g("ours", "mean_iou"), g("random forest", "mean_iou")
-        return {"metric": "mIoU", "ours": ours, "plain": rf, "classical": None, "met": bool(ours >= rf)}
-    ours, plain = g("ours", "accuracy"), g("plain CNN", "accuracy")
-    return {"metric": "accuracy", "ours": ours, "plain": plain, "classical": None, "met": bool(ours >= 0.93)}
+    return {"node": platform.node(), "platform": platform.platform(), "processor": platform.processor(),
+            "cpus": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__}
 
 
-def _f(v, nd=3):
-    return "-" if v is None else f"{v:.{nd}f}"
-
-
-def table(results: list[dict]) -> str:
-    lines = ["| entry | metric | ours | plain reference | classical | goal | met | ours: steps / train s |",
-             "|---|---|---:|---:|---:|---|---|---|"]
-    for r in results:
-        h, nd = r["headline"], 2 if r["task"] == "denoise" else 3
-        info = r["methods"].get("ours", {}).get("info", {})
-        extra = f" (mAP {_f(h['ours_map'])} vs {_f(h['plain_map'])})" if "ours_map" in h else ""
-        lines.append(f"| {r['entry']} | {h['metric']} | {_f(h['ours'], nd)}{extra} | {_f(h['plain'], nd)} | "
-                     f"{_f(h['classical'], nd)} | {r['goal']} | {'yes' if h['met'] else '**no**'} | "
-                     f"{info.get('steps')} / {info.get('train_s')} |")
-    return "\n".join(lines)
-
-
-def detail(results: list[dict]) -> str:
-    lines = ["| entry | method | F1@0.5 | F1@0.7 | F1@0.9 | P@0.5 | R@0.5 | mean AP 0.5:0.9 | true/pred |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---|"]
-    for r in results:
-        if r["task"] != "instance":
-            continue
-        for m, rep in r["methods"].items():
-            t = rep["thresholds"]
-            lines.append(f"| {r['entry']} | {m} | {t['0.5']['f1']:.3f} | {t['0.7']['f1']:.3f} | {t['0.9']['f1']:.3f} | "
-                         f"{t['0.5']['precision']:.3f} | {t['0.5']['recall']:.3f} | {rep['mean_ap']:.3f} | "
-                         f"{rep['n_true']}/{rep['n_pred']} |")
-    lines += ["", "| entry | method | PSNR | SSIM | mIoU | accuracy |", "|---|---|---:|---:|---:|---:|"]
-    for r in results:
-        if r["task"] == "instance":
-            continue
-        for m, rep in r["methods"].items():
-            lines.append(f"| {r['entry']} | {m} | {_f(rep.get('psnr'), 2)} | {_f(rep.get('ssim'))} | "
-                         f"{_f(rep.get('mean_iou'))} | {_f(rep.get('accuracy'))} |")
-    return "\n".join(lines)
+def git_commit() -> str | None:
+    """The commit measured (``QUALITY_COMMIT`` when the run is made from an exported copy of the tree)."""
+    if os.environ.get("QUALITY_COMMIT"):
+        return os.environ["QUALITY_COMMIT"]
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return None
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--report", action="store_true", help="score the locked test split (3 seeds by default) and "
+                    "write the results file under benchmarks/results/")
+    ap.add_argument("--seeds", type=int, nargs="+", help="seeds (default: 0 1 2 with --report, else 0)")
     ap.add_argument("--time-limit", type=float, default=120, help="seconds per training, ours and references")
     ap.add_argument("--quick", action="store_true", help="smoke run: 8 s per training")
     ap.add_argument("--steps", type=int, help="train ours and the references for this many optimizer steps "
@@ -325,7 +329,8 @@ def main(argv=None) -> int:
     ap.add_argument("--only", nargs="+", metavar="ENTRY", help="entries (or name prefixes) to run")
     ap.add_argument("--threads", type=int, default=2, help="CPU threads for every method (default 2)")
     ap.add_argument("--tta", action="store_true", help="also score ours with predict --tta")
-    ap.add_argument("--out", default="bench_output/quality")
+    ap.add_argument("--out", help="working folder (default bench_output/quality, or bench_output/quality-report)")
+    ap.add_argument("--results", help="results file (--report; default benchmarks/results/quality-report-DATE.json)")
     ap.add_argument("--list", action="store_true", help="list the entries and exit")
     args = ap.parse_args(argv)
     if args.list:
@@ -335,46 +340,77 @@ def main(argv=None) -> int:
     global STEPS
     T = 8.0 if args.quick else args.time_limit
     STEPS = args.steps
+    split = "test" if args.report else "tune"
+    seeds = args.seeds or ([0, 1, 2] if args.report else [0])
+    if args.report:
+        if len(seeds) < quality_stats.MIN_SEEDS:
+            raise SystemExit(f"--report needs at least {quality_stats.MIN_SEEDS} seeds")
+        suite.unlock_for_report()
     names = [n for n in ENTRIES if not args.only or any(n == o or n.startswith(o) for o in args.only)]
     if not names:
         raise SystemExit(f"no entry matches {args.only}; see --list")
-    out = Path(args.out)
+    out = Path(args.out or ("bench_output/quality-report" if args.report else "bench_output/quality"))
     out.mkdir(parents=True, exist_ok=True)
-    results = []
+    stamp = time.strftime("%Y-%m-%d", time.gmtime())
+    results_path = Path(args.results) if args.results else (
+        HERE / "results" / f"quality-report-{stamp}.json" if args.report else out / "results.json")
+    meta = {"date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine(),
+            "commit": git_commit(), "split": split, "seeds": seeds, "entries": names,
+            "time_limit_s": None if STEPS else T, "steps": STEPS, "threads": args.threads,
+            "command": "python benchmarks/quality.py " + " ".join(sys.argv[1:] if argv is None else argv),
+            "loadavg_start": [round(x, 2) for x in os.getloadavg()]}
+    entries: list[dict] = []
     t_all = time.perf_counter()
     for n in names:
         e = ENTRIES[n]
-        d = out / n
-        shutil.rmtree(d, ignore_errors=True)
-        d.mkdir(parents=True)
-        t0, load0 = time.perf_counter(), os.getloadavg()[0]
-        try:
-            methods = RUNNERS[e.task](e, d, T, args.threads, args.tta)
-        except Exception:  # one broken entry must not lose the others
-            err = traceback.format_exc()
-            print(f"{n}: FAILED\n{err}", file=sys.stderr, flush=True)
-            results.append({"entry": n, "task": e.task, "error": err[-3000:]})
-            continue
-        r = {"entry": n, "task": e.task, "group": e.group, "goal": e.goal, "split": e.split, "source": e.source,
-             "methods": methods, "seconds": round(time.perf_counter() - t0, 1),
-             "loadavg_1min": [round(load0, 2), round(os.getloadavg()[0], 2)]}
-        r["headline"] = headline(e, methods)
-        results.append(r)
-        print(table([r]).splitlines()[-1], f"({r['seconds']} s, load {r['loadavg_1min']})", flush=True)
-        (out / "results.json").write_text(json.dumps(results, indent=2, default=float))
-    ok = [r for r in results if "headline" in r]
-    per = f"{STEPS} steps" if STEPS else f"{T:g} s"
-    meta = (f"{len(ok)} entries, {per} per training, {args.threads} threads, Python {platform.python_version()}, "
-            f"{platform.machine()}, {os.cpu_count()} CPUs; whole run {time.perf_counter() - t_all:.0f} s")
-    text = "\n".join([table(ok), "", meta, "", detail(ok)])
-    failed = [r["entry"] for r in results if "error" in r]
+        complete = bool(e.params.get("complete", False))
+        rec = {"entry": n, "task": e.task, "group": e.group, "split": split, "split_text": e.split,
+               "goal": quality_stats.goal_text(e.group, complete), "source": e.source, "runs": [], "errors": []}
+        entries.append(rec)
+        for seed in seeds:
+            d = out / n / f"seed{seed}"
+            shutil.rmtree(d, ignore_errors=True)
+            d.mkdir(parents=True)
+            (d / "split.json").write_text(json.dumps({"entry": n, "split": split, "seed": seed}))
+            t0, load0 = time.perf_counter(), os.getloadavg()
+            try:
+                methods = RUNNERS[e.task](e, d, T, args.threads, args.tta, seed, split)
+            except Exception:  # one broken run must not lose the others
+                err = traceback.format_exc()
+                print(f"{n} seed {seed}: FAILED\n{err}", file=sys.stderr, flush=True)
+                rec["errors"].append({"seed": seed, "error": err[-3000:]})
+                continue
+            rec["runs"].append({"seed": seed, "methods": methods, "seconds": round(time.perf_counter() - t0, 1),
+                                "loadavg_start": [round(x, 2) for x in load0],
+                                "loadavg_end": [round(x, 2) for x in os.getloadavg()]})
+            rec["summary"] = quality_stats.summarize(e.task, e.group, complete, rec["runs"])
+            key = quality_stats.METRIC[e.task][0]
+            print(f"{n} seed {seed}: " + ", ".join(f"{m} {r.get(key)}" for m, r in methods.items()) +
+                  f" ({rec['runs'][-1]['seconds']} s, load {rec['runs'][-1]['loadavg_start']})", flush=True)
+            meta.update(loadavg_end=[round(x, 2) for x in os.getloadavg()],
+                        wall_s=round(time.perf_counter() - t_all, 1))
+            write_results(results_path, meta, entries)
+    write_results(results_path, meta, entries)
+    print("\n" + results_path.with_suffix(".md").read_text())
+    return 1 if any(r["errors"] for r in entries) else 0
+
+
+def write_results(path: Path, meta: dict, entries: list[dict]) -> None:
+    """The results file (JSON) and its tables (``.md``), rewritten after every run so a stopped run keeps its rows."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"meta": meta, "entries": entries}, indent=1, default=float))
+    done = [e for e in entries if e["runs"]]
+    m = meta
+    per = f"{m['steps']} steps" if m["steps"] else f"{m['time_limit_s']:g} s"
+    text = "\n".join([
+        f"Split: **{m['split']}**; seeds {m['seeds']}; {per} per training; {m['threads']} threads; "
+        f"{m['machine']['cpus']} CPUs ({m['machine']['platform']}); load average at start {m['loadavg_start']}, "
+        f"at end {m.get('loadavg_end')}; started {m['date_utc']}; commit {m['commit']}; whole run {m.get('wall_s')} s.",
+        "", quality_stats.table(done), "", quality_stats.cost_table(done)])
+    failed = [f"{e['entry']} seed {x['seed']}" for e in entries for x in e["errors"]]
     if failed:
         text += "\n\nFAILED: " + ", ".join(failed)
-    print("\n" + text)
-    (out / "results.md").write_text(text + "\n")
-    (out / "results.json").write_text(json.dumps({"meta": meta, "time_limit": T, "threads": args.threads,
-                                                  "results": results}, indent=2, default=float))
-    return 1 if failed else 0
+    path.with_suffix(".md").write_text(text + "\n")
 
 
 if __name__ == "__main__":

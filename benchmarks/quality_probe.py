@@ -2,9 +2,10 @@
 post-processing settings (interior threshold, minimum size), without retraining.
 
 Reads a suite run's entry folder (``model.pt``, ``test.tif``, ``test_truth.tif``) and prints F1@0.5 and mean
-AP for each setting, next to the settings stored in the model.
+AP for each setting, next to the settings stored in the model. Only folders of a tune run (``quality.py``
+without ``--report``: its ``split.json`` says ``tune``) are read: a locked test split is never re-scored.
 
-    python benchmarks/quality_probe.py bench_output/quality/nuclei2d-dsb --thresholds 0.3 0.4 0.5 0.6
+    python benchmarks/quality_probe.py bench_output/quality/nuclei2d-dsb/seed0 --thresholds 0.3 0.4 0.5 0.6
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import tifffile
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def probabilities(model_path: Path, image: np.ndarray, axes: str) -> tuple[list[np.ndarray], dict]:
@@ -55,6 +57,17 @@ def instances(prob: np.ndarray, seed_t: float, fg_t: float, min_size: float) -> 
     return relabel_sequential(drop_small(labels, int(min_size)))[0]
 
 
+def refuse_locked(entry_dir: Path) -> None:
+    """Raise unless ``entry_dir`` holds a tune split (its ``split.json``, written by quality.py)."""
+    from suite import LockedSplitError
+
+    marker = entry_dir / "split.json"
+    split = json.loads(marker.read_text()).get("split") if marker.exists() else None
+    if split != "tune":
+        raise LockedSplitError(f"{entry_dir}: not a tune-split run (split: {split}); recipes are chosen on tune "
+                               "splits only, the locked test split is scored by quality.py --report alone")
+
+
 def main() -> int:
     from napari_bioimg.core.metrics import matching_stack
     from napari_bioimg.core.tasks.segmentation import probabilities_to_instances
@@ -64,11 +77,13 @@ def main() -> int:
     ap.add_argument("--thresholds", type=float, nargs="+", default=[0.3, 0.4, 0.5, 0.6, 0.7])
     ap.add_argument("--fg-thresholds", type=float, nargs="+", default=[None],
                     help="foreground thresholds (default: the same as the seed threshold)")
-    ap.add_argument("--on", default="test", help="score on test.tif (default) or train.tif (in-sample calibration)")
+    ap.add_argument("--on", default="test", help="score on test.tif (default: the run's scored split, which must be "
+                    "its tune split) or train.tif (in-sample calibration)")
     ap.add_argument("--min-size-factor", type=float, nargs="+", default=[None],
                     help="min_size = factor x the training objects' median area (default: the model's own)")
     a = ap.parse_args()
     d = Path(a.entry_dir)
+    refuse_locked(d)
     image, truth = tifffile.imread(d / f"{a.on}.tif"), tifffile.imread(d / f"{a.on}_truth.tif")
     axes = tifffile.TiffFile(d / f"{a.on}.tif").series[0].axes.replace("Q", "T")
     probs, meta = probabilities(d / "model.pt", image, axes)

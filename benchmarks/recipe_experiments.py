@@ -1,5 +1,6 @@
 """Recipe experiments on a quality-suite entry: train variants of the engine's settings (TrainConfig fields,
-task options) through the Python API on the entry's training data, score on its test data.
+task options) through the Python API on the entry's training data, score on its tune split (the locked test
+split is refused: see suite.lock_test_split).
 
 For instance entries it also re-scores each model's probabilities at several interior / foreground thresholds
 (as benchmarks/quality_probe.py), and at the threshold chosen on the *training* image (in-sample calibration).
@@ -22,7 +23,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "src"))
 
-from suite import ENTRIES, load, stack  # noqa: E402
+from suite import ENTRIES, load, lock_test_split, stack  # noqa: E402
+
+lock_test_split()  # recipes are explored on tune splits only: reading the locked test split raises
 
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8)
 
@@ -85,24 +88,24 @@ def run_variant(entry, overrides: dict, time_limit: float, threads: int) -> dict
     if entry.task == "instance":
         truths = [y for _, y in data.test]
         truths = truths if framed_te else [truths[0]]
-        row["test"] = _instances_at(loaded, te_img, te_ax, truths, THRESHOLDS)
+        row["tune"] = _instances_at(loaded, te_img, te_ax, truths, THRESHOLDS)
         tr_truths = [y for _, y in data.train] if framed else [data.train[0][1]]
         row["train"] = _instances_at(loaded, tr_img, tr_ax, tr_truths, THRESHOLDS)
         best = max(THRESHOLDS, key=lambda t: (row["train"][t]["mean_ap"], t))
-        row["calibrated"] = {"threshold": best, **row["test"][best]}
+        row["calibrated"] = {"threshold": best, **row["tune"][best]}
     elif entry.task == "semantic":
         from napari_bioimg.core import predict_sync
         from napari_bioimg.core.metrics import semantic_scores
 
         test, dense = data.test[0]
         sc = semantic_scores(dense, predict_sync(loaded, test, entry.axes))
-        row["test"] = {"mean_iou": round(sc["mean_iou"], 3), "accuracy": round(sc["accuracy"], 3)}
+        row["tune"] = {"mean_iou": round(sc["mean_iou"], 3), "accuracy": round(sc["accuracy"], 3)}
     elif entry.task == "denoise":
         from napari_bioimg.core import predict_sync
 
         clean = stack([c for _, c in data.test])[0]
         pred = predict_sync(loaded, te_img, te_ax)
-        row["test"] = image_scores(pred, clean, te_ax)
+        row["tune"] = image_scores(pred, clean, te_ax)
     return row
 
 

@@ -1,6 +1,6 @@
 """Recipe lab: train a variant of the engine's settings on a quality-suite entry for a fixed number of optimizer
 steps (not seconds: the shared machine's load then does not decide the comparison), keep the model and the
-probability maps it gives on the test data, on the training data and on the engine's held-apart validation
+probability maps it gives on the entry's tune split (never its locked test split), on the training data and on the engine's held-apart validation
 regions, so post-processing recipes (thresholds, minimum size, test-time augmentation, 3D linking) can be
 re-scored offline without retraining.
 
@@ -8,7 +8,7 @@ re-scored offline without retraining.
     python benchmarks/recipe_lab.py nuclei3d-stack --steps 150 --variant slices '{"spatial_dims": 2}'
 
 Each variant writes ``OUT/ENTRY/VARIANT/`` with ``model.pt``, ``probs.npz`` (instance entries) and
-``row.json`` (steps, seconds, load, validation metrics and the test scores at the model's own settings).
+``row.json`` (steps, seconds, load, validation metrics and the tune-split scores at the model's own settings).
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "src"))
 
-from suite import ENTRIES, load, stack  # noqa: E402
+from suite import ENTRIES, load, lock_test_split, stack  # noqa: E402
+
+lock_test_split()  # recipes are explored on tune splits only: reading the locked test split raises
 
 
 def capture_probs(loaded, image, axes, tta=False):
@@ -93,13 +95,13 @@ def run_variant(entry, overrides: dict, steps: int, threads: int, out: Path, tta
     loaded = load_model(res.checkpoint, "cpu")
     if entry.task == "instance":
         arrays = {}
-        for name, img, ax, use_tta in (("test", te_img, te_ax, False), ("test_tta", te_img, te_ax, True),
+        for name, img, ax, use_tta in (("tune", te_img, te_ax, False), ("tune_tta", te_img, te_ax, True),
                                        ("train", tr_img, axes_tr, False)):
             if use_tta and not tta:
                 continue
             probs, result = capture_probs(loaded, img, ax, use_tta)
             arrays[name] = np.stack(probs)
-            if name.startswith("test"):
+            if name.startswith("tune"):
                 truths = list(te_lbl) if te_ax.startswith("T") else [te_lbl]
                 preds = list(result) if te_ax.startswith("T") else [result]
                 m = matching_stack(truths, preds)
@@ -110,12 +112,12 @@ def run_variant(entry, overrides: dict, steps: int, threads: int, out: Path, tta
     elif entry.task == "semantic":
         test, dense = data.test[0]
         sc = semantic_scores(dense, predict_sync(loaded, test, entry.axes))
-        row["test"] = {"mean_iou": round(sc["mean_iou"], 4), "accuracy": round(sc["accuracy"], 4)}
+        row["tune"] = {"mean_iou": round(sc["mean_iou"], 4), "accuracy": round(sc["accuracy"], 4)}
     elif entry.task == "denoise":
         clean = stack([c for _, c in data.test])[0]
-        row["test"] = image_scores(predict_sync(loaded, te_img, te_ax), clean, te_ax)
+        row["tune"] = image_scores(predict_sync(loaded, te_img, te_ax), clean, te_ax)
         if tta:
-            row["test_tta"] = image_scores(predict_sync(loaded, te_img, te_ax, tta=True), clean, te_ax)
+            row["tune_tta"] = image_scores(predict_sync(loaded, te_img, te_ax, tta=True), clean, te_ax)
     (out / "row.json").write_text(json.dumps(row, indent=1, default=float))
     return row
 

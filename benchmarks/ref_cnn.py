@@ -62,11 +62,12 @@ def main():
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--steps", type=int, help="train this many steps instead of --seconds")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
-    torch.manual_seed(0)
-    rng = np.random.default_rng(0)
+    torch.manual_seed(a.seed)
+    rng = np.random.default_rng(a.seed)
     with open(a.classes) as f:
         rows = list(csv.DictReader(f))
     with open(a.predict) as f:

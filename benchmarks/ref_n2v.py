@@ -6,7 +6,7 @@ their 5x5 neighbourhood; the loss is the MSE at the masked pixels only. Adam 4e-
 budget. The image is standardised by its mean and standard deviation. Trained on the noisy image itself
 (every 2D frame of a stack is a sample); predicts every frame whole.
 
-    python benchmarks/ref_n2v.py --image noisy.tif --out denoised.tif --seconds 120 [--threads 2]
+    python benchmarks/ref_n2v.py --image noisy.tif --out denoised.tif --seconds 120 [--threads 2] [--seed 0]
 """
 
 import argparse
@@ -68,11 +68,12 @@ def main():
     ap.add_argument("--seconds", type=float, default=120)
     ap.add_argument("--steps", type=int, help="train this many steps instead of --seconds")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
     t0 = time.perf_counter()
-    out, steps = n2v(tifffile.imread(a.image).astype(np.float32), a.seconds, max_steps=a.steps)
+    out, steps = n2v(tifffile.imread(a.image).astype(np.float32), a.seconds, seed=a.seed, max_steps=a.steps)
     tifffile.imwrite(a.out, out)
     print(json.dumps({"steps": steps, "seconds": round(time.perf_counter() - t0, 1)}))
 

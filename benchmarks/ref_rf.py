@@ -46,11 +46,12 @@ def main():
     ap.add_argument("--test", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
     t0 = time.perf_counter()
     img, lab, test = tifffile.imread(a.image), tifffile.imread(a.labels), tifffile.imread(a.test)
     fx, y = features(img.astype(np.float32)), lab.ravel()
-    rf = RandomForestClassifier(100, n_jobs=a.threads, random_state=0).fit(fx[y > 0], y[y > 0])
+    rf = RandomForestClassifier(100, n_jobs=a.threads, random_state=a.seed).fit(fx[y > 0], y[y > 0])
     fit_s = time.perf_counter() - t0
     pred = rf.predict(features(test.astype(np.float32))).reshape(test.shape).astype(np.uint8)
     tifffile.imwrite(a.out, pred)

@@ -1,5 +1,9 @@
 """Instance-segmentation quality on real nuclei with ground truth, through the CLI.
 
+Development script, not a quality claim: it predates the quality suite's locked protocol (``suite.SPLITS``) and
+scores pixels that are now locked test data (the stack's x >= 128, slice 14). Its numbers are not used in the
+README; quality is reported by ``benchmarks/quality.py --report`` alone.
+
 Two held-apart splits of the bundled stack (sample_data/nuclei_3d*.tif), 2D model:
 
 * ``z-split``: train on slices 4-18, score slices 19-33 (different depths).

@@ -13,9 +13,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 LABELS = {
     "train_step_time": "training step vs a bare PyTorch loop (same U-Net, batch 8 of 128²)",
-    "predict_vs_monai": "tiled prediction vs MONAI `sliding_window_inference` (same model, 256² tiles, 25% overlap, "
-                        "Gaussian blending)",
-    "predict_vs_monai_with_our_prepared_model": "… MONAI given our prepared model too (the tiler alone)",
+    "predict_vs_monai": "tiled prediction vs MONAI `sliding_window_inference` (the same prepared model, 256² tiles, "
+                        "25% overlap, Gaussian blending)",
+    "prepared_model_gain_in_monai": "… folding batch-norm + channels-last, MONAI's tiler both times (prepared / plain)",
     "predict_gflops_vs_matmul_peak": "achieved convolution GFLOP/s in tiled prediction vs this CPU's fp32 matmul peak",
     "predict_gflops_vs_matmul_peak_compiled": "… the same with `predict --compile` (torch.compile, frozen weights)",
     "lone_conv3x3_16ch_gflops_vs_matmul_peak": "… a lone 16-channel 3×3 convolution vs the same peak (ceiling)",

@@ -43,6 +43,12 @@ def _model_default(model: str, key: str):
     return None if param is None or param.default is inspect.Parameter.empty else param.default
 
 
+#: The Time limit field's help: the model is ready within it (the engine keeps its end inside), then the whole
+#: image is predicted (issue 20.3).
+TIME_LIMIT_HELP = ("Seconds until the trained model is ready, its final check and calibration included (pauses do "
+                   "not count); the result on the whole image comes after that, once it is predicted")
+
+
 class TrainForm:
     """Task, layer pickers, model, budget, device and the advanced settings; ``changed`` fires on any edit."""
 
@@ -79,7 +85,7 @@ class TrainForm:
         # magicgui fields whenever a layer is added or removed (including the result layer Train adds)
         self.model = ComboBox(label="Model", choices=self._model_choices, value="unet")
         self.time_limit = number(Shown(TrainConfig, "time_limit"), label="Time limit [s]", step=10,
-                                 tooltip="Seconds of training (pauses do not count)")
+                                 tooltip=TIME_LIMIT_HELP)
         devices = available_devices()
         self.device = ComboBox(label="Device", choices=["auto"] + devices, value=default(TrainConfig, "device"),
                                tooltip=f"auto = {devices[0]}")
@@ -268,7 +274,7 @@ class TrainForm:
     def _on_epochs_changed(self, value=None) -> None:
         """A number of epochs replaces the time limit: say so on the time limit field."""
         self.time_limit.enabled = not self.epochs.value
-        self.time_limit.tooltip = ("Seconds of training (pauses do not count)" if not self.epochs.value else
+        self.time_limit.tooltip = (TIME_LIMIT_HELP if not self.epochs.value else
                                    f"Not used: training runs {self.epochs.value} epoch(s) (Advanced)")
 
     def _user_changed(self, name: str) -> None:

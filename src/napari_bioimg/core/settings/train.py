@@ -37,8 +37,9 @@ WEEK = 7 * 24 * 3600
 class TrainConfig:
     """Everything that decides how a model is trained.
 
-    The budget is either ``time_limit`` (seconds of training, the default: a
-    biologist thinks in minutes, not epochs) or ``epochs`` of ``steps_per_epoch``
+    The budget is either ``time_limit`` (seconds until the trained model is ready, the
+    final validation and calibration included, the default: a biologist thinks in minutes,
+    not epochs) or ``epochs`` of ``steps_per_epoch``
     random patch batches each. When both are given, whichever ends first wins.
     ``None`` in a field of :data:`TASK_DECIDED` means the task's default. Each field's
     bounds and help are declared with it (:func:`~.declare.setting`).
@@ -50,7 +51,7 @@ class TrainConfig:
                                            factory=dict)
     spatial_dims: int | None = setting(None, "2 = slice by slice, 3 = volumetric", choices=(2, 3),
                                        unset="3 when the image has a Z axis")
-    time_limit: float | None = setting(TIME_LIMIT, "seconds of training", low=0, high=WEEK, low_open=True,
+    time_limit: float | None = setting(TIME_LIMIT, "seconds until the trained model is ready (final check and calibration included)", low=0, high=WEEK, low_open=True,
                                        hint="give seconds of training, at most one week (e.g. 120)")
     epochs: int | None = setting(None, "number of epochs of steps-per-epoch batches (instead of a time limit)",
                                  low=1, high=100_000, whole=True, hint="e.g. 10", unset="the time limit decides")

@@ -96,9 +96,10 @@ class Task:
         return []
 
     def calibrate(self, problem: Problem, regions: list[ValRegion], outputs: list[np.ndarray],
-                  fixed: Any = ()) -> dict[str, Any]:
+                  fixed: Any = (), stop: Callable[[], bool] | None = None) -> dict[str, Any]:
         """Post-processing settings chosen on ``regions`` given the final model's activated ``outputs`` there;
-        returned as updates of the task meta stored with the model. ``fixed``: options the user set."""
+        returned as updates of the task meta stored with the model. ``fixed``: options the user set; ``stop``:
+        true when the search must end (the run's time limit) with the best settings found so far."""
         return {}
 
     # Hooks of direct tasks (``direct_model = True``). ``forward`` maps a batch tensor to

@@ -48,10 +48,12 @@ def matching_quality(truths: Sequence[np.ndarray], preds: Sequence[np.ndarray]) 
 
 
 def coordinate_search(score: Callable[[dict], float], start: dict[str, Any], grids: dict[str, Sequence],
-                      tied: tuple[str, ...] = (), passes: int = 2) -> tuple[dict[str, Any], float]:
+                      tied: tuple[str, ...] = (), passes: int = 2, stop: Callable[[], bool] | None = None
+                      ) -> tuple[dict[str, Any], float]:
     """The best settings found from ``start``: first the ``tied`` settings moved together over the grid of the
     first of them, then each setting alone over its grid, repeated while anything improves. Ties keep the
-    earlier setting (the start wins a tie)."""
+    earlier setting (the start wins a tie). Once ``stop()`` is true no new setting is tried: the best so far
+    is returned."""
     cache: dict[tuple, float] = {}
 
     def value(s: dict) -> float:
@@ -64,6 +66,8 @@ def coordinate_search(score: Callable[[dict], float], start: dict[str, Any], gri
 
     def consider(candidate: dict) -> bool:
         nonlocal best, best_value
+        if stop is not None and tuple(sorted(candidate.items())) not in cache and stop():
+            return False
         v = value(candidate)
         if v > best_value + 1e-9:
             best, best_value = candidate, v

@@ -241,7 +241,7 @@ class InstanceTask(Task):
     def calibration_regions(self, problem):
         return calibration_regions(problem) if problem.meta.get("calibrate", True) else []
 
-    def calibrate(self, problem, regions, outputs, fixed=()):
+    def calibrate(self, problem, regions, outputs, fixed=(), stop=None):
         """Seed and foreground thresholds and the smallest object kept that score best (F1@0.5 + mean AP)
         on ``regions``; options the user set (``fixed``) stay as they are."""
         meta = problem.meta
@@ -265,7 +265,7 @@ class InstanceTask(Task):
 
         tied = ("threshold", "mask_threshold") if "threshold" in grids else ()
         before = score(start)
-        best, after = coordinate_search(score, start, grids, tied)
+        best, after = coordinate_search(score, start, grids, tied, stop=stop)
         n_objects = sum(int(np.count_nonzero(np.unique(t))) for t in truths)
         return {**best, "calibration": {"score": "f1@0.5 + mean AP 0.5:0.9", "before": round(before, 4),
                                         "after": round(after, 4), "objects": n_objects, "regions": len(regions)}}

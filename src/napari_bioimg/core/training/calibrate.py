@@ -24,11 +24,13 @@ FLIPS = ((), (-1,), (-2,), (-2, -1))
 TILE_2D = 512
 
 
-def calibrate(trainer: Trainer, weights: dict[str, torch.Tensor]) -> dict[str, Any]:
+def calibrate(trainer: Trainer, weights: dict[str, torch.Tensor], stop=None) -> dict[str, Any]:
     """Task meta updates chosen with ``weights`` (the weights the model file will hold); ``{}`` when the task
-    calibrates nothing."""
+    calibrates nothing. ``stop``: true when the search must end (the time limit, see :mod:`.reserve`)."""
     s = trainer.s
     regions = s.task.calibration_regions(s.problem)
+    if stop is not None:  # a timed run: as many regions as the time left allows (the validation regions first)
+        regions = trainer.reserve.fit(regions, len(s.problem.val_regions), trainer.clock.elapsed())
     if not regions:
         return {}
     start = time.perf_counter()
@@ -39,7 +41,7 @@ def calibrate(trainer: Trainer, weights: dict[str, torch.Tensor]) -> dict[str, A
         outputs = [_region_output(trainer, fn, r) for r in regions]
     finally:
         s.model.load_state_dict(keep)
-    updates = s.task.calibrate(s.problem, regions, outputs, fixed=set(trainer.config.task_config))
+    updates = s.task.calibrate(s.problem, regions, outputs, fixed=set(trainer.config.task_config), stop=stop)
     if "calibration" in updates:
         updates["calibration"] = dict(updates["calibration"], seconds=round(time.perf_counter() - start, 2))
     return updates

@@ -30,6 +30,7 @@ from .calibrate import calibrate
 from .optim import set_learning_rate
 from .pacing import SLOW_CHECK, preview_wait, slow_notice
 from .pretrain import pretrain
+from .reserve import EndReserve, region_pixels
 from .resume import training_state
 from .setup import TrainingSetup, set_up
 
@@ -144,6 +145,8 @@ class Trainer:
         self.margin = int(getattr(setup.task, "val_margin", VAL_MARGIN))
         self.world = setup.world  # several processes (:mod:`.ddp`): steps through DDP, rank 0 validates
         self.net = setup.model if self.world is None else self.world.wrap(setup.model)
+        self.reserve = EndReserve(config.time_limit, region_pixels(setup.problem.val_regions),
+                                  region_pixels(setup.task.calibration_regions(setup.problem)))
 
     # ---------------------------------------------------------------- the loop
 
@@ -154,17 +157,18 @@ class Trainer:
                               s.problem.patch, run.step, s.problem.unit)
         last_preview = time.perf_counter() - config.preview_every + min(config.preview_every, FIRST_PREVIEW)
         first_step = run.step
-        since_best = 0
-        preview_cost = 0.0
-        early_stopped = False
-        self.clock.reset(run.elapsed_before)  # the budget counts training, not the set-up
+        since_best, preview_cost, early_stopped = 0, 0.0, False
+        self.clock.reset(run.elapsed_before)  # the budget counts training and its end (.reserve), not the set-up
         s.model.train()
         while True:
             fraction = self.world.agree(self.budget_used(), self.control) if self.world else self.budget_used()
-            if fraction >= 1.0 or self.control.stop_requested:
+            if (fraction >= 1.0 and (run.local_step or s.resumed)) or self.control.stop_requested:
                 break
             done = self.step(fraction, first_step)
+            self.reserve.step_seconds = 1 / max(done.steps_per_second, 1e-9)  # no step is begun past the limit
             yield done
+            if run.local_step == 1:
+                self.reserve.probe(self.run_validation)  # the end's cost is known before the first epoch ends
             if run.local_step == SLOW_CHECK and config.time_limit and not self.total_steps:
                 yield from slow_notice(done.steps_per_second, config.time_limit)  # now, not after a useless run
             if run.local_step % config.steps_per_epoch == 0:
@@ -184,12 +188,14 @@ class Trainer:
                 last_preview = time.perf_counter()
                 preview_cost = last_preview - started  # a slow preview (a 3D stack on a CPU) comes less often
                 yield event
+        if 0 < run.local_step < SLOW_CHECK and config.time_limit and not (self.total_steps or self.control.stop_requested):
+            yield from slow_notice(done.steps_per_second, config.time_limit)
         return (yield from self.finish(first_step, early_stopped))
 
     def budget_used(self) -> float:
         """Fraction of the budget (time or epochs, whichever ends first) used."""
         elapsed = self.clock.elapsed()
-        return max(elapsed / self.config.time_limit if self.config.time_limit else 0.0,
+        return max(elapsed / limit if (limit := self.reserve.training_seconds()) else 0.0,  # the end kept back
                    self.run_state.local_step / self.total_steps if self.total_steps else 0.0)
 
     def step(self, fraction: float, first_step: int) -> StepDone:
@@ -257,8 +263,9 @@ class Trainer:
     def run_validation(self) -> tuple[dict, float, dict | None] | None:
         """``(metrics, score, report)`` of the current weights on the held-apart data, or ``None`` without any."""
         s, problem = self.s, self.s.problem
+        started = time.perf_counter()
         if s.task.direct_model:
-            return s.task.validate_direct(problem, self.forward)
+            return self.reserve.timed(started, s.task.validate_direct(problem, self.forward))
         if not problem.val_regions:
             return None
         outs = []
@@ -270,7 +277,7 @@ class Trainer:
             out = self.apply_model(source[(slice(None), *grown)])
             inner = tuple(slice(b.start - g.start, b.stop - g.start) for b, g in zip(r.box, grown))
             outs.append(out[(slice(None), *inner)])
-        return (*s.task.validate(problem, outs), None)
+        return self.reserve.scored(started, lambda: (*s.task.validate(problem, outs), None))  # the end's cost
 
     def validate(self) -> ValidationDone | None:
         """Validate, keep the best weights so far, and say so."""
@@ -344,7 +351,7 @@ class Trainer:
                 metrics, s.problem.meta["validation_report"] = dict(best_val[0]), best_val[2]
         if run.best_step is not None:
             metrics["best_score"] = run.best_score
-        s.problem.meta.update(calibrate(self, chosen))  # post-processing settings chosen for these weights
+        s.problem.meta.update(calibrate(self, chosen, stop=self.reserve.stop(self.clock.elapsed)))  # settings
         seconds = self.clock.elapsed()
         extra: dict[str, Any] = {
             "resume": training_state(run, s.optimizer, s.scaler, s.rng, s.device, seconds, not stopped_early,
