@@ -47,6 +47,12 @@ def next_step(form, model=None) -> str:
         return "Add a Points layer with a 'class' feature on a few objects, then Train."
     if f.uses("target") and f.target.value is None:
         return "Pick a Target: a clean (or high-SNR) image of the same pixels."
+    if f.uses("annotations") and ann is not None:
+        from .pairing import mismatch_message, other_owner
+
+        owner = other_owner(f.viewer, image, ann)
+        if owner is not None:
+            return f"Check the annotations: {mismatch_message(image, ann, owner)} (Train asks first)."
     source = f" from '{ann.name}'" if f.uses("annotations") and ann is not None else ""
     ready = f"Ready: Train to {f.task_label.lower()} in '{image.name}'{source}."
     if model is not None:

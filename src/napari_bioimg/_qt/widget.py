@@ -122,6 +122,8 @@ class BioimgWidget(QWidget):
         self.several_btn.changed.connect(lambda *_: self.start_several())
         self.form.changed.connect(self._on_form_changed)
         self.data.changed.connect(self._on_form_changed)
+        self.data.said.connect(lambda text: (self.status.warn if text.startswith(("Not added", "Error"))
+                                             else self.status.info)(text))
         s = self.session
         s.event.connect(self._on_event)
         s.trained.connect(self._on_trained)
@@ -222,19 +224,27 @@ class BioimgWidget(QWidget):
             self.live.begin(run, self.form)
 
     def _ask_first(self, run) -> bool:
-        """Scribbles task on an instance-looking mask: warn, and train only when Train is pressed again."""
-        layer = self.form.annotations.value
+        """Another image's annotations, or a scribbles task on an instance-looking mask: warn, and train only
+        when Train is pressed again."""
+        from .pairing import mismatch_message, other_owner
+
+        layer = self.form.annotations.value if self.form.uses("annotations") else None
+        owner = other_owner(self.viewer, self.form.image.value, layer) if not self.data.pairs else None
         stats = self.form.instance_looking(layer) if run.task == "semantic" else None
         key = (L.layer_key(layer), run.task) if layer is not None else None
-        if stats is None or self._confirmed == key:
+        if (stats is None and owner is None) or self._confirmed == key:
             return False
         self._confirmed = key
+        self.train_btn.text = "Train anyway"
+        if owner is not None:
+            self.status.warn(f"{mismatch_message(self.form.image.value, layer, owner)}, or press Train again to "
+                             f"train on '{layer.name}' anyway.")
+            return True
         n, covered = stats
         self.status.warn(f"'{layer.name}' looks like instance masks ({n} ids over {covered:.0%} of the image), "
                          f"not scribbles: scribbles training would learn {n} 'classes' of single objects. Paint a "
                          "few strokes per class in a new Labels layer (1 = background, 2 = cells, …), or press "
                          f"Train again to train on '{layer.name}' anyway.")
-        self.train_btn.text = "Train anyway"
         return True
 
     def start_prediction(self, after=None) -> None:

@@ -1,0 +1,40 @@
+"""What a new user meets in the widget (issue 24, item 6): no silent pairing, no error hidden by "Ready",
+no silent empty result, no preview passed off as a result. Widget from the Plugins menu, samples from
+File > Open Sample, real buttons and workers; the assertions read what the user sees."""
+
+import numpy as np
+
+from .conftest import fast_settings, ours, same, wait_idle
+
+
+def _another_slice(viewer, name="slice 34"):
+    """A second image of the same shape as the sample (another slice), without annotations of its own."""
+    nuclei = viewer.layers["nuclei"]
+    return viewer.add_image(np.ascontiguousarray(nuclei.data[::-1]), name=name)
+
+
+def test_annotations_follow_the_image_and_a_mismatched_pair_asks_first(viewer, widget, qtbot):
+    viewer.open_sample("napari-bioimg", "nuclei")
+    form = widget.form
+    assert same(form.annotations.value, viewer.layers["nuclei labels"])
+    other = _another_slice(viewer)
+    form.image.value = other
+    # the annotations named for 'nuclei' do not follow to 'slice 34': nothing is picked, the status says why not
+    assert form.annotations.value is None
+    assert "Ready" not in widget.status.value and "nuclei labels" not in widget.status.value
+    # its own annotations are picked when they exist (name pairing 'X' / 'X labels')
+    own = viewer.add_labels(np.zeros(other.data.shape, np.uint16), name="slice 34 labels")
+    form.image.value = viewer.layers["nuclei"]
+    assert same(form.annotations.value, viewer.layers["nuclei labels"])
+    form.image.value = other
+    assert same(form.annotations.value, own)
+    # picked on purpose, another image's annotations: the status says so, Train and Add pair ask first
+    form.annotations.value = viewer.layers["nuclei labels"]
+    assert "Ready" not in widget.status.value and "named for the image 'nuclei'" in widget.status.value
+    widget.train_btn.native.click()
+    assert not widget.busy and widget.train_btn.text == "Train anyway"
+    assert "'nuclei labels' is named for the image 'nuclei', not 'slice 34'" in widget.status.value
+    widget.data.add_btn.native.click()
+    assert widget.data.pairs == [] and widget.status.value.startswith("Not added")
+    widget.data.add_btn.native.click()  # asked; pressed again: added
+    assert len(widget.data.pairs) == 1 and "Added 'slice 34'" in widget.status.value
