@@ -3,6 +3,7 @@ no silent empty result, no preview passed off as a result. Widget from the Plugi
 File > Open Sample, real buttons and workers; the assertions read what the user sees."""
 
 import numpy as np
+import pytest
 
 from .conftest import fast_settings, ours, same, wait_idle
 
@@ -38,3 +39,27 @@ def test_annotations_follow_the_image_and_a_mismatched_pair_asks_first(viewer, w
     assert widget.data.pairs == [] and widget.status.value.startswith("Not added")
     widget.data.add_btn.native.click()  # asked; pressed again: added
     assert len(widget.data.pairs) == 1 and "Added 'slice 34'" in widget.status.value
+
+
+@pytest.mark.parametrize("fail_after", [0, 20])  # before the first preview, after it
+def test_a_failed_training_keeps_its_error_and_what_to_do(viewer, widget, qtbot, monkeypatch, fail_after):
+    from napari_bioimg.core import get_task
+
+    task = type(get_task("instance"))
+    loss, steps = task.loss, []
+
+    def diverging(self, *args):  # what a too high learning rate does after a while: the loss becomes NaN
+        steps.append(1)
+        value = loss(self, *args)
+        return value * float("nan") if len(steps) > fail_after else value
+
+    monkeypatch.setattr(task, "loss", diverging)
+    viewer.open_sample("napari-bioimg", "nuclei")
+    fast_settings(widget, epochs=4)
+    widget.form.preview.value = True
+    widget.train_btn.native.click()
+    wait_idle(qtbot, widget)
+    status = widget.status.value
+    assert status.startswith("Error") and "NaN" in status and "lower the learning rate" in status, status
+    assert "Ready" not in status
+    assert widget.session.model is None and not ours(viewer)  # no half-trained result left as if it were one

@@ -324,7 +324,12 @@ class Session:
     def _on_error(self, run: Run | None, err: BaseException) -> None:
         from ..core import BioimgError
 
-        message = str(err) if isinstance(err, BioimgError) else f"{type(err).__name__}: {err}"
+        if isinstance(err, BioimgError):
+            message = str(err)
+        elif isinstance(err, OSError) and err.filename:
+            message = f"could not use the file {err.filename}: {err.strerror or err}"
+        else:
+            message = f"internal error ({type(err).__name__}: {err}); please report it"
         self.failed.emit(run, message)
 
     def _on_finished(self, job: str, run: Run | None) -> None:

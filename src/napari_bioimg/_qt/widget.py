@@ -58,6 +58,7 @@ class BioimgWidget(QWidget):
         self.legend = C.ClassLegend()
         self.confusion = C.ConfusionPlot()
         self._confirmed = None  # (annotation layer, task) the user chose to train on despite a warning
+        self._failure = ""  # the last run's error: it stays on the status line until the next run
 
         self.train_btn = PushButton(text="Train", tooltip="Train a new model")
         self.continue_btn = PushButton(text="Continue", enabled=False,
@@ -128,7 +129,7 @@ class BioimgWidget(QWidget):
         s.event.connect(self._on_event)
         s.trained.connect(self._on_trained)
         s.predicted.connect(self._on_predicted)
-        s.failed.connect(lambda run, message: self.status.error(message))
+        s.failed.connect(self._on_failed)
         s.ended.connect(self._on_ended)
         s.paused.connect(self._on_paused)
         s.changed.connect(self._update_buttons)
@@ -165,8 +166,12 @@ class BioimgWidget(QWidget):
             self.confusion.show_report(None)
             self.legend.show_entries(None)
         if not self.session.busy:
-            self.status.value = self.guidance()
+            self.status.value = self._after_failure(self.guidance())
         self._update_buttons()
+
+    def _after_failure(self, text: str) -> str:
+        """``text`` under the last run's error (which stays until the next run starts)."""
+        return f"Error: {self._failure}\n{text}" if self._failure else text
 
     def _update_buttons(self) -> None:
         s = self.session
@@ -210,6 +215,7 @@ class BioimgWidget(QWidget):
             return
         if not fine_tune and self._ask_first(run):
             return
+        self._failure = ""
         self.train_btn.text = "Train"
         if not fine_tune:
             self.plot.reset()
@@ -258,6 +264,7 @@ class BioimgWidget(QWidget):
         except BioimgError as err:
             self.status.error(str(err))
             return
+        self._failure = ""
         if after is not None:
             run.placeholder = after.placeholder  # the final result goes into the layer the previews used
             run.follows = after
@@ -349,6 +356,11 @@ class BioimgWidget(QWidget):
         self.status.value = run.summary
         self.confusion.show_report(self.session.model.card.validation_report)
 
+    def _on_failed(self, run, message: str) -> None:
+        what = {"train": "training", "predict": "prediction"}.get(getattr(run, "job", None), "the last action")
+        self._failure = f"{what} failed: {message}. Your layers are unchanged."
+        self.status.error(self._failure)
+
     def _on_predicted(self, run, returned) -> None:
         self.status.prefix = run.follows.summary if run.follows is not None else ""
         show_prediction(run, returned, self.results, self.legend, self.status)
@@ -371,6 +383,8 @@ class BioimgWidget(QWidget):
             self.start_prediction(after=run)  # the whole image with the final model (into the placeholder)
         else:
             self.results.drop_placeholder(run)
+            if run.job == "train" and not run.trained:  # failed: its layer only ever held previews
+                self.results.drop_previews(run)
 
     # ---------------------------------------------------------------- window
     def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
