@@ -123,8 +123,7 @@ class BioimgWidget(QWidget):
         self.several_btn.changed.connect(lambda *_: self.start_several())
         self.form.changed.connect(self._on_form_changed)
         self.data.changed.connect(self._on_form_changed)
-        self.data.said.connect(lambda text: (self.status.warn if text.startswith(("Not added", "Error"))
-                                             else self.status.info)(text))
+        self.data.said.connect(self._on_data_said)
         s = self.session
         s.event.connect(self._on_event)
         s.trained.connect(self._on_trained)
@@ -168,6 +167,13 @@ class BioimgWidget(QWidget):
         if not self.session.busy:
             self.status.value = self._after_failure(self.guidance())
         self._update_buttons()
+
+    def _on_data_said(self, text: str) -> None:
+        """What a Training data button did, and the next step."""
+        if text.startswith(("Not added", "Error")):
+            self.status.warn(text)
+        elif not self.session.busy:
+            self.status.info(f"{text} {self.guidance()}")
 
     def _after_failure(self, text: str) -> str:
         """``text`` under the last run's error (which stays until the next run starts)."""
@@ -271,8 +277,9 @@ class BioimgWidget(QWidget):
         self.progress.begin("Predicting")
         self.session.predict(run, **options)
 
-    def start_several(self, layers=None) -> None:
-        """Predict several image layers (the selected ones, or the listed ones), each into its own result layer."""
+    def start_several(self, layers=None, after=None) -> None:
+        """Predict several image layers (the selected ones, or the listed ones), each into its own result layer;
+        ``after`` the training run on the Training data list (its summary stays on the status line)."""
         from ..core import BioimgError
 
         if self.session.busy or self.session.model is None:
@@ -283,6 +290,7 @@ class BioimgWidget(QWidget):
         except BioimgError as err:
             self.status.error(str(err))
             return
+        run.follows = after
         self.progress.begin(f"Predicting {len(run.parts)} images")
         self.session.predict_many(run, **options)
 
@@ -376,7 +384,7 @@ class BioimgWidget(QWidget):
             if len(run.samples) > 1 else []
         if run.job == "train" and run.trained and listed:
             self._update_buttons()
-            self.start_several(listed)  # every listed image with the final model, each into its own layer
+            self.start_several(listed, after=run)  # every listed image with the final model, each into its own layer
         elif run.job == "train" and run.trained and len(run.samples) == 1 \
                 and L.find_layer(self.viewer, run.sample.image_key) is not None:
             self._update_buttons()
