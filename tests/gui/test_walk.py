@@ -63,3 +63,18 @@ def test_a_failed_training_keeps_its_error_and_what_to_do(viewer, widget, qtbot,
     assert status.startswith("Error") and "NaN" in status and "lower the learning rate" in status, status
     assert "Ready" not in status
     assert widget.session.model is None and not ours(viewer)  # no half-trained result left as if it were one
+
+
+def test_stopping_before_the_model_found_anything_says_so(viewer, widget, qtbot):
+    viewer.open_sample("napari-bioimg", "nuclei")
+    fast_settings(widget, seconds=600)
+    widget.form.preview.value = False
+    widget.train_btn.native.click()
+    qtbot.waitUntil(lambda: len(widget.plot.losses) >= 1, timeout=60_000)
+    widget.stop_btn.native.click()  # a few seconds in: the model has not learnt to find nuclei yet
+    wait_idle(qtbot, widget)
+    (result,) = ours(viewer)
+    n = len(np.unique(result.data)) - (0 in result.data)
+    assert n == 0 or (n == 1 and result.data.all())  # what this test is about: nothing found yet
+    status = widget.status.value
+    assert "Training stopped" in status and "found no objects yet" in status and "Continue" in status, status
