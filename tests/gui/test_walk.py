@@ -78,3 +78,17 @@ def test_stopping_before_the_model_found_anything_says_so(viewer, widget, qtbot)
     assert n == 0 or (n == 1 and result.data.all())  # what this test is about: nothing found yet
     status = widget.status.value
     assert "Training stopped" in status and "found no objects yet" in status and "Continue" in status, status
+
+
+def test_previews_say_they_are_previews_and_never_pass_for_the_result(viewer, widget, qtbot):
+    viewer.open_sample("napari-bioimg", "nuclei")
+    fast_settings(widget, epochs=2)
+    widget.form.preview.value = True
+    widget.train_btn.native.click()
+    qtbot.waitUntil(lambda: any(layer.data.any() for layer in ours(viewer)), timeout=60_000)
+    qtbot.waitUntil(lambda: "Preview: the model at step" in widget.status.value, timeout=30_000)
+    viewer.layers.remove(viewer.layers["nuclei"])  # the image goes away mid-training
+    wait_idle(qtbot, widget)
+    (kept,) = ours(viewer)
+    assert kept.name.startswith("nuclei [unet] (preview, step ")
+    assert "was closed during training" in widget.status.value and "nothing was predicted" in widget.status.value

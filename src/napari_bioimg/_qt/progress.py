@@ -77,6 +77,16 @@ def validation_note(run) -> tuple[str, str | None]:
     return text, caveat
 
 
+def preview_note(run) -> str:
+    """What the preview layer shows: the model at a step of training (early ones look rough)."""
+    ev, last = run.preview, run.last
+    at = last.elapsed if last is not None and last.step == ev.step else None
+    when = f"step {ev.step}" + (f", {fmt_time(at)} of training" if at is not None else "")
+    early = ": an early model, it sharpens as training goes on" if last is None or \
+        (last.fraction or 0) < 0.5 else ""
+    return f"Preview: the model at {when}{early} (the final result replaces it)."
+
+
 class StatusLine:
     """The widget's one line of what is going on; errors and warnings also go to napari's notifications."""
 

@@ -113,6 +113,8 @@ class Run:
     progress: Any = None
     trained: bool = False
     scores: dict | None = None
+    preview: Any = None
+    """The last preview shown (a ``PreviewReady``: its step and elapsed time say how early a model it shows)."""
     placeholder: int | None = None
     """The key of the empty result layer added when training started, until a result is written to it."""
     result_key: int | None = None

@@ -310,6 +310,7 @@ class BioimgWidget(QWidget):
             self.plot.add_validation(ev.step, value, f"{name} ({size})" if size else name)
             self._training_status(run)
         elif isinstance(ev, E.PreviewReady):
+            run.preview = ev
             self.results.preview(run, ev)
         elif isinstance(ev, E.TrainingStarted):
             if run.preview_index is not None:  # the result layer now (napari takes ~0.1 s), not mid-training
@@ -342,7 +343,10 @@ class BioimgWidget(QWidget):
             parts[-1] += P.NBSP + P.part(f"({size}{', few' if caveat else ''})")
         parts += [P.part("step", ev.step), P.part("loss", f"{ev.loss:.3g}"),
                   P.part(f"{ev.steps_per_second:.1f}", "it/s"), P.part("ETA", P.fmt_time(ev.eta))]
-        self.status.value = P.line(*parts)
+        text = P.line(*parts)
+        if run.preview is not None:
+            text += "\n" + P.preview_note(run)
+        self.status.value = text
 
     def _on_paused(self, paused: bool) -> None:
         self.pause_btn.text = "Resume" if paused else "Pause"
@@ -389,6 +393,13 @@ class BioimgWidget(QWidget):
                 and L.find_layer(self.viewer, run.sample.image_key) is not None:
             self._update_buttons()
             self.start_prediction(after=run)  # the whole image with the final model (into the placeholder)
+        elif run.job == "train" and run.trained and len(run.samples) == 1:
+            self.results.drop_placeholder(run)
+            layer = self.results.mark_preview(run)  # not a result: named as the preview it is
+            kept = f" '{layer.name}' holds only an early preview." if layer is not None else ""
+            self.status.warn(f"{run.summary}\nThe image '{run.sample.image_name}' was closed during training, so "
+                             f"nothing was predicted.{kept} The model is kept: Save it, or pick an image and "
+                             "Predict.")
         else:
             self.results.drop_placeholder(run)
             if run.job == "train" and not run.trained:  # failed: its layer only ever held previews
