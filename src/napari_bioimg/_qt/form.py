@@ -22,6 +22,7 @@ from superqt import QCollapsible
 
 from . import classes as C
 from . import layers as L
+from . import pairing as P
 from .guidance import TASKS
 
 _ADVANCED = ("dims", "patch", "patch_z", "temporal", "batch", "lr", "optimizer", "depth", "base_channels", "val",
@@ -323,7 +324,7 @@ class TrainForm:
 
     def _on_image_changed(self, value=None) -> None:
         self._reset_pickers()
-        self._follow_image()
+        P.follow_image(self)  # Annotations follow the image (its own 'X labels')
         with self._quiet():
             self.axes.reset_choices()
         self._suggest()
@@ -347,36 +348,18 @@ class TrainForm:
         ``repick`` (a new task) replaces a current layer that does not suit it. An instance-looking
         mask is never picked for a scribbles task: the user picks it on purpose, or paints scribbles.
         """
-        from .pairing import other_owner, partner
-
         task = self.task_info
         if not self.uses("annotations"):
             return
-        image = self.image.value
-        candidates = [c for c in self.annotations.choices if c is not None
-                      and not other_owner(self.viewer, image, c)]  # never another image's annotations
+        candidates = P.suitable(self.viewer, self.image.value, self.annotations.choices)  # not another image's
         current = self.annotations.value
         ranked = L.rank_annotations(candidates, scribbles=task.name == "semantic", current=current, repick=repick)
         if ranked is None:  # the current layer suits the task
             return
-        own = partner(image, ranked)  # the image's own annotations ('X labels' for 'X') first
-        ranked = ranked if own is None else [own] + [c for c in ranked if not L.same_layer(c, own)]
+        ranked = P.own_first(self.image.value, ranked)
         with self._quiet():
             self.annotations.value = ranked[0] if ranked else None
         self._refresh_classes()
-
-    def _follow_image(self) -> None:
-        """A new image: Annotations follow it (its own ``X labels``), never keep another image's annotations."""
-        from .pairing import other_owner, partner
-
-        image, current = self.image.value, self.annotations.value
-        if not self.uses("annotations") or current is None:
-            return
-        own = partner(image, self.annotations.choices)
-        if not L.same_layer(current, own) and (own is not None or other_owner(self.viewer, image, current)):
-            with self._quiet():
-                self.annotations.value = None
-            self._pick_annotations()
 
     def instance_looking(self, layer) -> tuple[int, float] | None:
         """The label statistics of ``layer`` when it looks like instance masks, else ``None``."""

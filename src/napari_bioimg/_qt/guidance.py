@@ -58,3 +58,28 @@ def next_step(form, model=None) -> str:
     if model is not None:
         ready += f" Predict uses the current model ({model.card.summary()})."
     return ready
+
+
+def doubt(form, viewer, run, listed) -> tuple | None:
+    """``(key, warning)`` when Train should ask first: the picked annotations are named for another image, or a
+    scribbles task got instance-looking masks; ``None`` when nothing is in doubt. ``key`` identifies what the
+    user confirms by pressing Train again."""
+    from . import layers as L
+    from .pairing import mismatch_message, other_owner
+
+    layer = form.annotations.value if form.uses("annotations") else None
+    if layer is None:
+        return None
+    key = (L.layer_key(layer), run.task)
+    owner = other_owner(viewer, form.image.value, layer) if not listed.pairs else None
+    if owner is not None:
+        return key, (f"{mismatch_message(form.image.value, layer, owner)}, or press Train again to train on "
+                     f"'{layer.name}' anyway.")
+    stats = form.instance_looking(layer) if run.task == "semantic" else None
+    if stats is None:
+        return None
+    n, covered = stats
+    return key, (f"'{layer.name}' looks like instance masks ({n} ids over {covered:.0%} of the image), not "
+                 f"scribbles: scribbles training would learn {n} 'classes' of single objects. Paint a few strokes "
+                 "per class in a new Labels layer (1 = background, 2 = cells, …), or press Train again to train "
+                 f"on '{layer.name}' anyway.")

@@ -50,3 +50,26 @@ def mismatch_message(image, labels, owner: str) -> str:
     """The words for a pair whose names do not match."""
     return (f"'{labels.name}' is named for the image '{owner}', not '{image.name}': a model trained on it would "
             f"learn another image's masks. Pick (or paint) the annotations of '{image.name}' under Annotations")
+
+
+def suitable(viewer, image, choices) -> list:
+    """The annotation layers among ``choices`` that may go with ``image``: none named for another open image."""
+    return [c for c in choices if c is not None and not other_owner(viewer, image, c)]
+
+
+def own_first(image, ranked: list) -> list:
+    """``ranked`` with the image's own annotations (``X labels`` for ``X``) first."""
+    own = partner(image, ranked)
+    return ranked if own is None else [own] + [c for c in ranked if not L.same_layer(c, own)]
+
+
+def follow_image(form) -> None:
+    """A new image: Annotations follow it (its own ``X labels``), never keep another image's annotations."""
+    image, current = form.image.value, form.annotations.value
+    if not form.uses("annotations") or current is None:
+        return
+    own = partner(image, form.annotations.choices)
+    if not L.same_layer(current, own) and (own is not None or other_owner(form.viewer, image, current)):
+        with form._quiet():
+            form.annotations.value = None
+        form._pick_annotations()

@@ -77,6 +77,30 @@ def validation_note(run) -> tuple[str, str | None]:
     return text, caveat
 
 
+def training_line(run) -> str:
+    """The status line while training: the latest score (and on how much), step, loss, speed, ETA, preview."""
+    ev, val = run.last, run.val
+    parts = [part(k.replace("_", " "), f"{v:.3g}") for k, v in list(val.metrics.items())[:1]] if val else []
+    size, caveat = validation_note(run)
+    if parts and size:
+        parts[-1] += NBSP + part(f"({size}{', few' if caveat else ''})")
+    parts += [part("step", ev.step), part("loss", f"{ev.loss:.3g}"),
+              part(f"{ev.steps_per_second:.1f}", "it/s"), part("ETA", fmt_time(ev.eta))]
+    text = line(*parts)
+    return text + "\n" + preview_note(run) if run.preview is not None else text
+
+
+def trained_summary(run, result) -> str:
+    """What a training came to: steps, time, scores, on how much they rest and how far to trust them."""
+    metrics = ", ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in result.metrics.items() if k != "best_score")
+    how = "stopped" if result.stopped_early else "finished"
+    size, caveat = validation_note(run)
+    text = f"Training {how}: {result.steps} steps in {result.seconds:.0f} s. {metrics}"
+    if metrics and size:
+        text += f" (validated {size})"
+    return text + (f". Caution: {caveat}." if caveat and metrics else ".")
+
+
 def preview_note(run) -> str:
     """What the preview layer shows: the model at a step of training (early ones look rough)."""
     ev, last = run.preview, run.last

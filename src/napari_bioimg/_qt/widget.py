@@ -14,21 +14,20 @@ All computation lives in :mod:`napari_bioimg.core`; the widget applies its event
 
 from __future__ import annotations
 
-import threading
-
 import napari
 import numpy as np
 from magicgui.widgets import Container, PushButton
 from napari.utils.notifications import show_info, show_warning
 from qtpy import sip
-from qtpy.QtCore import QEvent, Qt
-from qtpy.QtWidgets import QDockWidget, QFrame, QScrollArea, QVBoxLayout, QWidget
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
 
 from . import classes as C
 from . import inputs
 from . import layers as L
 from . import progress as P
 from .datalist import TrainingData
+from .dock import EngineDock
 from .files import FileActions
 from .form import TrainForm
 from .guidance import next_step
@@ -41,12 +40,22 @@ from .results import ResultLayers
 from .session import Session
 
 
-class BioimgWidget(QWidget):
+class BioimgWidget(EngineDock):
     """Train a U-Net (and other registered models) on the current image and annotations."""
+
+    PARTS = ("form", "data", "session", "results", "status", "files", "progress", "plot", "legend", "confusion",
+             "train_btn", "continue_btn", "pause_btn", "stop_btn", "predict_btn", "several_btn", "buttons", "live",
+             "scroll")
 
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__()
         self.viewer = viewer
+        self._close_watch = CloseWatch(self, self._on_close)
+        self.start()
+
+    def build(self) -> None:
+        """Make the parts and wire them (GUI thread, once the engine is imported)."""
+        viewer = self.viewer
         self.form = TrainForm(viewer)
         self.data = TrainingData(viewer, self.form)
         self.session = Session(alive=lambda: not sip.isdeleted(self.progress))
@@ -78,14 +87,8 @@ class BioimgWidget(QWidget):
         self.live = LivePanel(viewer, self.session, self.results, self.status)
         self._layout()
         self._wire()
-        self._close_watch = CloseWatch(self, self._on_close)
         self._update_buttons()
         self.status.value = self.guidance()
-        # torch's one-time start-up (importing its compiler stack, first kernels) now, off the GUI thread,
-        # rather than in the first seconds of training where it would freeze the viewer
-        from ..core.runtime.fast import warm_up
-
-        threading.Thread(target=warm_up, name="napari-bioimg-warm-up", daemon=True).start()
         self.progress.warm_up()
 
     # ---------------------------------------------------------------- composition
@@ -110,9 +113,7 @@ class BioimgWidget(QWidget):
         self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         bar = self.scroll.verticalScrollBar().sizeHint().width()
         self.scroll.setMinimumWidth(content.minimumSizeHint().width() + bar)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(self.scroll)
+        self.show_content(self.scroll)
 
     def _wire(self) -> None:
         self.train_btn.changed.connect(lambda *_: self.start_training())
@@ -231,32 +232,22 @@ class BioimgWidget(QWidget):
         on = run.sample.image_name if len(run.samples) == 1 else f"{len(run.samples)} images"
         self.status.value = f"{how} {config.model} ({self.form.task_label}) on {on}…"
         run.live = self.live.wants(run.task, fine_tune) and len(run.samples) == 1
+        if run.preview_index is not None:  # the result layer now: napari takes 0.1-0.3 s, not mid-training
+            self.results.add_placeholder(run)
         self.session.train(run, config)
         if run.live:
             self.live.begin(run, self.form)
 
     def _ask_first(self, run) -> bool:
-        """Another image's annotations, or a scribbles task on an instance-looking mask: warn, and train only
-        when Train is pressed again."""
-        from .pairing import mismatch_message, other_owner
+        """Another image's annotations, or a scribbles task on instance masks: warn; train on a second press."""
+        from .guidance import doubt
 
-        layer = self.form.annotations.value if self.form.uses("annotations") else None
-        owner = other_owner(self.viewer, self.form.image.value, layer) if not self.data.pairs else None
-        stats = self.form.instance_looking(layer) if run.task == "semantic" else None
-        key = (L.layer_key(layer), run.task) if layer is not None else None
-        if (stats is None and owner is None) or self._confirmed == key:
+        found = doubt(self.form, self.viewer, run, self.data)
+        if found is None or self._confirmed == found[0]:
             return False
-        self._confirmed = key
+        self._confirmed = found[0]
         self.train_btn.text = "Train anyway"
-        if owner is not None:
-            self.status.warn(f"{mismatch_message(self.form.image.value, layer, owner)}, or press Train again to "
-                             f"train on '{layer.name}' anyway.")
-            return True
-        n, covered = stats
-        self.status.warn(f"'{layer.name}' looks like instance masks ({n} ids over {covered:.0%} of the image), "
-                         f"not scribbles: scribbles training would learn {n} 'classes' of single objects. Paint a "
-                         "few strokes per class in a new Labels layer (1 = background, 2 = cells, …), or press "
-                         f"Train again to train on '{layer.name}' anyway.")
+        self.status.warn(found[1])
         return True
 
     def start_prediction(self, after=None) -> None:
@@ -313,8 +304,6 @@ class BioimgWidget(QWidget):
             run.preview = ev
             self.results.preview(run, ev)
         elif isinstance(ev, E.TrainingStarted):
-            if run.preview_index is not None:  # the result layer now (napari takes ~0.1 s), not mid-training
-                self.results.add_placeholder(run)
             size, caveat = P.validation_note(run)
             self.status.value = P.line(f"Training on {ev.device}: {ev.n_parameters:,} parameters",
                                        P.part("patch", "×".join(map(str, ev.patch_size))),
@@ -334,19 +323,8 @@ class BioimgWidget(QWidget):
             (show_warning if ev.level == "warning" else show_info)(f"napari-bioimg: {ev.message}")
 
     def _training_status(self, run) -> None:
-        ev, val = run.last, run.val
-        if ev is None:
-            return
-        parts = [P.part(k.replace("_", " "), f"{v:.3g}") for k, v in list(val.metrics.items())[:1]] if val else []
-        size, caveat = P.validation_note(run)
-        if parts and size:
-            parts[-1] += P.NBSP + P.part(f"({size}{', few' if caveat else ''})")
-        parts += [P.part("step", ev.step), P.part("loss", f"{ev.loss:.3g}"),
-                  P.part(f"{ev.steps_per_second:.1f}", "it/s"), P.part("ETA", P.fmt_time(ev.eta))]
-        text = P.line(*parts)
-        if run.preview is not None:
-            text += "\n" + P.preview_note(run)
-        self.status.value = text
+        if run.last is not None:
+            self.status.value = P.training_line(run)
 
     def _on_paused(self, paused: bool) -> None:
         self.pause_btn.text = "Resume" if paused else "Pause"
@@ -358,13 +336,7 @@ class BioimgWidget(QWidget):
             self._training_status(run)
 
     def _on_trained(self, run, result) -> None:
-        metrics = ", ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in result.metrics.items() if k != "best_score")
-        how = "stopped" if result.stopped_early else "finished"
-        size, caveat = P.validation_note(run)
-        text = f"Training {how}: {result.steps} steps in {result.seconds:.0f} s. {metrics}"
-        if metrics and size:
-            text += f" (validated {size})"
-        run.summary = text + (f". Caution: {caveat}." if caveat and metrics else ".")
+        run.summary = P.trained_summary(run, result)
         self.status.value = run.summary
         self.confusion.show_report(self.session.model.card.validation_report)
 
@@ -406,27 +378,11 @@ class BioimgWidget(QWidget):
                 self.results.drop_previews(run)
 
     # ---------------------------------------------------------------- window
-    def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
-        super().showEvent(event)
-        self._fit_dock_title()
-
-    def event(self, event) -> bool:
-        if event.type() == QEvent.Type.ParentChange:
-            self._fit_dock_title()
-        return super().event(event)
-
-    def _fit_dock_title(self) -> None:
-        """Wide enough for napari's dock title ("Deep learning (train / predict) (napari-bioimg)")."""
-        dock = self.parent()
-        while dock is not None and not isinstance(dock, QDockWidget):
-            dock = dock.parent()
-        title = getattr(dock.titleBarWidget(), "title", None) if dock is not None else None
-        if title is not None:
-            needed = title.fontMetrics().horizontalAdvance(title.text()) + 90  # + the bar's three buttons
-            self.setMinimumWidth(min(max(needed, self.scroll.minimumWidth()), 480))
-
     def _on_close(self, window_closed: bool) -> None:
         """The window (or this widget) closes: workers end now, temporary results go, no callback comes back."""
+        if not self.ready:  # closed while the engine was loading: nothing to end
+            self.cancel()
+            return
         self.session.shutdown()
         self.live.close()
         self.progress.close_activity()
