@@ -92,3 +92,32 @@ def test_previews_say_they_are_previews_and_never_pass_for_the_result(viewer, wi
     (kept,) = ours(viewer)
     assert kept.name.startswith("nuclei [unet] (preview, step ")
     assert "was closed during training" in widget.status.value and "nothing was predicted" in widget.status.value
+
+
+def test_objects_get_a_class_in_the_widget_without_the_console(viewer, widget, qtbot):
+    from napari_bioimg._qt import classes as C
+    from tests.conftest import make_objects2d
+
+    image, labels, truth = make_objects2d()
+    viewer.add_image(image, name="cells")
+    objects = viewer.add_labels(labels, name="objects")
+    widget.form.task.value = "classify"
+    assert not widget.marker.row.native.isHidden()
+    assert "Ready" not in widget.status.value and "Mark objects" in widget.status.value
+    ids = sorted(truth)[:4]
+    centre = {i: np.argwhere(labels == i).mean(0) for i in ids}
+    widget.marker.mark_btn.native.click()
+    marks = viewer.layers["classes"]
+    assert viewer.layers.selection.active.name == "classes" and marks.mode == "add"
+    marks.add(centre[ids[0]])  # what a click in add mode does
+    marks.add(centre[ids[1]])
+    assert "Ready" not in widget.status.value and "class 1: 2 objects" in widget.status.value
+    widget.marker.cls.value = 2
+    marks.add(centre[ids[2]])
+    marks.add(centre[ids[3]])
+    assert same(widget.form.classes.value, marks)
+    assert "Ready" in widget.status.value and "class 2: 2 objects" in widget.status.value
+    got = C.class_request(widget.form.classes.value, objects)(labels).classes
+    assert {k: str(v) for k, v in got.items()} == {ids[0]: "1", ids[1]: "1", ids[2]: "2", ids[3]: "2"}
+    widget.form.task.value = "instance"
+    assert widget.marker.row.native.isHidden()

@@ -43,8 +43,17 @@ def next_step(form, model=None) -> str:
         if "objects" in task.inputs:
             return "Pick the Labels layer of the objects to classify under Objects."
         return "Pick (or paint) a Labels layer of the image's shape with the objects' masks under Annotations."
-    if f.uses("classes") and f.classes.value is None:
-        return "Add a Points layer with a 'class' feature on a few objects, then Train."
+    marks = ""
+    if f.uses("classes"):
+        from .marking import class_counts, describe
+
+        counts = class_counts(f.classes.value, ann) if f.classes.value is not None else {}
+        what = "objects" if "objects" in task.inputs else "frames"
+        if counts is not None and len(counts) < 2:
+            so_far = f" So far: {describe(counts, what)}." if counts else ""
+            return (f"Give a few {what} a class: pick a Class, press Mark objects and click {what} in the image; "
+                    f"then the next class (at least two classes).{so_far}")
+        marks = f" ({describe(counts, what)})" if counts else ""
     if f.uses("target") and f.target.value is None:
         return "Pick a Target: a clean (or high-SNR) image of the same pixels."
     if f.uses("annotations") and ann is not None:
@@ -54,7 +63,7 @@ def next_step(form, model=None) -> str:
         if owner is not None:
             return f"Check the annotations: {mismatch_message(image, ann, owner)} (Train asks first)."
     source = f" from '{ann.name}'" if f.uses("annotations") and ann is not None else ""
-    ready = f"Ready: Train to {f.task_label.lower()} in '{image.name}'{source}."
+    ready = f"Ready: Train to {f.task_label.lower()} in '{image.name}'{source}{marks}."
     if model is not None:
         ready += f" Predict uses the current model ({model.card.summary()})."
     return ready

@@ -34,6 +34,7 @@ from .guidance import next_step
 from .jobs import CopyProgress, ImageResult
 from .lifetime import CloseWatch
 from .live import LivePanel
+from .marking import ClassMarker
 from .outcome import show_prediction
 from .plots import LossPlot
 from .results import ResultLayers
@@ -43,7 +44,7 @@ from .session import Session
 class BioimgWidget(EngineDock):
     """Train a U-Net (and other registered models) on the current image and annotations."""
 
-    PARTS = ("form", "data", "session", "results", "status", "files", "progress", "plot", "legend", "confusion",
+    PARTS = ("form", "data", "marker", "session", "results", "status", "files", "progress", "plot", "legend", "confusion",
              "train_btn", "continue_btn", "pause_btn", "stop_btn", "predict_btn", "several_btn", "buttons", "live",
              "scroll")
 
@@ -58,6 +59,7 @@ class BioimgWidget(EngineDock):
         viewer = self.viewer
         self.form = TrainForm(viewer)
         self.data = TrainingData(viewer, self.form)
+        self.marker = ClassMarker(viewer)
         self.session = Session(alive=lambda: not sip.isdeleted(self.progress))
         self.results = ResultLayers(viewer)
         self.status = P.StatusLine()
@@ -87,8 +89,7 @@ class BioimgWidget(EngineDock):
         self.live = LivePanel(viewer, self.session, self.results, self.status)
         self._layout()
         self._wire()
-        self._update_buttons()
-        self.status.value = self.guidance()
+        self._on_form_changed()
         self.progress.warm_up()
 
     # ---------------------------------------------------------------- composition
@@ -97,9 +98,9 @@ class BioimgWidget(EngineDock):
         content = QWidget()
         box = QVBoxLayout(content)
         box.setContentsMargins(6, 4, 6, 4)
-        for row in (self.form.main, self.buttons, self.live.row, self.files.row):
+        for row in (self.form.main, self.marker.row, self.buttons, self.live.row, self.files.row):
             row.native.layout().setContentsMargins(0, 0, 0, 0)
-        for part in (self.form.main.native, self.form.collapsible, self.data, self.buttons.native,
+        for part in (self.form.main.native, self.marker.row.native, self.form.collapsible, self.data, self.buttons.native,
                      self.several_btn.native, self.live.row.native, self.live.suggestions.native,
                      self.files.row.native,
                      self.files.save_result_btn.native, self.progress, self.status.label.native, self.plot,
@@ -124,6 +125,7 @@ class BioimgWidget(EngineDock):
         self.several_btn.changed.connect(lambda *_: self.start_several())
         self.form.changed.connect(self._on_form_changed)
         self.data.changed.connect(self._on_form_changed)
+        self.marker.changed.connect(self._on_form_changed)
         self.data.said.connect(self._on_data_said)
         s = self.session
         s.event.connect(self._on_event)
@@ -160,6 +162,7 @@ class BioimgWidget(EngineDock):
         return next_step(self.form, self.session.model)
 
     def _on_form_changed(self) -> None:
+        self.marker.row.visible = self.form.uses("classes")
         self._confirmed = None
         self.train_btn.text = "Train"
         if not self.form.task_info.direct_model:  # class displays belong to classification
