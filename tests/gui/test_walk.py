@@ -121,3 +121,21 @@ def test_objects_get_a_class_in_the_widget_without_the_console(viewer, widget, q
     assert {k: str(v) for k, v in got.items()} == {ids[0]: "1", ids[1]: "1", ids[2]: "2", ids[3]: "2"}
     widget.form.task.value = "instance"
     assert widget.marker.row.native.isHidden()
+
+
+def test_a_full_disk_names_the_file_and_loses_nothing(viewer, widget, qtbot, tmp_path, monkeypatch, blob_model):
+    import torch
+
+    from .conftest import choose_file
+
+    widget.session.set_model(blob_model)
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full)
+    choose_file(monkeypatch, "getSaveFileName", tmp_path / "nuclei.pt")
+    widget.files.save_btn.native.click()
+    status = widget.status.value
+    assert status.startswith("Error: could not write") and "nuclei.pt" in status and "Nothing was lost" in status
+    assert "internal error" not in status and list(tmp_path.iterdir()) == []

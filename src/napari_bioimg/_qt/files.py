@@ -131,7 +131,12 @@ class FileActions:
     def _save_dialog(self, value=None) -> None:
         path, _ = QFileDialog.getSaveFileName(self.parent, "Save model", "model.pt", "napari-bioimg model (*.pt)")
         if path:
-            self.save_model(path)
+            from ..core import BioimgError
+
+            try:
+                self.save_model(path)
+            except BioimgError as err:
+                self.status.error(f"{err}. The model is still here.")
 
     def _load_dialog(self, value=None) -> None:
         path, _ = QFileDialog.getOpenFileName(self.parent, "Load model", "", "Models (*.pt *.zip *.yaml);;"
