@@ -139,3 +139,21 @@ def test_a_full_disk_names_the_file_and_loses_nothing(viewer, widget, qtbot, tmp
     status = widget.status.value
     assert status.startswith("Error: could not write") and "nuclei.pt" in status and "Nothing was lost" in status
     assert "internal error" not in status and list(tmp_path.iterdir()) == []
+
+
+def test_words_are_the_users_not_the_engines(viewer, widget, blob_model):
+    from types import SimpleNamespace
+
+    from napari_bioimg._qt.progress import validation_note
+
+    viewer.open_sample("napari-bioimg", "nuclei")
+    widget.session.set_model(blob_model)
+    widget.form.time_limit.value = 30  # any change: the guidance is said again
+    assert "unet (2D) to segment objects" in widget.status.value and "for instance" not in widget.status.value
+    assert "to segment objects" in widget.predict_btn.tooltip
+    # nothing is annotated for denoising: a small validation set is not solved by annotating more
+    started = SimpleNamespace(n_val_pixels=900, unit="pixels")
+    _, caveat = validation_note(SimpleNamespace(task="denoise", val=None, started=started))
+    assert caveat is not None and "annotate" not in caveat
+    _, caveat = validation_note(SimpleNamespace(task="semantic", val=None, started=started))
+    assert "annotate more" in caveat

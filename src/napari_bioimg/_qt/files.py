@@ -83,7 +83,9 @@ class FileActions:
             self.form.task.value = card.task
             self.form.model.value = card.model
         metrics = ", ".join(f"{k} {v:.3f}" for k, v in card.metrics.items() if k != "best_score")
-        self.status.info(f"Loaded {Path(path).name}: {card.summary()}. {metrics}".strip())
+        from .guidance import model_words
+
+        self.status.info(f"Loaded {Path(path).name}: {model_words(card)}. {metrics}".strip())
 
     def export_model(self, path: str | Path, fmt: str | None = None) -> None:
         """Export the current model in the background: bioimage.io (.zip), TorchScript or ONNX (.onnx).

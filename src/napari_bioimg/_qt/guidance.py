@@ -28,6 +28,14 @@ TASKS = {
 }
 
 
+def model_words(card) -> str:
+    """A model in the user's words: "unet (2D) to segment objects", not the engine's task name."""
+    if card.foreign:
+        return card.summary()
+    dims = "3D" if card.spatial_dims == 3 else "2D"
+    return f"{card.model} ({dims}) to {TASKS.get(card.task, (card.task, ''))[0].lower()}"
+
+
 def next_step(form, model=None) -> str:
     """The next step, from what is picked (never asks for what is already there)."""
     f, task = form, form.task_info
@@ -65,7 +73,7 @@ def next_step(form, model=None) -> str:
     source = f" from '{ann.name}'" if f.uses("annotations") and ann is not None else ""
     ready = f"Ready: Train to {f.task_label.lower()} in '{image.name}'{source}{marks}."
     if model is not None:
-        ready += f" Predict uses the current model ({model.card.summary()})."
+        ready += f" Predict uses the current model ({model_words(model.card)})."
     return ready
 
 

@@ -25,6 +25,10 @@ SMALL_VALIDATION = {"pixels": 50_000, "objects": 30, "frames": 10}
 """Below these validation-set sizes the scores get a caveat: a handful of objects makes any score noisy."""
 
 
+SELF_SUPERVISED = ("denoise", "reconstruct", "restore")
+"""Tasks that learn from the image itself (or a target image): nothing to annotate."""
+
+
 def fmt_time(seconds: float | None) -> str:
     if seconds is None:
         return "--:--"
@@ -68,12 +72,14 @@ def validation_note(run) -> tuple[str, str | None]:
     if size is None:
         return "", None
     n, unit = size
+    annotated = getattr(run, "task", None) not in SELF_SUPERVISED
     if n == 0:
-        return "no validation set", "no annotations were held apart: the scores say nothing; raise Validation %"
+        held = "no annotations were" if annotated else "nothing was"
+        return "no validation set", f"{held} held apart: the scores say nothing; raise Validation %"
     text = f"on {fmt_count(n)} {unit if n != 1 else unit.rstrip('s')}"
     small = n < SMALL_VALIDATION.get(unit, 0)
-    caveat = ("too small a validation set to trust the scores: check the result by eye "
-              "(annotate more, or raise Validation %)") if small else None
+    more = "annotate more, or raise Validation %" if annotated else "raise Validation %, or use a bigger image"
+    caveat = f"too small a validation set to trust the scores: check the result by eye ({more})" if small else None
     return text, caveat
 
 

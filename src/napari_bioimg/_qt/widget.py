@@ -30,7 +30,7 @@ from .datalist import TrainingData
 from .dock import EngineDock
 from .files import FileActions
 from .form import TrainForm
-from .guidance import next_step
+from .guidance import model_words, next_step
 from .jobs import CopyProgress, ImageResult
 from .lifetime import CloseWatch
 from .live import LivePanel
@@ -199,7 +199,7 @@ class BioimgWidget(EngineDock):
             "Train a model or Load one first" if s.model is None else
             "Busy: wait for the current run, or Stop it" if busy else
             "Pick an image to predict" if image is None else
-            f"Predict '{image.name}' with the current model: {s.model.card.summary()}")
+            f"Predict '{image.name}' with the current model: {model_words(s.model.card)}")
         self.files.update()
 
     # ---------------------------------------------------------------- actions
