@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import threading
 
-from qtpy.QtCore import QEvent, QTimer
-from qtpy.QtWidgets import QDockWidget, QLabel, QVBoxLayout, QWidget
+from qtpy.QtCore import QEvent, Qt, QTimer
+from qtpy.QtWidgets import QDockWidget, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 _loaded = threading.Event()
 _lock = threading.Lock()
@@ -73,6 +73,9 @@ class EngineDock(QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         self._loading = QLabel("Loading the deep-learning engine (PyTorch)…")
+        # expanding, like the scroll area that replaces it: napari adds no stretch above the content
+        self._loading.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
+        self._loading.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         outer.addWidget(self._loading)
         self._engine = load_engine()
         self._poll = QTimer(self)
