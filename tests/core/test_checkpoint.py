@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from napari_bioimg.core import TrainConfig, predict_sync, train_sync
-from napari_bioimg.core.errors import CheckpointError
+from napari_bioimg.core.errors import CheckpointError, InputError
 from napari_bioimg.core.formats.checkpoint import load_checkpoint, save_checkpoint
 from napari_bioimg.core.formats.loading import load_model
 
@@ -39,10 +39,11 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path, trained, monkeypatch):
     before = path.read_bytes()
 
     def boom(*a, **k):
-        raise OSError("disk full")
+        raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(torch, "save", boom)
-    with pytest.raises(OSError):
+    # a full disk: one line naming the file and saying nothing was lost (not "internal error: OSError ...")
+    with pytest.raises(InputError, match=r"could not write .*m\.pt: No space left on device\. Nothing was lost"):
         save_checkpoint(res.checkpoint, path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]

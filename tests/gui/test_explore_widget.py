@@ -53,6 +53,10 @@ def test_embedding_is_linked_both_ways_and_marks_classes(viewer, explore, qtbot)
     k = 3
     plot.click(*plot.coords[k])
     assert objects.selected_label == ids[k] and plot.highlighted == ids[k]
+    # ... and shows it in the image: alone (napari's "show selected"), the camera on it
+    assert objects.show_selected_label
+    centre = np.argwhere(objects.data == ids[k]).mean(axis=0)
+    np.testing.assert_allclose(viewer.scene.camera.center[-2:], objects.data_to_world(centre), atol=3)
     # layer -> plot: selecting another object (the picker, or typing the label) rings its point
     objects.selected_label = int(ids[5])
     assert plot.highlighted == ids[5]

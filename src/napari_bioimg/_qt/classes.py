@@ -9,11 +9,9 @@ from __future__ import annotations
 from html import escape
 
 import numpy as np
-from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-from matplotlib.figure import Figure
 from napari.layers import Labels, Points
 from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QLabel
+from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from . import layers as L
 
@@ -133,16 +131,31 @@ def prediction_features(result) -> dict:
             "class_id": [int(result.class_values[k]) for k in result.index]}
 
 
-class ConfusionPlot(FigureCanvasQTAgg):
-    """The validation confusion matrix (rows: true class, columns: predicted class)."""
+class ConfusionPlot(QWidget):
+    """The validation confusion matrix (rows: true class, columns: predicted class).
+
+    matplotlib (about 0.5 s to import) is loaded when the first matrix is drawn, not when the widget opens.
+    """
 
     def __init__(self):
-        fig = Figure(figsize=(3.2, 2.6), dpi=90, facecolor=BG, layout="tight")
-        super().__init__(fig)
-        self.ax = fig.add_subplot(111)
+        super().__init__()
+        self.ax = None
+        self.canvas = None
         self.matrix: np.ndarray | None = None
+        QVBoxLayout(self).setContentsMargins(0, 0, 0, 0)
         self.setMinimumHeight(200)
         self.setVisible(False)
+
+    def _axes(self):
+        if self.ax is None:
+            from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+            from matplotlib.figure import Figure
+
+            fig = Figure(figsize=(3.2, 2.6), dpi=90, facecolor=BG, layout="tight")
+            self.canvas = FigureCanvasQTAgg(fig)
+            self.layout().addWidget(self.canvas)
+            self.ax = fig.add_subplot(111)
+        return self.ax
 
     def show_report(self, report: dict | None) -> None:
         """Draw ``report["confusion_matrix"]`` with class names and counts; hide when there is none."""
@@ -152,7 +165,7 @@ class ConfusionPlot(FigureCanvasQTAgg):
             return
         self.matrix = np.asarray(report["confusion_matrix"])
         names = [str(c) for c in report["classes"]]
-        ax = self.ax
+        ax = self._axes()
         ax.clear()
         ax.set_facecolor(BG)
         ax.imshow(self.matrix, cmap="Blues", vmin=0)
@@ -166,7 +179,7 @@ class ConfusionPlot(FigureCanvasQTAgg):
         ax.set_title(f"validation: accuracy {report['accuracy']:.2f}, macro F1 {report['macro_f1']:.2f} "
                      f"(n={report['n']})", color=FG, fontsize=7)
         self.setVisible(True)
-        self.draw_idle()
+        self.canvas.draw_idle()
 
 
 def legend_entries(result) -> list[tuple[str, str, int]]:

@@ -21,6 +21,7 @@ from qtpy.QtWidgets import QAbstractItemView, QFileDialog, QListWidget, QVBoxLay
 from superqt import QCollapsible
 
 from . import layers as L
+from .pairing import mismatch_message, named_for, other_owner, stem
 from .session import Sample
 
 
@@ -37,21 +38,15 @@ class Pair:
         return isinstance(self.image, Path)
 
 
-def _stem(name: str) -> str:
-    return name.strip().lower().replace(" ", "_")
-
-
 def matching_pairs(viewer) -> list[tuple]:
     """``(image layer, labels layer)`` whose names pair (``X`` / ``X labels``, ``X_mask``...) and shapes fit."""
-    from ..core.data.pairing import LABEL_SUFFIXES, strip_role
-
-    images = {_stem(layer.name): layer for layer in viewer.layers
+    images = {stem(layer.name): layer for layer in viewer.layers
               if isinstance(layer, Image) and not L.is_ours(layer)}
     pairs = []
     for layer in viewer.layers:
         if not isinstance(layer, Labels) or L.is_ours(layer):
             continue
-        base = strip_role(_stem(layer.name), LABEL_SUFFIXES)
+        base = named_for(layer)
         image = images.get(base) if base else None
         if image is not None and L.fits(layer, image):
             pairs.append((image, layer))
@@ -62,11 +57,15 @@ class TrainingData(QWidget):
     """The list and its buttons, in a collapsible section; ``changed`` fires when the rows change."""
 
     changed = Signal()
+    said = Signal(str)
+    """What a button did, in words (the widget shows it on its status line)."""
 
     def __init__(self, viewer, form, parent=None):
         super().__init__(parent)
         self.viewer, self.form = viewer, form
         self.pairs: list[Pair] = []
+        self._shown: list[str] = []
+        self._asked = None  # (image key, labels key) of a mismatched pair the user was warned about
         self.list = QListWidget()
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.list.setMaximumHeight(110)
@@ -97,9 +96,9 @@ class TrainingData(QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(self.section)
-        self.add_btn.changed.connect(lambda *_: self.add_current())
-        self.match_btn.changed.connect(lambda *_: self.add_matching())
-        self.folder_btn.changed.connect(lambda *_: self.add_folder())
+        self.add_btn.changed.connect(lambda *_: self._say(self.add_current()))
+        self.match_btn.changed.connect(lambda *_: self._say(self.add_matching()))
+        self.folder_btn.changed.connect(lambda *_: self._say(self.add_folder()))
         self.val_btn.changed.connect(lambda *_: self.toggle_validation())
         self.remove_btn.changed.connect(lambda *_: self.remove_selected())
 
@@ -116,6 +115,12 @@ class TrainingData(QWidget):
         if image is None:
             return "Pick an image first."
         labels = self.form.annotations.value if self.form.uses("annotations") else None
+        owner = other_owner(self.viewer, image, labels)
+        pair_key = (L.layer_key(image), L.layer_key(labels) if labels is not None else None)
+        if owner is not None and self._asked != pair_key:
+            self._asked = pair_key
+            return f"Not added: {mismatch_message(image, labels, owner)}, or press Add pair again to add it anyway."
+        self._asked = None
         added = self._add(Pair(L.layer_key(image), L.layer_key(labels) if labels is not None else None))
         self.refresh()
         return f"Added '{image.name}'." if added else f"'{image.name}' is already in the list."
@@ -146,6 +151,10 @@ class TrainingData(QWidget):
         annotated = sum(e.labels is not None for e in collection.entries)
         return f"Added {added} image(s) from {Path(folder).name} ({annotated} annotated)."
 
+    def _say(self, message: str) -> None:
+        if message:
+            self.said.emit(message)
+
     def remove_selected(self) -> None:
         rows = sorted({i.row() for i in self.list.selectedIndexes()}, reverse=True)
         for r in rows:
@@ -171,9 +180,13 @@ class TrainingData(QWidget):
             if p.labels is not None and not isinstance(p.labels, Path) and \
                     L.find_layer(self.viewer, p.labels) is None:
                 p.labels = None
+        shown = [self.describe(p) for p in self.pairs]
+        if shown == self._shown and not keep_selection:
+            return  # nothing the user sees changed (a layer was added elsewhere): no ``changed``
+        self._shown = shown
         self.list.clear()
-        for p in self.pairs:
-            self.list.addItem(self.describe(p))
+        for text in shown:
+            self.list.addItem(text)
         for r in selected:
             if r < self.list.count():
                 self.list.item(r).setSelected(True)

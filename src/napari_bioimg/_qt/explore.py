@@ -29,7 +29,7 @@ from . import layers as L
 from . import object_features as OF
 from .controls import RangeGuard, Shown, number
 from .embedding_plot import EmbeddingPlot
-from .explore_jobs import click_selects, embed_job, explain_job, preload, show_explanation
+from .explore_jobs import click_selects, embed_job, explain_job, preload, show_explanation, show_object
 from .lifetime import CloseWatch, detach
 from .progress import DockProgress
 
@@ -344,6 +344,7 @@ class ExploreWidget(Container):
             return
         layer.selected_label = int(label_id)
         self._show_frame(label_id, layer)
+        show_object(self.viewer, layer, self._embedding, int(label_id))  # shown alone, the camera on it
 
     def _show_frame(self, label_id: int, layer) -> None:
         """For objects embedded per frame (or slice), move the viewer to the one where the object is largest."""

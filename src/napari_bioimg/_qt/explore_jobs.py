@@ -60,3 +60,16 @@ def click_selects(layer, event) -> None:
                             dims_displayed=event.dims_displayed, world=True)
     if value is not None and int(value) > 0:
         layer.selected_label = int(value)
+
+
+def show_object(viewer, layer, emb, label_id: int) -> None:
+    """Make a picked object visible in the viewer: shown alone (napari's *show selected*), the camera on it."""
+    layer.show_selected_label = True
+    if emb is None or label_id not in emb.ids:
+        return
+    center = emb.table.center[int(np.searchsorted(emb.ids, label_id))]
+    if len(center) == layer.ndim:
+        from .live import camera
+
+        cam = camera(viewer)
+        cam.center = tuple(layer.data_to_world(center)[-len(cam.center):])

@@ -83,7 +83,9 @@ class FileActions:
             self.form.task.value = card.task
             self.form.model.value = card.model
         metrics = ", ".join(f"{k} {v:.3f}" for k, v in card.metrics.items() if k != "best_score")
-        self.status.info(f"Loaded {Path(path).name}: {card.summary()}. {metrics}".strip())
+        from .guidance import model_words
+
+        self.status.info(f"Loaded {Path(path).name}: {model_words(card)}. {metrics}".strip())
 
     def export_model(self, path: str | Path, fmt: str | None = None) -> None:
         """Export the current model in the background: bioimage.io (.zip), TorchScript or ONNX (.onnx).
@@ -131,7 +133,12 @@ class FileActions:
     def _save_dialog(self, value=None) -> None:
         path, _ = QFileDialog.getSaveFileName(self.parent, "Save model", "model.pt", "napari-bioimg model (*.pt)")
         if path:
-            self.save_model(path)
+            from ..core import BioimgError
+
+            try:
+                self.save_model(path)
+            except BioimgError as err:
+                self.status.error(f"{err}. The model is still here.")
 
     def _load_dialog(self, value=None) -> None:
         path, _ = QFileDialog.getOpenFileName(self.parent, "Load model", "", "Models (*.pt *.zip *.yaml);;"

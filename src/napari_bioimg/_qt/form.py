@@ -25,6 +25,7 @@ from ..core.settings.model import ModelOptions
 from ..core.settings.train import TrainConfig
 from . import classes as C
 from . import layers as L
+from . import pairing as P
 from .controls import RangeGuard, Shown, choice, number
 from .guidance import TASKS
 
@@ -343,6 +344,7 @@ class TrainForm:
 
     def _on_image_changed(self, value=None) -> None:
         self._reset_pickers()
+        P.follow_image(self)  # Annotations follow the image (its own 'X labels')
         with self._quiet():
             self.axes.reset_choices()
         self._suggest()
@@ -369,11 +371,12 @@ class TrainForm:
         task = self.task_info
         if not self.uses("annotations"):
             return
-        candidates = [c for c in self.annotations.choices if c is not None]
+        candidates = P.suitable(self.viewer, self.image.value, self.annotations.choices)  # not another image's
         current = self.annotations.value
         ranked = L.rank_annotations(candidates, scribbles=task.name == "semantic", current=current, repick=repick)
         if ranked is None:  # the current layer suits the task
             return
+        ranked = P.own_first(self.image.value, ranked)
         with self._quiet():
             self.annotations.value = ranked[0] if ranked else None
         self._refresh_classes()

@@ -7,6 +7,18 @@ import numpy as np
 from . import classes as C
 
 
+def nothing_found(training, n: int) -> str:
+    """What to say when a prediction found no objects (``n`` 0, or 1 covering the image): train longer."""
+    found = "no objects" if n == 0 else "one object covering the whole image, i.e. no objects"
+    last = getattr(training, "last", None)
+    if last is None:  # a loaded or built-in model
+        return (f"{found}. The model may not suit this image: check the image and its scale, or train it on a "
+                "few annotated objects (Continue).")
+    stopped = ", stopped early," if training.control.stop_requested else ""
+    return (f"{found}: the model trained for {last.elapsed:.0f} s{stopped} ({last.step} steps) found no objects "
+            "yet. Train longer (a higher Time limit) or press Continue.")
+
+
 def show_prediction(run, returned, results, legend, status) -> None:
     """Put a prediction's result where the user sees it and say what it is (main thread).
 
@@ -51,6 +63,9 @@ def show_prediction(run, returned, results, legend, status) -> None:
             if run.output_kind == "labels" and run.task == "instance":
                 n = int(result.max()) if result.size else 0
                 extra = f": {n} object{'s' if n != 1 else ''}"
+                if n == 0 or (n == 1 and np.count_nonzero(result) >= 0.9 * result.size):
+                    status.warn(f"Prediction in layer '{layer.name}': {nothing_found(run.follows, n)}")
+                    return
             if scores:
                 run.scores = scores
                 extra = (f": PSNR {scores['psnr']:.2f} dB, SSIM {scores['ssim']:.3f} against "

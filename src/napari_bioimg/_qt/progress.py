@@ -25,6 +25,10 @@ SMALL_VALIDATION = {"pixels": 50_000, "objects": 30, "frames": 10}
 """Below these validation-set sizes the scores get a caveat: a handful of objects makes any score noisy."""
 
 
+SELF_SUPERVISED = ("denoise", "reconstruct", "restore")
+"""Tasks that learn from the image itself (or a target image): nothing to annotate."""
+
+
 def fmt_time(seconds: float | None) -> str:
     if seconds is None:
         return "--:--"
@@ -68,13 +72,49 @@ def validation_note(run) -> tuple[str, str | None]:
     if size is None:
         return "", None
     n, unit = size
+    annotated = getattr(run, "task", None) not in SELF_SUPERVISED
     if n == 0:
-        return "no validation set", "no annotations were held apart: the scores say nothing; raise Validation %"
+        held = "no annotations were" if annotated else "nothing was"
+        return "no validation set", f"{held} held apart: the scores say nothing; raise Validation %"
     text = f"on {fmt_count(n)} {unit if n != 1 else unit.rstrip('s')}"
     small = n < SMALL_VALIDATION.get(unit, 0)
-    caveat = ("too small a validation set to trust the scores: check the result by eye "
-              "(annotate more, or raise Validation %)") if small else None
+    more = "annotate more, or raise Validation %" if annotated else "raise Validation %, or use a bigger image"
+    caveat = f"too small a validation set to trust the scores: check the result by eye ({more})" if small else None
     return text, caveat
+
+
+def training_line(run) -> str:
+    """The status line while training: the latest score (and on how much), step, loss, speed, ETA, preview."""
+    ev, val = run.last, run.val
+    parts = [part(k.replace("_", " "), f"{v:.3g}") for k, v in list(val.metrics.items())[:1]] if val else []
+    size, caveat = validation_note(run)
+    if parts and size:
+        parts[-1] += NBSP + part(f"({size}{', few' if caveat else ''})")
+    parts += [part("step", ev.step), part("loss", f"{ev.loss:.3g}"),
+              part(f"{ev.steps_per_second:.1f}", "it/s"), part("ETA", fmt_time(ev.eta))]
+    text = line(*parts)
+    return text + "\n" + preview_note(run) if run.preview is not None else text
+
+
+def trained_summary(run, result) -> str:
+    """What a training came to: steps, time, scores, on how much they rest and how far to trust them."""
+    metrics = ", ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in result.metrics.items() if k != "best_score")
+    how = "stopped" if result.stopped_early else "finished"
+    size, caveat = validation_note(run)
+    text = f"Training {how}: {result.steps} steps in {result.seconds:.0f} s. {metrics}"
+    if metrics and size:
+        text += f" (validated {size})"
+    return text + (f". Caution: {caveat}." if caveat and metrics else ".")
+
+
+def preview_note(run) -> str:
+    """What the preview layer shows: the model at a step of training (early ones look rough)."""
+    ev, last = run.preview, run.last
+    at = last.elapsed if last is not None and last.step == ev.step else None
+    when = f"step {ev.step}" + (f", {fmt_time(at)} of training" if at is not None else "")
+    early = ": an early model, it sharpens as training goes on" if last is None or \
+        (last.fraction or 0) < 0.5 else ""
+    return f"Preview: the model at {when}{early} (the final result replaces it)."
 
 
 class StatusLine:

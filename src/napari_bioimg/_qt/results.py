@@ -108,6 +108,22 @@ class ResultLayers:
         if layer is not None:
             self.viewer.layers.remove(layer)
 
+    def mark_preview(self, run):
+        """The layer a training's previews went to, renamed for what it holds: ``... (preview, step N)``."""
+        layer = L.find_layer(self.viewer, run.result_key)
+        if layer is None or not L.is_ours(layer) or run.preview is None:
+            return None
+        layer.name = f"{layer.name} (preview, step {run.preview.step})"
+        layer.metadata["preview_step"] = run.preview.step
+        return layer
+
+    def drop_previews(self, run) -> None:
+        """A training that failed: the layer its previews went to holds no result, so it goes."""
+        layer = L.find_layer(self.viewer, run.result_key)
+        run.result_key = None
+        if layer is not None and L.is_ours(layer):
+            self.viewer.layers.remove(layer)
+
     def finish(self, run) -> None:
         """The run is over: its result layer is editable again (the user's to correct now)."""
         layer = L.find_layer(self.viewer, run.result_key)

@@ -113,6 +113,8 @@ class Run:
     progress: Any = None
     trained: bool = False
     scores: dict | None = None
+    preview: Any = None
+    """The last preview shown (a ``PreviewReady``: its step and elapsed time say how early a model it shows)."""
     placeholder: int | None = None
     """The key of the empty result layer added when training started, until a result is written to it."""
     result_key: int | None = None
@@ -324,7 +326,12 @@ class Session:
     def _on_error(self, run: Run | None, err: BaseException) -> None:
         from ..core import BioimgError
 
-        message = str(err) if isinstance(err, BioimgError) else f"{type(err).__name__}: {err}"
+        if isinstance(err, BioimgError):
+            message = str(err)
+        elif isinstance(err, OSError) and err.filename:
+            message = f"could not use the file {err.filename}: {err.strerror or err}"
+        else:
+            message = f"internal error ({type(err).__name__}: {err}); please report it"
         self.failed.emit(run, message)
 
     def _on_finished(self, job: str, run: Run | None) -> None:

@@ -14,15 +14,13 @@ All computation lives in :mod:`napari_bioimg.core`; the widget applies its event
 
 from __future__ import annotations
 
-import threading
-
 import napari
 import numpy as np
 from magicgui.widgets import Container, PushButton
 from napari.utils.notifications import show_info, show_warning
 from qtpy import sip
-from qtpy.QtCore import QEvent, Qt
-from qtpy.QtWidgets import QDockWidget, QFrame, QScrollArea, QVBoxLayout, QWidget
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QFrame, QScrollArea, QVBoxLayout, QWidget
 
 from . import classes as C
 from . import inputs
@@ -30,26 +28,39 @@ from . import layers as L
 from . import progress as P
 from .command import CommandExport
 from .datalist import TrainingData
+from .dock import EngineDock
 from .files import FileActions
 from .form import TrainForm
-from .guidance import next_step
+from .guidance import model_words, next_step
 from .jobs import CopyProgress, ImageResult
 from .lifetime import CloseWatch
 from .live import LivePanel
+from .marking import ClassMarker
 from .outcome import show_prediction
 from .plots import LossPlot
 from .results import ResultLayers
 from .session import Session
 
 
-class BioimgWidget(QWidget):
+class BioimgWidget(EngineDock):
     """Train a U-Net (and other registered models) on the current image and annotations."""
+
+    PARTS = ("form", "data", "marker", "session", "results", "status", "files", "progress", "plot", "legend", "confusion",
+             "train_btn", "continue_btn", "pause_btn", "stop_btn", "predict_btn", "several_btn", "buttons", "live",
+             "scroll")
 
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__()
         self.viewer = viewer
+        self._close_watch = CloseWatch(self, self._on_close)
+        self.start()
+
+    def build(self) -> None:
+        """Make the parts and wire them (GUI thread, once the engine is imported)."""
+        viewer = self.viewer
         self.form = TrainForm(viewer)
         self.data = TrainingData(viewer, self.form)
+        self.marker = ClassMarker(viewer)
         self.session = Session(alive=lambda: not sip.isdeleted(self.progress))
         self.results = ResultLayers(viewer)
         self.status = P.StatusLine()
@@ -60,6 +71,7 @@ class BioimgWidget(QWidget):
         self.legend = C.ClassLegend()
         self.confusion = C.ConfusionPlot()
         self._confirmed = None  # (annotation layer, task) the user chose to train on despite a warning
+        self._failure = ""  # the last run's error: it stays on the status line until the next run
 
         self.train_btn = PushButton(text="Train", tooltip="Train a new model")
         self.continue_btn = PushButton(text="Continue", enabled=False,
@@ -79,14 +91,7 @@ class BioimgWidget(QWidget):
         self.live = LivePanel(viewer, self.session, self.results, self.status)
         self._layout()
         self._wire()
-        self._close_watch = CloseWatch(self, self._on_close)
-        self._update_buttons()
-        self.status.value = self.guidance()
-        # torch's one-time start-up (importing its compiler stack, first kernels) now, off the GUI thread,
-        # rather than in the first seconds of training where it would freeze the viewer
-        from ..core.runtime.fast import warm_up
-
-        threading.Thread(target=warm_up, name="napari-bioimg-warm-up", daemon=True).start()
+        self._on_form_changed()
         self.progress.warm_up()
 
     # ---------------------------------------------------------------- composition
@@ -95,9 +100,9 @@ class BioimgWidget(QWidget):
         content = QWidget()
         box = QVBoxLayout(content)
         box.setContentsMargins(6, 4, 6, 4)
-        for row in (self.form.main, self.buttons, self.live.row, self.files.row):
+        for row in (self.form.main, self.marker.row, self.buttons, self.live.row, self.files.row):
             row.native.layout().setContentsMargins(0, 0, 0, 0)
-        for part in (self.form.main.native, self.form.collapsible, self.data, self.buttons.native,
+        for part in (self.form.main.native, self.marker.row.native, self.form.collapsible, self.data, self.buttons.native,
                      self.several_btn.native, self.live.row.native, self.live.suggestions.native,
                      self.files.row.native,
                      self.files.save_result_btn.native, self.progress, self.status.label.native, self.plot,
@@ -111,9 +116,7 @@ class BioimgWidget(QWidget):
         self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         bar = self.scroll.verticalScrollBar().sizeHint().width()
         self.scroll.setMinimumWidth(content.minimumSizeHint().width() + bar)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(self.scroll)
+        self.show_content(self.scroll)
 
     def _wire(self) -> None:
         self.train_btn.changed.connect(lambda *_: self.start_training())
@@ -125,11 +128,13 @@ class BioimgWidget(QWidget):
         self.form.changed.connect(self._on_form_changed)
         self.form.refused.connect(self.status.info)  # a typed value out of range: said, not clamped silently
         self.data.changed.connect(self._on_form_changed)
+        self.marker.changed.connect(self._on_form_changed)
+        self.data.said.connect(self._on_data_said)
         s = self.session
         s.event.connect(self._on_event)
         s.trained.connect(self._on_trained)
         s.predicted.connect(self._on_predicted)
-        s.failed.connect(lambda run, message: self.status.error(message))
+        s.failed.connect(self._on_failed)
         s.ended.connect(self._on_ended)
         s.paused.connect(self._on_paused)
         s.changed.connect(self._update_buttons)
@@ -160,14 +165,26 @@ class BioimgWidget(QWidget):
         return next_step(self.form, self.session.model)
 
     def _on_form_changed(self) -> None:
+        self.marker.row.visible = self.form.uses("classes")
         self._confirmed = None
         self.train_btn.text = "Train"
         if not self.form.task_info.direct_model:  # class displays belong to classification
             self.confusion.show_report(None)
             self.legend.show_entries(None)
         if not self.session.busy:
-            self.status.value = self.guidance()
+            self.status.value = self._after_failure(self.guidance())
         self._update_buttons()
+
+    def _on_data_said(self, text: str) -> None:
+        """What a Training data button did, and the next step."""
+        if text.startswith(("Not added", "Error")):
+            self.status.warn(text)
+        elif not self.session.busy:
+            self.status.info(f"{text} {self.guidance()}")
+
+    def _after_failure(self, text: str) -> str:
+        """``text`` under the last run's error (which stays until the next run starts)."""
+        return f"Error: {self._failure}\n{text}" if self._failure else text
 
     def _update_buttons(self) -> None:
         s = self.session
@@ -185,7 +202,7 @@ class BioimgWidget(QWidget):
             "Train a model or Load one first" if s.model is None else
             "Busy: wait for the current run, or Stop it" if busy else
             "Pick an image to predict" if image is None else
-            f"Predict '{image.name}' with the current model: {s.model.card.summary()}")
+            f"Predict '{image.name}' with the current model: {model_words(s.model.card)}")
         self.files.update()
 
     # ---------------------------------------------------------------- actions
@@ -211,6 +228,7 @@ class BioimgWidget(QWidget):
             return
         if not fine_tune and self._ask_first(run):
             return
+        self._failure = ""
         self.train_btn.text = "Train"
         if not fine_tune:
             self.plot.reset()
@@ -220,24 +238,22 @@ class BioimgWidget(QWidget):
         on = run.sample.image_name if len(run.samples) == 1 else f"{len(run.samples)} images"
         self.status.value = f"{how} {config.model} ({self.form.task_label}) on {on}…"
         run.live = self.live.wants(run.task, fine_tune) and len(run.samples) == 1
+        if run.preview_index is not None:  # the result layer now: napari takes 0.1-0.3 s, not mid-training
+            self.results.add_placeholder(run)
         self.session.train(run, config)
         if run.live:
             self.live.begin(run, self.form)
 
     def _ask_first(self, run) -> bool:
-        """Scribbles task on an instance-looking mask: warn, and train only when Train is pressed again."""
-        layer = self.form.annotations.value
-        stats = self.form.instance_looking(layer) if run.task == "semantic" else None
-        key = (L.layer_key(layer), run.task) if layer is not None else None
-        if stats is None or self._confirmed == key:
+        """Another image's annotations, or a scribbles task on instance masks: warn; train on a second press."""
+        from .guidance import doubt
+
+        found = doubt(self.form, self.viewer, run, self.data)
+        if found is None or self._confirmed == found[0]:
             return False
-        self._confirmed = key
-        n, covered = stats
-        self.status.warn(f"'{layer.name}' looks like instance masks ({n} ids over {covered:.0%} of the image), "
-                         f"not scribbles: scribbles training would learn {n} 'classes' of single objects. Paint a "
-                         "few strokes per class in a new Labels layer (1 = background, 2 = cells, …), or press "
-                         f"Train again to train on '{layer.name}' anyway.")
+        self._confirmed = found[0]
         self.train_btn.text = "Train anyway"
+        self.status.warn(found[1])
         return True
 
     def start_prediction(self, after=None) -> None:
@@ -251,14 +267,16 @@ class BioimgWidget(QWidget):
         except BioimgError as err:
             self.status.error(str(err))
             return
+        self._failure = ""
         if after is not None:
             run.placeholder = after.placeholder  # the final result goes into the layer the previews used
             run.follows = after
         self.progress.begin("Predicting")
         self.session.predict(run, **options)
 
-    def start_several(self, layers=None) -> None:
-        """Predict several image layers (the selected ones, or the listed ones), each into its own result layer."""
+    def start_several(self, layers=None, after=None) -> None:
+        """Predict several image layers (the selected ones, or the listed ones), each into its own result layer;
+        ``after`` the training run on the Training data list (its summary stays on the status line)."""
         from ..core import BioimgError
 
         if self.session.busy or self.session.model is None:
@@ -269,6 +287,7 @@ class BioimgWidget(QWidget):
         except BioimgError as err:
             self.status.error(str(err))
             return
+        run.follows = after
         self.progress.begin(f"Predicting {len(run.parts)} images")
         self.session.predict_many(run, **options)
 
@@ -288,10 +307,9 @@ class BioimgWidget(QWidget):
             self.plot.add_validation(ev.step, value, f"{name} ({size})" if size else name)
             self._training_status(run)
         elif isinstance(ev, E.PreviewReady):
+            run.preview = ev
             self.results.preview(run, ev)
         elif isinstance(ev, E.TrainingStarted):
-            if run.preview_index is not None:  # the result layer now (napari takes ~0.1 s), not mid-training
-                self.results.add_placeholder(run)
             size, caveat = P.validation_note(run)
             self.status.value = P.line(f"Training on {ev.device}: {ev.n_parameters:,} parameters",
                                        P.part("patch", "×".join(map(str, ev.patch_size))),
@@ -311,16 +329,8 @@ class BioimgWidget(QWidget):
             (show_warning if ev.level == "warning" else show_info)(f"napari-bioimg: {ev.message}")
 
     def _training_status(self, run) -> None:
-        ev, val = run.last, run.val
-        if ev is None:
-            return
-        parts = [P.part(k.replace("_", " "), f"{v:.3g}") for k, v in list(val.metrics.items())[:1]] if val else []
-        size, caveat = P.validation_note(run)
-        if parts and size:
-            parts[-1] += P.NBSP + P.part(f"({size}{', few' if caveat else ''})")
-        parts += [P.part("step", ev.step), P.part("loss", f"{ev.loss:.3g}"),
-                  P.part(f"{ev.steps_per_second:.1f}", "it/s"), P.part("ETA", P.fmt_time(ev.eta))]
-        self.status.value = P.line(*parts)
+        if run.last is not None:
+            self.status.value = P.training_line(run)
 
     def _on_paused(self, paused: bool) -> None:
         self.pause_btn.text = "Resume" if paused else "Pause"
@@ -332,15 +342,14 @@ class BioimgWidget(QWidget):
             self._training_status(run)
 
     def _on_trained(self, run, result) -> None:
-        metrics = ", ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in result.metrics.items() if k != "best_score")
-        how = "stopped" if result.stopped_early else "finished"
-        size, caveat = P.validation_note(run)
-        text = f"Training {how}: {result.steps} steps in {result.seconds:.0f} s. {metrics}"
-        if metrics and size:
-            text += f" (validated {size})"
-        run.summary = text + (f". Caution: {caveat}." if caveat and metrics else ".")
+        run.summary = P.trained_summary(run, result)
         self.status.value = run.summary
         self.confusion.show_report(self.session.model.card.validation_report)
+
+    def _on_failed(self, run, message: str) -> None:
+        what = {"train": "training", "predict": "prediction"}.get(getattr(run, "job", None), "the last action")
+        self._failure = f"{what} failed: {message}. Your layers are unchanged."
+        self.status.error(self._failure)
 
     def _on_predicted(self, run, returned) -> None:
         self.status.prefix = run.follows.summary if run.follows is not None else ""
@@ -357,36 +366,29 @@ class BioimgWidget(QWidget):
             if len(run.samples) > 1 else []
         if run.job == "train" and run.trained and listed:
             self._update_buttons()
-            self.start_several(listed)  # every listed image with the final model, each into its own layer
+            self.start_several(listed, after=run)  # every listed image with the final model, each into its own layer
         elif run.job == "train" and run.trained and len(run.samples) == 1 \
                 and L.find_layer(self.viewer, run.sample.image_key) is not None:
             self._update_buttons()
             self.start_prediction(after=run)  # the whole image with the final model (into the placeholder)
+        elif run.job == "train" and run.trained and len(run.samples) == 1:
+            self.results.drop_placeholder(run)
+            layer = self.results.mark_preview(run)  # not a result: named as the preview it is
+            kept = f" '{layer.name}' holds only an early preview." if layer is not None else ""
+            self.status.warn(f"{run.summary}\nThe image '{run.sample.image_name}' was closed during training, so "
+                             f"nothing was predicted.{kept} The model is kept: Save it, or pick an image and "
+                             "Predict.")
         else:
             self.results.drop_placeholder(run)
+            if run.job == "train" and not run.trained:  # failed: its layer only ever held previews
+                self.results.drop_previews(run)
 
     # ---------------------------------------------------------------- window
-    def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
-        super().showEvent(event)
-        self._fit_dock_title()
-
-    def event(self, event) -> bool:
-        if event.type() == QEvent.Type.ParentChange:
-            self._fit_dock_title()
-        return super().event(event)
-
-    def _fit_dock_title(self) -> None:
-        """Wide enough for napari's dock title ("Deep learning (train / predict) (napari-bioimg)")."""
-        dock = self.parent()
-        while dock is not None and not isinstance(dock, QDockWidget):
-            dock = dock.parent()
-        title = getattr(dock.titleBarWidget(), "title", None) if dock is not None else None
-        if title is not None:
-            needed = title.fontMetrics().horizontalAdvance(title.text()) + 90  # + the bar's three buttons
-            self.setMinimumWidth(min(max(needed, self.scroll.minimumWidth()), 480))
-
     def _on_close(self, window_closed: bool) -> None:
         """The window (or this widget) closes: workers end now, temporary results go, no callback comes back."""
+        if not self.ready:  # closed while the engine was loading: nothing to end
+            self.cancel()
+            return
         self.session.shutdown()
         self.live.close()
         self.progress.close_activity()

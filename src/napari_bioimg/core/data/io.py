@@ -23,13 +23,19 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     A crash or a full disk never leaves a half-written file where a good one was. The
     temporary file is created with ordinary permissions (the user's umask decides, as
     for any file they save), unlike ``tempfile.mkstemp``'s owner-only 0600.
+    A failure to write (a full disk, no permission) is an :class:`InputError` naming the file
+    and saying that nothing was lost.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         yield tmp
         os.replace(tmp, path)
+    except OSError as err:
+        kept = "the file that was there is unchanged" if path.exists() else "no partial file was left"
+        raise InputError(f"could not write {path}: {err.strerror or err}. Nothing was lost: {kept}; free some space "
+                         "(or pick another folder) and save again") from err
     finally:
         if tmp.exists():
             tmp.unlink()
