@@ -110,8 +110,9 @@ class CommandExport:
 
 def train_flags(config) -> list[str]:
     """The ``train`` flags that give ``config`` (every setting the command line has a flag for; not the device)."""
-    from ..cli.parser import FLAGS, MODEL_FLAGS
+    from ..cli.parser import FLAGS, MODEL_FLAGS, build_parser
 
+    build_parser()  # FLAGS is filled in as the flags are declared (cli.flags.add_setting)
     flags = ["--task", config.task]
     for field, flag in FLAGS.items():
         value = getattr(config, field, None)
