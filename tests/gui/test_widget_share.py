@@ -37,8 +37,9 @@ def test_pause_holds_the_time_budget(viewer, widget, qtbot):
     wall = time.perf_counter() - start
     training = widget.session.model.checkpoint["training"]
     assert not training["stopped_early"] and training["steps"] > n
-    assert 5 <= training["seconds"] < 5 + 2  # the 5 s budget counts training time only...
-    assert wall - training["seconds"] > 3.5  # ...not the 4 s spent paused
+    # the model is ready within the 5 s budget, its end (validation, calibration) included, and used most of it...
+    assert 3 <= training["seconds"] <= 5 * 1.02 + 0.3
+    assert wall - training["seconds"] > 3.5  # ...which counts training, not the 4 s spent paused
     wait_idle(qtbot, widget)
 
 
