@@ -129,6 +129,7 @@ class DockProgress(QWidget):
         super().__init__(parent)
         self.fraction = 0.0
         self.text = ""
+        self.clock = ""
         self.setFixedHeight(18)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self._activity = None  # napari's activity-dock progress of the current run
@@ -146,6 +147,7 @@ class DockProgress(QWidget):
 
         self.text = desc
         self.fraction = 0.0
+        self.clock = ""
         self.show()
         self.update()
         self.close_activity()
@@ -159,6 +161,13 @@ class DockProgress(QWidget):
             if self._activity is not None:
                 self._activity.n = self.value()
                 self._activity.refresh()
+
+    def set_clock(self, seconds: float) -> None:
+        """A run without a budget (live training): the bar shows the time trained instead of percent done."""
+        clock = f"{fmt_time(seconds)} (until Stop)"
+        if clock != self.clock:  # at most once a second
+            self.clock = clock
+            self.update()
 
     def close_activity(self) -> None:
         if self._activity is not None:
@@ -185,7 +194,7 @@ class DockProgress(QWidget):
                 p.setBrush(BAR)
                 p.drawRoundedRect(QRectF(r.x(), r.y(), r.width() * self.fraction, r.height()), 3, 3)
             p.setPen(TEXT)
-            p.drawText(r, Qt.AlignmentFlag.AlignCenter, f"{self.text}: {self.value()}%")
+            p.drawText(r, Qt.AlignmentFlag.AlignCenter, f"{self.text}: {self.clock or f'{self.value()}%'}")
         finally:
             p.end()
 

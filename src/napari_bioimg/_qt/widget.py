@@ -277,7 +277,10 @@ class BioimgWidget(QWidget):
             return
         if isinstance(ev, E.StepDone):
             self.plot.add_loss(ev.step, ev.loss)
-            self.progress.set_fraction(ev.fraction)
+            if run.live:  # no budget: the bar shows the time trained
+                self.progress.set_clock(ev.elapsed)
+            else:
+                self.progress.set_fraction(ev.fraction)
             self._training_status(run)
         elif isinstance(ev, E.ValidationDone):
             name, value = next(iter(ev.metrics.items()), ("score", ev.score))
@@ -316,7 +319,8 @@ class BioimgWidget(QWidget):
         if parts and size:
             parts[-1] += P.NBSP + P.part(f"({size}{', few' if caveat else ''})")
         parts += [P.part("step", ev.step), P.part("loss", f"{ev.loss:.3g}"),
-                  P.part(f"{ev.steps_per_second:.1f}", "it/s"), P.part("ETA", P.fmt_time(ev.eta))]
+                  P.part(f"{ev.steps_per_second:.1f}", "it/s"),
+                  self.live.clock(ev) if run.live else P.part("ETA", P.fmt_time(ev.eta))]
         self.status.value = P.line(*parts)
 
     def _on_paused(self, paused: bool) -> None:

@@ -86,8 +86,19 @@ class FirstPreviews:
         self.in_charge = True
         self.referee.restart()
 
-    def seen_network(self, n: int, box: tuple[slice, ...], data: np.ndarray) -> None:
+    def seen_network(self, n: int, box: tuple[slice, ...], data: np.ndarray, painted: np.ndarray | None) -> None:
+        """The network's latest preview; with ``painted`` (the strokes in ``box``, when nothing is held apart)
+        the network also takes over once it gets the strokes it trains on at least as right as the pixel
+        classifier gets the strokes it fits on."""
         self.network = (n, box, data)
+        c = self.classifiers.get(n)
+        if not self.in_charge or painted is None or c is None or c.labels is None:
+            return
+        where = painted > 0
+        if where.sum() >= self.referee.min_pixels:
+            truth = painted[where]
+            if np.mean(data[where] == truth) >= np.mean(c.labels[box][where] == truth):
+                self.in_charge = False
 
     def preview(self, labels, view, default: int, step: int, edits: int) -> LivePreview | None:
         """The pixel classifier's preview of the view, refitted when the strokes changed; ``None`` while fewer

@@ -199,7 +199,7 @@ class LiveTrainer(Trainer):
         self.average.update(self.s.model)
 
     def preview_due(self, since: float, cost: float) -> bool:
-        if self.preview_n is None:
+        if self.preview_n is None or self.control.stop_requested:  # Stop: the result comes next, not a preview
             return False
         now = time.perf_counter()
         quick = self._quick_shown() and self.first.stale(self.view_box()[0], self.received)
@@ -368,6 +368,8 @@ class LiveTrainer(Trainer):
         if s.task.output_kind != "labels":
             return LivePreview(self.run_state.step, ubox, data, None, {}, s.task.output_kind, self.trained)
         if self.first is not None:
-            self.first.seen_network(n, box, data)
+            held = bool(self.s.problem.val_regions)  # then the validation decides (judge)
+            painted = None if held else self.s.layout.labels_to_canonical(self.labels)[(n, *box)]
+            self.first.seen_network(n, box, data, painted)
         return LivePreview(self.run_state.step, ubox, data, entropy_map(probs), object_confidence(data, probs),
                            "labels", self.trained)
