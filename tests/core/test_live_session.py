@@ -60,8 +60,8 @@ def test_a_session_outlasts_its_time_limit_pauses_when_idle_and_a_stroke_resumes
     assert paused and paused[0][0] >= 2.0
     assert steps[paused[0][1] - 1][0] > 0.5  # trained past the time limit, then paused itself
     before, after = steps[resumed_at - 1], steps[resumed_at]
-    assert after[1] - before[1] >= 0.75  # the pause lasted (wall clock) ...
-    assert after[0] - before[0] < 0.5  # ... but not on the training clock
+    wall, clock = after[1] - before[1], after[0] - before[0]
+    assert wall - clock >= 0.75  # the pause (four heartbeats of waiting) is not on the training clock
     assert result.steps == len(steps) and result.checkpoint["train_config"]["time_limit"] is None
 
 

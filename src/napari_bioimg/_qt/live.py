@@ -6,7 +6,8 @@ napari's own events (a ``paint`` event after every brush, eraser or fill stroke;
 that raise no event, such as undo), copies the small changed box and sends it to
 the worker as an :class:`~napari_bioimg.core.live.AnnotationEdit`. The camera and
 the current slice become :class:`~napari_bioimg.core.live.ViewChanged` messages (at
-most a few per second). Previews of the view are written into the result layer,
+most a few per second). Previews of the view are written into the result layer
+once the brush rests,
 with ``<image> [uncertainty]`` under it (just above the image: it never hides the
 result or the strokes; hidden until the *Uncertainty* toggle shows it) and a
 ``confidence`` column in the result layer's features. *Where next* moves the camera
@@ -16,38 +17,21 @@ to the most uncertain region not yet annotated and draws a box around it
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from qtpy.QtCore import QTimer
 
 from . import layers as L
+from .paintbox import stroke_box
 from .wherenext import BOX_LAYER, WhereNext, camera
 
 #: Milliseconds the view must rest before it is sent (panning emits dozens of camera events).
 VIEW_DELAY_MS = 250
 #: Milliseconds between checks for changes that raise no event (undo, redo, scripts).
 CHECK_MS = 1000
-
-
-def stroke_box(atoms, shape: tuple[int, ...]) -> tuple[slice, ...] | None:
-    """The box around every pixel a napari paint event's history atoms changed."""
-    lo = np.full(len(shape), np.iinfo(np.int64).max)
-    hi = np.full(len(shape), -1)
-    for atom in atoms:
-        key = getattr(atom, "slice_key", None)
-        if key is not None:
-            starts = [s.start or 0 for s in key]
-            stops = [s.stop if s.stop is not None else n for s, n in zip(key, shape)]
-        else:
-            indices = atom[0]
-            if not len(indices) or not np.size(indices[0]):
-                continue
-            starts = [int(np.min(i)) for i in indices]
-            stops = [int(np.max(i)) + 1 for i in indices]
-        lo = np.minimum(lo, starts)
-        hi = np.maximum(hi, stops)
-    if (hi < 0).any():
-        return None
-    return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+#: Milliseconds the brush must rest before a preview is written (no 512² layer upload in the middle of a stroke).
+PAINT_REST_MS = 250
 
 
 class LiveLink:
@@ -72,6 +56,11 @@ class LiveLink:
         self._classes_timer.timeout.connect(self._send_classes)
         self._read_classes = None
         self._connected: list = []
+        self._painted_at = 0.0  # when the brush last painted
+        self._pending = None  # the newest preview, held while the brush moves
+        self._rest_timer = QTimer()
+        self._rest_timer.setSingleShot(True)
+        self._rest_timer.timeout.connect(self._flush)
 
     @property
     def active(self) -> bool:
@@ -109,7 +98,8 @@ class LiveLink:
             except (TypeError, ValueError, RuntimeError):
                 pass
         self._connected.clear()
-        for timer in (self._view_timer, self._check_timer, self._classes_timer):
+        self._pending = None
+        for timer in (self._view_timer, self._check_timer, self._classes_timer, self._rest_timer):
             try:
                 timer.stop()
             except RuntimeError:  # Qt already deleted it (the application is going away)
@@ -125,6 +115,7 @@ class LiveLink:
         return L.find_layer(self.viewer, self.annotations_key)
 
     def _on_paint(self, event) -> None:
+        self._painted_at = time.monotonic()
         layer = self._annotations()
         if layer is None:
             return
@@ -212,7 +203,13 @@ class LiveLink:
 
     # ---------------------------------------------------------------- worker -> viewer
     def show(self, run, ev) -> None:
-        """A :class:`~napari_bioimg.core.events.LivePreview`: the result, its uncertainty and confidence."""
+        """A :class:`~napari_bioimg.core.events.LivePreview`: the result, its uncertainty and confidence (held
+        while the brush moves: the newest is written once it rests)."""
+        if run.objects is None and time.monotonic() - self._painted_at < PAINT_REST_MS / 1000:
+            self._pending = (run, ev)
+            self._rest_timer.start(PAINT_REST_MS)
+            return
+        self._pending = None
         if run.objects is not None:  # classification: the objects coloured by class (the whole sample)
             index = tuple(b.start for b, a in zip(ev.box, run.axes.replace("C", "")) if a not in "ZYX"[-run.spatial_dims:])
             self.results.objects_preview(run, ev.data, index)
@@ -227,6 +224,10 @@ class LiveLink:
             layer.features = {"index": ids, "confidence": np.round([ev.confidence[i] for i in ids], 3)}
         if ev.uncertainty is not None:
             self._show_uncertainty(run, layer, ev)
+
+    def _flush(self) -> None:
+        if self._pending is not None and self.active:
+            self.show(*self._pending)
 
     def _show_uncertainty(self, run, result, ev) -> None:
         layer = L.find_layer(self.viewer, self.uncertainty_key)

@@ -75,13 +75,7 @@ class PixelClassifier:
         with torch.no_grad():
             for p in net.parameters():
                 p.copy_(torch.randn(p.shape, generator=gen) * (1.0 / np.sqrt(max(p.shape[-1], 1))))
-        opt = torch.optim.Adam(net.parameters(), lr=0.03)
-        with torch.enable_grad():
-            for _ in range(FIT_STEPS):
-                loss = torch.nn.functional.cross_entropy(net(x), target, weight=weight)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
+        _fit_adam(net, lambda: torch.nn.functional.cross_entropy(net(x), target, weight=weight), FIT_STEPS)
         self.net, self.classes = net.eval(), classes
         self.labels = self.predict_labels(tuple(slice(0, n) for n in labels.shape))
         return True
@@ -104,6 +98,24 @@ class PixelClassifier:
         full = np.zeros((n_classes, *p.shape[1:]), np.float32)
         full[self.classes - 1] = p
         return full
+
+
+def _fit_adam(net: torch.nn.Module, loss_fn, steps: int, lr: float = 0.03) -> None:
+    """Adam, written out: ``torch.optim``'s first use imports a good part of torch (seconds on a busy CPU), which the
+    first preview cannot wait for."""
+    params = list(net.parameters())
+    m = [torch.zeros_like(p) for p in params]
+    v = [torch.zeros_like(p) for p in params]
+    b1, b2 = 0.9, 0.999
+    with torch.enable_grad():
+        for t in range(1, steps + 1):
+            grads = torch.autograd.grad(loss_fn(), params)
+            with torch.no_grad():
+                for p, g, mi, vi in zip(params, grads, m, v):
+                    mi.mul_(b1).add_(g, alpha=1 - b1)
+                    vi.mul_(b2).addcmul_(g, g, value=1 - b2)
+                    step = lr * (1 - b2 ** t) ** 0.5 / (1 - b1 ** t)
+                    p.addcdiv_(mi, vi.sqrt().add_(1e-8), value=-step)
 
 
 class Referee:
