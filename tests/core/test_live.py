@@ -130,3 +130,17 @@ def test_the_referee_hands_over_when_the_network_predicts_new_strokes_better():
     for _ in range(8):
         ref.score(new, np.full((5, 5), 1), np.full((5, 5), 2))
     assert ref.network_wins()
+
+
+def test_a_batch_without_a_painted_pixel_teaches_nothing_instead_of_failing():
+    """Live: patches around held-apart strokes only (all ignored) must not make the loss NaN and end the session."""
+    import torch
+
+    from napari_bioimg.core.data.patches import IGNORE
+    from napari_bioimg.core.tasks import get_task
+
+    task = get_task("semantic")
+    logits = torch.randn(2, 3, 8, 8, requires_grad=True)
+    loss = task.loss(logits, torch.full((2, 8, 8), IGNORE, dtype=torch.long), {"class_weights": [1.0, 1.0, 1.0]})
+    loss.backward()
+    assert float(loss.detach()) == 0.0 and torch.all(logits.grad == 0)

@@ -328,8 +328,10 @@ class LiveTrainer(Trainer):
     def _attach_sampler(self) -> None:
         sampler = self.s.problem.sampler
         if self.labels is not None and hasattr(sampler, "picker"):
-            sampler.picker = live_picker(self.history, self.s.layout.labels_to_canonical(self.labels),
-                                         self.s.task.name == "semantic", self.s.rng)
+            # centres on training pixels only: a patch around held-apart strokes alone has nothing to learn from
+            labels = self._train_labels() if self.s.problem.val_regions else \
+                self.s.layout.labels_to_canonical(self.labels)
+            sampler.picker = live_picker(self.history, labels, self.s.task.name == "semantic", self.s.rng)
 
     def _regroup_optimizer(self) -> None:
         self.s.optimizer = grouped_optimizer(self.s.model, self.s.optimizer, self.config)
