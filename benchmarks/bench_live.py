@@ -6,13 +6,20 @@ One command, three measurements on a real nuclei image with dense ground truth
 engine's default settings for scribbles, strokes painted with napari's own
 ``Labels.paint`` (what the brush does):
 
-1. **Latency**: from the end of a stroke to the first preview of the 512 x 512 view
-   computed by weights that trained on it (``LivePreview.edits``). Beside it, the
+1. **Latency**: from the first strokes to the first preview (whatever predicts it: the
+   pixel classifier answers at once); from the end of a later stroke to the first
+   preview of the 512 x 512 view computed by *network* weights that trained on it
+   (``LivePreview.edits``, ``source == "network"``); and how much consecutive network
+   previews of the whole view swing (mIoU against the truth) while strokes come. Beside it, the
    ilastik-style reference (``ref_rf.features`` + a 100-tree random forest, as
    ``ref_rf.py``) refitted on the same strokes and predicting the same view.
 2. **GUI stall**: a QTimer ticks every 5 ms on the main thread while strokes are
    painted during live training; a stall is a gap beyond the interval.
-3. **Annotation efficiency**: a simulated annotator paints one stroke per class
+3. **New classes mid-session** (``tests/live_scene.py``, 256²): two classes first, a thin
+   rim class and a texture class once those are learnt, strokes on past the time limit,
+   Stop; when each new class first shows in a preview, and the model scored per class on
+   a held-out image of the same scene (another noise draw, transposed).
+4. **Annotation efficiency**: a simulated annotator paints one stroke per class
    present in a region (on pixels the preview gets wrong, when there are any), the
    region chosen either by *Where next?* or at random (among regions not yet annotated), lets training run 4 s, and reads the mean IoU of the whole
    image's live preview against the truth. Strokes needed to reach the target mIoU,
@@ -27,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -156,6 +164,10 @@ def latency_and_stalls(image, truth, n_strokes: int, seed: int = 0) -> dict:
     app.train()
     app.wait(lambda: "waiting" in app.widget.status.value, 60)
     first_strokes(app, truth, rng)
+    painted_at = time.perf_counter()  # the first strokes (both classes) are painted: the user waits from here
+    app.wait(lambda: any(t >= painted_at for t, _ in app.previews), 60)
+    first_preview = next((t - painted_at for t, _ in app.previews if t >= painted_at), float("nan"))
+    first_source = next((p.source for t, p in app.previews if t >= painted_at), None)
     app.wait(lambda: app.widget.session.run.last is not None and app.widget.session.run.last.step >= 20, 120)
     app.full_view()  # the 512 x 512 view
     gaps: list[float] = []
@@ -169,27 +181,48 @@ def latency_and_stalls(image, truth, n_strokes: int, seed: int = 0) -> dict:
     timer = QTimer()
     timer.timeout.connect(tick)
     timer.start(TICK_MS)
-    latencies, painted = [], []
+    latencies, painted, any_source = [], [], []
     for k in range(n_strokes):
         label = 1 + k % 2
         app.stroke(label, stroke_in(truth, (slice(0, 512), slice(0, 512)), label, rng))
         # the edits the widget sent so far, this stroke's included: a preview whose weights trained on that many
         t0, needed = time.perf_counter(), app.widget.live.link.sent
-        ok = app.wait(lambda n=needed, s=t0: any(t >= s and p.edits >= n for t, p in app.previews[-3:]), 60)
-        hit = next((t for t, p in app.previews if t >= t0 and p.edits >= needed), None)
+        ok = app.wait(lambda n=needed, s=t0: any(t >= s and p.edits >= n and p.source == "network"
+                                                 for t, p in app.previews[-3:]), 20)
+        hit = next((t for t, p in app.previews if t >= t0 and p.edits >= needed and p.source == "network"), None)
         latencies.append(hit - t0 if ok and hit is not None else float("nan"))
+        seen = next((t for t, p in app.previews if t >= t0 and p.edits >= needed), None)  # whatever predicted it
+        any_source.append(seen - t0 if seen is not None else float("nan"))
         painted.append(np.array(app.scribbles.data))  # the reference is timed afterwards: not on the GUI's clock
         app.wait(lambda: False, 1.0)
     timer.stop()
     steps = app.widget.session.run.last.step
+    stability = preview_stability([(t, p) for t, p in app.previews if t >= painted_at], truth)
     app.stop()
     app.close()
-    rf_seconds = [random_forest_seconds(image, scribbles) for scribbles in painted]
+    try:
+        rf_seconds = [random_forest_seconds(image, scribbles) for scribbles in painted]
+    except ImportError:  # scikit-learn is in the benchmarks extra
+        rf_seconds = [float("nan")]
     gaps = np.maximum(np.asarray(gaps), 0)
-    return {"latency_median_s": float(np.nanmedian(latencies)), "latency_max_s": float(np.nanmax(latencies)),
+    return {"first_preview_s": float(first_preview), "first_preview_source": first_source,
+            "stability": stability, "any_source_median_s": float(np.nanmedian(any_source)),
+            "any_source_s": [round(v, 2) for v in any_source],
+            "latency_median_s": float(np.nanmedian(latencies)), "latency_max_s": float(np.nanmax(latencies)),
             "latencies_s": [round(v, 2) for v in latencies], "rf_refit_predict_median_s": float(np.median(rf_seconds)),
             "stall_worst_ms": float(gaps.max()), "stall_p99_ms": float(np.percentile(gaps, 99)),
             "ticks": int(len(gaps)), "steps": int(steps)}
+
+
+def preview_stability(previews, truth) -> dict:
+    """How much the previews of the whole view swing: mIoU against the truth of each successive network preview
+    of the full image, and the drops between consecutive ones."""
+    scores = [miou(p.data, truth) for _, p in previews
+              if p.source == "network" and tuple(p.data.shape) == tuple(truth.shape)]
+    drops = [a - b for a, b in zip(scores, scores[1:]) if b < a]
+    return {"previews": len(scores), "miou": [round(v, 3) for v in scores],
+            "worst_drop": round(max(drops), 3) if drops else 0.0,
+            "mean_drop": round(float(np.mean(drops)), 3) if drops else 0.0, "drops": len(drops)}
 
 
 _FEATURES: dict = {}
@@ -208,6 +241,63 @@ def random_forest_seconds(image, scribbles) -> float:
     rf = RandomForestClassifier(100, n_jobs=2, random_state=0).fit(fx[y > 0], y[y > 0])
     rf.predict(fx)
     return time.perf_counter() - t
+
+
+# ---------------------------------------------------------------- new classes painted mid-session
+def new_classes(seconds_after: float = 60.0, time_limit: float = 20.0, small: bool = False) -> dict:
+    """Four classes (``tests/live_scene.py``: background, cells, their thin rims, a texture): two painted at the
+    start, two once those are learnt; strokes go on past the time limit; Stop; the session's model scored on a
+    held-out image (another noise draw of the scene, transposed: other positions)."""
+    sys.path.insert(0, str(ROOT))
+    from tests.live_scene import four_classes, iou, strokes
+
+    from napari_bioimg.core import predict_sync
+
+    image, truth = four_classes(256, seed=0)
+    held_image, held_truth = four_classes(256, seed=1)
+    held_image, held_truth = held_image.T.copy(), held_truth.T.copy()
+    app = App(image, seconds=time_limit)
+    if small:  # the GUI test's network: a loaded 2-core machine trains the default one at ~0.3 steps/s
+        f = app.widget.form
+        f.patch.value, f.batch.value, f.depth.value, f.base_channels.value = 64, 4, 2, 16
+    app.train()
+    app.wait(lambda: "waiting" in app.widget.status.value, 60)
+
+    def paint(label, count, brush, seed):
+        app.scribbles.brush_size = brush
+        for line in strokes(truth, label, count, seed=seed):
+            for point in line:
+                app.scribbles.paint(point, label)
+
+    paint(1, 4, 3, 0)
+    paint(2, 4, 3, 0)
+    run = app.widget.session.run
+    app.wait(lambda: run.last is not None and run.last.step >= 40, 300)
+    new_at = time.perf_counter()
+    paint(3, 4, 1, 1)  # one-pixel strokes along the rims
+    paint(4, 3, 3, 1)
+    shown: dict = {}
+    k = 2
+    while time.perf_counter() - new_at < seconds_after:
+        for t, p in app.previews:
+            for c in (3, 4):
+                if t >= new_at and c not in shown and np.any(p.data == c) and iou(p.data, truth[p.box], c) > 0.3:
+                    shown[c] = {"s": round(t - new_at, 2), "source": p.source}
+        app.wait(lambda: False, 2.0)
+        paint(1 + k % 4, 1, 1 if k % 4 == 2 else 3, 10 + k)  # the user paints on, past the time limit
+        k += 1
+    trained, steps = run.last.elapsed, run.last.step
+    app.stop()
+    model = app.widget.session.model.checkpoint
+    on_image = np.asarray(app.result().data)
+    app.close()
+    held = predict_sync(model, held_image)
+    per_class = {c: round(iou(held, held_truth, c), 3) for c in (1, 2, 3, 4)}
+    return {"first_shown_after_s": shown, "trained_s": round(trained, 1), "steps": steps, "small_network": small,
+            "time_limit_s": time_limit,
+            "strokes_after_new": k - 2, "held_out_iou": per_class,
+            "held_out_miou": round(float(np.mean(list(per_class.values()))), 3),
+            "session_image_iou": {c: round(iou(on_image, truth, c), 3) for c in (1, 2, 3, 4)}}
 
 
 # ---------------------------------------------------------------- 3: annotation efficiency
@@ -255,7 +345,9 @@ def efficiency(image, truth, strategy: str, seed: int, max_strokes: int, target:
     app.stop()
     app.close()
     reached = next((n for n, s in curve if s >= target), None)
-    return {"strategy": strategy, "seed": seed, "strokes_to_target": reached, "curve": curve}
+    row = {"strategy": strategy, "seed": seed, "strokes_to_target": reached, "curve": curve}
+    print(json.dumps(row), file=sys.stderr, flush=True)  # a run's result survives an interrupted benchmark
+    return row
 
 
 def main() -> int:
@@ -263,40 +355,81 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="fewer strokes and seeds (a smoke run)")
     ap.add_argument("--target", type=float, default=0.80, help="mean IoU the annotator aims for")
     ap.add_argument("--out", default=str(ROOT / "bench_output" / "live.json"))
-    ap.add_argument("--only", choices=("latency", "efficiency"), help="one part only")
+    ap.add_argument("--only", choices=("latency", "efficiency", "classes"), help="one part only")
+    ap.add_argument("--seeds", type=int, default=None, help="seeds of the efficiency part (default 5; 1 with --quick)")
+    ap.add_argument("--max-strokes", type=int, default=None, help="strokes an efficiency run may paint at most")
+    ap.add_argument("--small", action="store_true", help="new classes: the GUI test's small network (depth 2, 16 "
+                    "channels, patch 64, batch 4) instead of the defaults")
+    ap.add_argument("--seconds-after", type=float, default=None, help="new classes: seconds of painting after the "
+                    "new classes (default 60)")
+    ap.add_argument("--results", default=None, help="also write the rows, the load and the machine to this JSON")
     a = ap.parse_args()
+    load_before = os.getloadavg()
+    started = time.time()
     sys.path.insert(0, str(HERE))
     import torch
 
     torch.set_num_threads(1)  # one core for the viewer, as the widget keeps one free
     image, truth = dsb()
     rows = []
-    if a.only != "efficiency":
+    if a.only in (None, "latency"):
         lat = latency_and_stalls(image, truth, 4 if a.quick else 10)
-        rows.append({"name": "live: stroke -> first preview trained on it (512² view, median)",
+        rows.append({"name": "live: first strokes -> first preview (512² view)", "ours": round(lat["first_preview_s"], 2),
+                     "unit": "s", "goal": "<= 1 s", "met": lat["first_preview_s"] <= 1,
+                     "detail": {"source": lat["first_preview_source"]}})
+        rows.append({"name": "live: stroke -> first network preview trained on it (512² view, median; NaN: the "
+                     "pixel classifier still predicted the previews better)",
                      "ours": round(lat["latency_median_s"], 2), "reference": round(lat["rf_refit_predict_median_s"], 2),
-                     "unit": "s", "goal": "<= 5 s", "met": lat["latency_median_s"] <= 5, "detail": lat})
+                     "unit": "s", "goal": "<= 2 s", "met": lat["latency_median_s"] <= 2, "detail": lat})
+        rows.append({"name": "live: stroke -> first preview fitted on it, whatever predicts it (512² view, median)",
+                     "ours": round(lat["any_source_median_s"], 2), "unit": "s", "goal": "<= 2 s",
+                     "met": lat["any_source_median_s"] <= 2})
+        rows.append({"name": "live: worst drop of the whole-view preview mIoU between consecutive network previews "
+                     "while strokes come", "ours": lat["stability"]["worst_drop"], "unit": "mIoU",
+                     "goal": "no collapse", "detail": lat["stability"]})
         rows.append({"name": "live: worst GUI stall while painting during training", "ours": round(lat["stall_worst_ms"], 1),
                      "unit": "ms", "goal": "<= 50 ms", "met": lat["stall_worst_ms"] <= 50,
                      "detail": {"p99_ms": round(lat["stall_p99_ms"], 1), "ticks": lat["ticks"]}})
-    if a.only != "latency":
-        seeds = (0,) if a.quick else (0, 1, 2)
-        runs = [efficiency(image, truth, s, seed, 12 if a.quick else 40, a.target, 4.0)
+    if a.only in (None, "classes"):
+        nc = new_classes(a.seconds_after or (20.0 if a.quick else 60.0), small=a.small)
+        rows.append({"name": "live: two classes painted mid-session (one thin), held-out image, per-class IoU min / "
+                     "mIoU", "ours": [min(nc["held_out_iou"].values()), nc["held_out_miou"]], "unit": "IoU",
+                     "goal": "each >= 0.5, mIoU >= 0.8",
+                     "met": min(nc["held_out_iou"].values()) >= 0.5 and nc["held_out_miou"] >= 0.8, "detail": nc})
+    if a.only in (None, "efficiency"):
+        seeds = range(a.seeds if a.seeds is not None else (1 if a.quick else 5))
+        cap = a.max_strokes or (12 if a.quick else 40)
+        runs = [efficiency(image, truth, s, seed, cap, a.target, 4.0)
                 for seed in seeds for s in ("where-next", "random")]
-        cap = 12 if a.quick else 40
 
         def mean_strokes(strategy):
             vals = [r["strokes_to_target"] or cap for r in runs if r["strategy"] == strategy]
             return float(np.mean(vals))
 
         ours, rand = mean_strokes("where-next"), mean_strokes("random")
-        rows.append({"name": f"live: strokes to mIoU {a.target} with Where next vs random regions (mean over seeds)",
+        spread = {k: float(np.std([r["strokes_to_target"] or cap for r in runs if r["strategy"] == k]))
+                  for k in ("where-next", "random")}
+        rows.append({"name": f"live: strokes to mIoU {a.target} with Where next vs random regions (mean over "
+                     f"{len(seeds)} seeds; a run that never reached it counts {cap})",
                      "ours": ours, "reference": rand, "ratio": round(ours / rand, 3), "unit": "strokes",
-                     "goal": ">= 30% fewer", "met": ours <= 0.7 * rand, "detail": runs})
+                     "std": spread, "goal": ">= 30% fewer", "met": ours <= 0.7 * rand, "detail": runs})
     for r in rows:
         print(json.dumps({k: v for k, v in r.items() if k != "detail"}))
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(rows, indent=2, default=float))
+    if a.results:
+        import platform
+
+        import napari
+
+        meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)), "seconds": round(time.time() - started),
+                "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+                           f"napari {napari.__version__}, torch threads 1, xvfb",
+                "load_before": [round(v, 2) for v in load_before],
+                "load_after": [round(v, 2) for v in os.getloadavg()], "args": vars(a),
+                "note": "the machine is shared: stall and latency numbers are pessimistic under this load"}
+        Path(a.results).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.results).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2, default=float))
     return 0
 
 

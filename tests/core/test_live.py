@@ -82,3 +82,65 @@ def test_growing_classes_keeps_the_learned_outputs(name, dims):
     assert after.shape[1] == 3
     torch.testing.assert_close(after[:, :2], before)
     assert torch.softmax(after, 1)[:, 2].max() < torch.softmax(after, 1)[:, :2].max()
+
+
+def test_the_weight_average_follows_a_grown_output_row_for_row():
+    import torch
+
+    from napari_bioimg.core.live.average import WeightAverage
+    from napari_bioimg.core.live.grow import remap_classes
+
+    model = torch.nn.Sequential()
+    model.head = torch.nn.Conv2d(4, 2, 1)
+    avg = WeightAverage(model, decay=0.9)
+    for _ in range(30):
+        with torch.no_grad():
+            model.head.weight.add_(1.0)
+        avg.update(model)
+    old = avg.state["head.weight"].clone()
+    assert torch.all(old < model.head.weight)  # it lags behind the weights
+    remap_classes(model, ["a", "b"], ["b", "c", "a"])
+    avg.regrow(model, [(0, 1), (2, 0)], ("head.weight", "head.bias"))
+    grown = avg.state["head.weight"]
+    assert grown.shape[0] == 3 and torch.equal(grown[0], old[1]) and torch.equal(grown[2], old[0])
+    assert torch.equal(grown[1], model.head.weight[1].detach())  # the new class starts from its own weights
+    assert avg.updates == 0  # and follows them closely at first
+
+
+def test_classes_are_picked_in_turn_whatever_their_pixel_counts():
+    from napari_bioimg.core.live.edits import ClassCentres
+
+    labels = np.zeros((1, 64, 64), np.uint8)
+    labels[0, :, :40] = 1  # a broad class
+    labels[0, 10, 50:53] = 2  # three pixels
+    rng = np.random.default_rng(0)
+    centres = ClassCentres(labels, rng)
+    picked = [labels[(s, *c)] for s, c in (centres.pick(rng) for _ in range(400))]
+    share = np.mean(np.array(picked) == 2)
+    assert 0.4 < share < 0.6, share
+
+
+def test_the_referee_hands_over_when_the_network_predicts_new_strokes_better():
+    from napari_bioimg.core.live.quick import Referee
+
+    ref = Referee(min_pixels=20)
+    new = np.full((5, 5), 2)
+    ref.score(new, np.full((5, 5), 2), np.full((5, 5), 1))  # the pixel classifier was right, the network not
+    assert not ref.network_wins()
+    for _ in range(8):
+        ref.score(new, np.full((5, 5), 1), np.full((5, 5), 2))
+    assert ref.network_wins()
+
+
+def test_a_batch_without_a_painted_pixel_teaches_nothing_instead_of_failing():
+    """Live: patches around held-apart strokes only (all ignored) must not make the loss NaN and end the session."""
+    import torch
+
+    from napari_bioimg.core.data.patches import IGNORE
+    from napari_bioimg.core.tasks import get_task
+
+    task = get_task("semantic")
+    logits = torch.randn(2, 3, 8, 8, requires_grad=True)
+    loss = task.loss(logits, torch.full((2, 8, 8), IGNORE, dtype=torch.long), {"class_weights": [1.0, 1.0, 1.0]})
+    loss.backward()
+    assert float(loss.detach()) == 0.0 and torch.all(logits.grad == 0)

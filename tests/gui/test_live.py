@@ -57,20 +57,34 @@ def test_live_scribbles_learn_strokes_and_a_new_class_then_stop_promptly(viewer,
     painted = scribbles.data.copy()
     _stroke(scribbles, 3, 60, range(70, 92, 2))  # a new class mid-session
     qtbot.waitUntil(lambda: np.mean(result.data[:, 66:] == 3) > 0.6, timeout=120_000)
-    qtbot.waitUntil(lambda: np.mean(result.data == truth) > 0.8, timeout=120_000)  # the view, all three classes
+    # the view, all three classes, predicted by the network (the first previews come from a pixel classifier)
+    qtbot.waitUntil(lambda: widget.live.source == "network" and np.mean(result.data == truth) > 0.8,
+                    timeout=120_000)
     uncertainty = viewer.layers["cells [uncertainty]"]
     assert uncertainty.data.shape == truth.shape and float(uncertainty.data.max()) > 0
+    # the live view stays readable: uncertainty hidden until asked for, under the result and the strokes
+    names = [layer.name for layer in viewer.layers]
+    assert not uncertainty.visible and names.index("cells [uncertainty]") < names.index("scribbles") \
+        < names.index(result.name)
+    widget.live.uncertainty_box.value = True
+    assert uncertainty.visible
     assert "confidence" in result.features.columns
     np.testing.assert_array_equal(scribbles.data[:, :60], painted[:, :60])  # the user's layer is only read
     assert result.editable is False and viewer.layers.selection.active.name == "scribbles"
     widget.live.next_btn.native.click()  # Where next?
-    assert widget.live.link.regions and not widget.live.suggestions.native.isHidden()
+    assert widget.live.where.regions and not widget.live.suggestions.native.isHidden()
+    (_, region), box = widget.live.where.regions[0], viewer.layers["where next"]
+    corners = box.data[0]
+    assert [(b.start - 0.5, b.stop - 0.5) for b in region.box] == [(c.min(), c.max()) for c in corners.T]
+    assert viewer.layers.selection.active.name == "scribbles"  # the box did not take the brush away
     t = time.perf_counter()
     widget.stop_btn.native.click()
     qtbot.waitUntil(lambda: "train" not in widget.session.workers, timeout=10_000)
     assert time.perf_counter() - t < 1.5
     wait_idle(qtbot, widget)
     assert np.mean(result.data == truth) > 0.75  # the whole image predicted with the final model
+    assert not len(box.data) and widget.live.suggestions.native.isHidden()  # no box left over
+    assert not widget.live.suggestions.choices  # the list is cleared after Stop
 
 
 def test_closing_the_viewer_during_live_training_leaves_no_thread(make_napari_viewer, qtbot):
@@ -206,3 +220,45 @@ def test_live_classification_takes_new_points_and_classes(viewer, widget, qtbot)
     widget.stop_btn.native.click()
     wait_idle(qtbot, widget)
     assert widget.session.model.card.class_names == ("big", "medium", "small")
+
+
+def test_live_session_learns_classes_painted_mid_session_past_its_time_limit(viewer, widget, qtbot):
+    """Issue 21's user: two classes, Live, two new classes (a thin rim and a texture) once the first are
+    learnt, painting on past the time limit, Stop: all four classes in the result, scored against dense truth."""
+    from tests.live_scene import four_classes, iou, strokes
+
+    image, truth = four_classes(128)
+    viewer.add_image(image, name="cells")
+    scribbles = viewer.add_labels(np.zeros_like(truth), name="scribbles")
+    f = widget.form
+    f.task.value = "semantic"
+    f.time_limit.value, f.epochs.value, f.val.value = 3, 0, 0
+    f.patch.value, f.batch.value, f.depth.value, f.base_channels.value = 64, 4, 2, 16
+    widget.live.checkbox.value = True
+    widget.train_btn.native.click()
+    qtbot.waitUntil(lambda: "waiting for annotations" in widget.status.value, timeout=60_000)
+
+    def paint(label, count, brush=3, seed=0):
+        scribbles.brush_size = brush
+        for line in strokes(truth, label, count, seed=seed):
+            for point in line:
+                scribbles.paint(point, label)
+
+    paint(1, 3)
+    paint(2, 3)
+    qtbot.waitUntil(lambda: any("uncertainty" not in layer.name for layer in ours(viewer)), timeout=60_000)
+    result = next(layer for layer in ours(viewer) if "uncertainty" not in layer.name)
+    run = widget.session.run
+    qtbot.waitUntil(lambda: run.last is not None and run.last.step >= 40 and iou(result.data, truth, 2) > 0.5,
+                    timeout=120_000)  # the first two classes are learnt
+    paint(3, 4, brush=1, seed=1)  # one-pixel strokes along the rims
+    paint(4, 3, seed=1)
+    new_at = run.last.step
+    qtbot.waitUntil(lambda: run.last.elapsed > 3, timeout=60_000)  # past the time limit: still training
+    paint(3, 1, brush=1, seed=2)
+    qtbot.waitUntil(lambda: run.last.step >= new_at + 160 and widget.session.busy, timeout=180_000)
+    assert "until Stop" in widget.status.value
+    widget.stop_btn.native.click()
+    wait_idle(qtbot, widget)
+    scores = {c: iou(result.data, truth, c) for c in (1, 2, 3, 4)}
+    assert min(scores.values()) >= 0.5, scores

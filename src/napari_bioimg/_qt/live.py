@@ -6,51 +6,32 @@ napari's own events (a ``paint`` event after every brush, eraser or fill stroke;
 that raise no event, such as undo), copies the small changed box and sends it to
 the worker as an :class:`~napari_bioimg.core.live.AnnotationEdit`. The camera and
 the current slice become :class:`~napari_bioimg.core.live.ViewChanged` messages (at
-most a few per second). Previews of the view are written into the result layer,
-with ``<image> [uncertainty]`` beside it and a ``confidence`` column in the result
-layer's features. *Where next* moves the camera to the most uncertain region not
-yet annotated. The user's layers are only ever read. Main thread only.
+most a few per second). Previews of the view are written into the result layer
+once the brush rests,
+with ``<image> [uncertainty]`` under it (just above the image: it never hides the
+result or the strokes; hidden until the *Uncertainty* toggle shows it) and a
+``confidence`` column in the result layer's features. *Where next* moves the camera
+to the most uncertain region not yet annotated and draws a box around it
+(:mod:`.wherenext`). The user's layers are only ever read. Main thread only.
 """
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 from qtpy.QtCore import QTimer
 
 from . import layers as L
+from .paintbox import stroke_box
+from .wherenext import BOX_LAYER, WhereNext, camera
 
 #: Milliseconds the view must rest before it is sent (panning emits dozens of camera events).
 VIEW_DELAY_MS = 250
 #: Milliseconds between checks for changes that raise no event (undo, redo, scripts).
 CHECK_MS = 1000
-
-
-def camera(viewer):
-    """The viewer's camera (``viewer.scene.camera`` since napari 0.9, ``viewer.camera`` before)."""
-    scene = getattr(viewer, "scene", None)
-    return scene.camera if scene is not None and hasattr(scene, "camera") else viewer.camera
-
-
-def stroke_box(atoms, shape: tuple[int, ...]) -> tuple[slice, ...] | None:
-    """The box around every pixel a napari paint event's history atoms changed."""
-    lo = np.full(len(shape), np.iinfo(np.int64).max)
-    hi = np.full(len(shape), -1)
-    for atom in atoms:
-        key = getattr(atom, "slice_key", None)
-        if key is not None:
-            starts = [s.start or 0 for s in key]
-            stops = [s.stop if s.stop is not None else n for s, n in zip(key, shape)]
-        else:
-            indices = atom[0]
-            if not len(indices) or not np.size(indices[0]):
-                continue
-            starts = [int(np.min(i)) for i in indices]
-            stops = [int(np.max(i)) + 1 for i in indices]
-        lo = np.minimum(lo, starts)
-        hi = np.maximum(hi, stops)
-    if (hi < 0).any():
-        return None
-    return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+#: Milliseconds the brush must rest before a preview is written (no 512² layer upload in the middle of a stroke).
+PAINT_REST_MS = 250
 
 
 class LiveLink:
@@ -62,7 +43,7 @@ class LiveLink:
         self.annotations_key = None
         self.classes_layer_key = None
         self.uncertainty_key = None
-        self.regions: list = []
+        self.show_uncertainty = False  # the Uncertainty toggle
         self.sent = 0
         self._checksum = None
         self._view_timer = QTimer()
@@ -75,6 +56,11 @@ class LiveLink:
         self._classes_timer.timeout.connect(self._send_classes)
         self._read_classes = None
         self._connected: list = []
+        self._painted_at = 0.0  # when the brush last painted
+        self._pending = None  # the newest preview, held while the brush moves
+        self._rest_timer = QTimer()
+        self._rest_timer.setSingleShot(True)
+        self._rest_timer.timeout.connect(self._flush)
 
     @property
     def active(self) -> bool:
@@ -112,7 +98,8 @@ class LiveLink:
             except (TypeError, ValueError, RuntimeError):
                 pass
         self._connected.clear()
-        for timer in (self._view_timer, self._check_timer, self._classes_timer):
+        self._pending = None
+        for timer in (self._view_timer, self._check_timer, self._classes_timer, self._rest_timer):
             try:
                 timer.stop()
             except RuntimeError:  # Qt already deleted it (the application is going away)
@@ -128,6 +115,7 @@ class LiveLink:
         return L.find_layer(self.viewer, self.annotations_key)
 
     def _on_paint(self, event) -> None:
+        self._painted_at = time.monotonic()
         layer = self._annotations()
         if layer is None:
             return
@@ -215,7 +203,13 @@ class LiveLink:
 
     # ---------------------------------------------------------------- worker -> viewer
     def show(self, run, ev) -> None:
-        """A :class:`~napari_bioimg.core.events.LivePreview`: the result, its uncertainty and confidence."""
+        """A :class:`~napari_bioimg.core.events.LivePreview`: the result, its uncertainty and confidence (held
+        while the brush moves: the newest is written once it rests)."""
+        if run.objects is None and time.monotonic() - self._painted_at < PAINT_REST_MS / 1000:
+            self._pending = (run, ev)
+            self._rest_timer.start(PAINT_REST_MS)
+            return
+        self._pending = None
         if run.objects is not None:  # classification: the objects coloured by class (the whole sample)
             index = tuple(b.start for b, a in zip(ev.box, run.axes.replace("C", "")) if a not in "ZYX"[-run.spatial_dims:])
             self.results.objects_preview(run, ev.data, index)
@@ -231,6 +225,10 @@ class LiveLink:
         if ev.uncertainty is not None:
             self._show_uncertainty(run, layer, ev)
 
+    def _flush(self) -> None:
+        if self._pending is not None and self.active:
+            self.show(*self._pending)
+
     def _show_uncertainty(self, run, result, ev) -> None:
         layer = L.find_layer(self.viewer, self.uncertainty_key)
         shape = tuple(result.data.shape)
@@ -240,61 +238,36 @@ class LiveLink:
                 return
             layer = L.result_layer(self.viewer, source, f"{run.sample.image_name} [uncertainty]", "image", shape,
                                    np.float32, run.axes)
-            layer.colormap, layer.blending, layer.opacity = "magma", "additive", 0.6
+            layer.colormap, layer.blending, layer.opacity = "magma", "additive", 0.5
             layer.contrast_limits = (0.0, 1.0)
+            layer.visible = self.show_uncertainty
             self.uncertainty_key = L.layer_key(layer)
+            self._under_the_result(layer, source)
             if run.select is not None and L.find_layer(self.viewer, run.select) is not None:
                 L.select(self.viewer, run.select)  # the user goes on painting in their layer
         data = np.asarray(layer.data)
         data[ev.box] = ev.uncertainty.reshape(data[ev.box].shape)
-        layer.refresh()
+        if layer.visible:  # a hidden layer is read by Where next, not drawn
+            layer.refresh()
 
-    # ---------------------------------------------------------------- where next
-    def where_next(self, n: int = 5) -> list:
-        """Suggest the ``n`` most uncertain regions of the current slice not yet annotated; go to the first.
+    def _under_the_result(self, layer, source) -> None:
+        """Move the uncertainty layer just above its image: under the result and the user's strokes."""
+        layers = self.viewer.layers
+        here, image = layers.index(layer), layers.index(source)
+        if here > image + 1:
+            layers.move(here, image + 1)
 
-        Returns the regions (boxes over the current slice's displayed axes, best first).
-        """
-        from ..core.live import suggest_regions
+    def uncertainty(self):
+        return L.find_layer(self.viewer, self.uncertainty_key)
 
-        layer = L.find_layer(self.viewer, self.uncertainty_key)
-        if layer is None:
-            self.regions = []
-            return []
-        index = L.data_index(layer, self.viewer)
-        displayed = [d - (self.viewer.dims.ndim - layer.ndim) for d in self.viewer.dims.displayed[-2:]]
-        sel = tuple(slice(None) if d in displayed else index[d] for d in range(layer.ndim))
-        uncertainty = np.asarray(layer.data[sel])
-        annotations = self._annotations()
-        annotated = None
-        if annotations is not None and tuple(annotations.data.shape) == tuple(layer.data.shape):
-            annotated = np.asarray(annotations.data[sel]) > 0
-        side = int(np.clip(min(uncertainty.shape) // 4, 32, 256))
-        self.regions = [(sel, r) for r in suggest_regions(uncertainty, annotated, size=side, n=n)]
-        if self.regions:
-            self.go_to(0)
-        return [r for _, r in self.regions]
-
-    def go_to(self, i: int) -> None:
-        """Centre the camera on suggestion ``i`` and zoom to it."""
-        layer = L.find_layer(self.viewer, self.uncertainty_key)
-        if layer is None or not 0 <= i < len(self.regions):
-            return
-        sel, region = self.regions[i]
-        centre = iter(region.centre)
-        point = [float(next(centre)) if isinstance(s, slice) else float(s) for s in sel]
-        world = np.asarray(layer.data_to_world(point))
-        camera(self.viewer).center = tuple(world[list(self.viewer.dims.displayed)])
-        # zoom so the region fills most of the view: compare its size with what is visible now
-        size = max(b.stop - b.start for b in region.box)
-        try:
-            corners = np.asarray(layer.corner_pixels)
-            shown = [corners[1, d] - corners[0, d] + 1 for d in range(layer.ndim) if isinstance(sel[d], slice)]
-            visible = float(min(shown))
-        except Exception:  # noqa: BLE001 (no canvas yet)
-            return
-        if visible > 0:
-            camera(self.viewer).zoom = camera(self.viewer).zoom * visible / (size / 0.7)
+    def set_uncertainty_shown(self, shown: bool) -> None:
+        """The *Uncertainty* toggle: show or hide the layer (hidden by default)."""
+        self.show_uncertainty = bool(shown)
+        layer = self.uncertainty()
+        if layer is not None and layer.visible != self.show_uncertainty:
+            layer.visible = self.show_uncertainty
+            if layer.visible:
+                layer.refresh()
 
 
 #: Tasks that can train live (the annotations a user paints or points while training runs).
@@ -304,24 +277,32 @@ WHERE_NEXT_KEY = "Alt-N"
 
 
 class LivePanel:
-    """The widget's live controls: the *Live* checkbox, *Where next?* and the list of suggested regions."""
+    """The widget's live controls: *Live*, *Where next?*, the *Uncertainty* toggle and the suggested regions."""
 
     def __init__(self, viewer, session, results, status):
         from magicgui.widgets import CheckBox, Container, PushButton, Select
 
         self.viewer, self.status = viewer, status
         self.link = LiveLink(viewer, session, results)
+        self.where = WhereNext(viewer)
+        self.source = ""  # what predicted the last preview (the status line says it)
         self.checkbox = CheckBox(text="Live", tooltip=(
-            "Train while you annotate: training goes on (until Stop or the time limit) and learns every stroke you "
-            "paint, erase or fill without a restart; new classes grow the network. The view you look at is "
-            "predicted every couple of seconds, with an [uncertainty] layer beside it. For scribbles, masks and "
-            "classification (points)."))
+            "Train while you annotate: training goes on until Stop (the time limit does not end it; after a few "
+            "minutes without an edit it pauses until your next stroke) and learns every stroke you paint, erase or "
+            "fill without a restart; new classes grow the network. The view you look at is predicted every couple "
+            "of seconds (the first previews by a fast pixel classifier, then by the network). For scribbles, masks "
+            "and classification (points)."))
         self.next_btn = PushButton(text="Where next?", enabled=False, tooltip=(
-            f"Go to the most uncertain region that has no annotation yet ({WHERE_NEXT_KEY} in the viewer); the list "
-            "below holds the next best ones"))
+            f"Go to the most uncertain region that has no annotation yet and draw a box around it ({WHERE_NEXT_KEY} "
+            "in the viewer); the list below holds the next best ones"))
+        self.uncertainty_box = CheckBox(text="Uncertainty", value=False, tooltip=(
+            "Show '<image> [uncertainty]' (bright where the live model is unsure), under the result and your "
+            "strokes"))
         self.suggestions = Select(choices=[], visible=False, tooltip="Suggested regions, most uncertain first")
-        self.row = Container(widgets=[self.checkbox, self.next_btn], layout="horizontal", labels=False)
+        self.row = Container(widgets=[self.checkbox, self.next_btn, self.uncertainty_box], layout="horizontal",
+                             labels=False)
         self.next_btn.changed.connect(lambda *_: self.where_next())
+        self.uncertainty_box.changed.connect(lambda value: self.link.set_uncertainty_shown(value))
         self.suggestions.changed.connect(self._picked)
         self._bound = False
         try:
@@ -344,6 +325,7 @@ class LivePanel:
         self.link.start(run, objects, classes_source=source if read is not None and not isinstance(source, str)
                         else None, read_classes=read)
         self.next_btn.enabled = run.objects is None
+        self.source = ""
 
     def on_event(self, run, ev) -> bool:
         """Handle live events; ``True`` when ``ev`` was one."""
@@ -353,18 +335,34 @@ class LivePanel:
             return True
         if isinstance(ev, E.LivePreview):
             self.link.show(run, ev)
+            self.source = ev.source
             return True
         if isinstance(ev, E.LiveWaiting):
             self.status.info(f"Live: waiting for annotations you can train on: {ev.reason}. Paint on; training "
                              "starts by itself.")  # the status line, not a pop-up: nothing is wrong
             return True
+        if isinstance(ev, E.LivePaused):
+            self.status.info(f"Live: paused after {ev.idle / 60:.0f} min without an edit; the model so far is kept. "
+                             "Paint a stroke to go on, or Stop to finish.")
+            return True
         return False
+
+    def clock(self, ev) -> str:
+        """The live part of the status line: the time trained, what predicts the previews, until Stop."""
+        from .progress import fmt_time, part
+
+        shown = f" · preview: {self.source}" if self.source else ""
+        return part("live", fmt_time(ev.elapsed), "trained") + shown + " · until Stop"
 
     def end(self) -> None:
         self.link.stop()
+        self.where.clear()
+        self.suggestions.choices = []
+        self.suggestions.visible = False
+        self.next_btn.enabled = False
 
     def where_next(self) -> None:
-        regions = self.link.where_next()
+        regions = self.where.suggest(self.link.uncertainty(), self.link._annotations())
         if not regions:
             self.status.value = "Where next: no uncertainty yet (train Live first), or everything is annotated."
             return
@@ -374,15 +372,17 @@ class LivePanel:
         rows = self.suggestions.native
         rows.setFixedHeight(rows.sizeHintForRow(0) * len(labels) + 2 * rows.frameWidth() + 4)  # no empty rows
         self.suggestions.visible = True
-        self.status.value = f"Where next: {labels[0]}. Annotate there; the list holds {len(labels) - 1} more."
+        self.status.value = (f"Where next: {labels[0]} (boxed in '{BOX_LAYER}'). Annotate there; the list holds "
+                             f"{len(labels) - 1} more.")
 
     def _picked(self, value=None) -> None:
         chosen = self.suggestions.value
         if chosen:
-            self.link.go_to(int(str(chosen[0]).split(".")[0]) - 1)
+            self.where.go_to(int(str(chosen[0]).split(".")[0]) - 1, self.link.uncertainty())
 
     def close(self) -> None:
         self.link.stop()
+        self.where.clear()
         if self._bound:
             try:
                 self.viewer.bind_key(WHERE_NEXT_KEY, None, overwrite=True)

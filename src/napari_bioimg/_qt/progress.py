@@ -83,15 +83,16 @@ def validation_note(run) -> tuple[str, str | None]:
     return text, caveat
 
 
-def training_line(run) -> str:
-    """The status line while training: the latest score (and on how much), step, loss, speed, ETA, preview."""
+def training_line(run, clock: str | None = None) -> str:
+    """The status line while training: the latest score (and on how much), step, loss, speed, ETA (or the
+    live session's ``clock``), preview."""
     ev, val = run.last, run.val
     parts = [part(k.replace("_", " "), f"{v:.3g}") for k, v in list(val.metrics.items())[:1]] if val else []
     size, caveat = validation_note(run)
     if parts and size:
         parts[-1] += NBSP + part(f"({size}{', few' if caveat else ''})")
     parts += [part("step", ev.step), part("loss", f"{ev.loss:.3g}"),
-              part(f"{ev.steps_per_second:.1f}", "it/s"), part("ETA", fmt_time(ev.eta))]
+              part(f"{ev.steps_per_second:.1f}", "it/s"), clock or part("ETA", fmt_time(ev.eta))]
     text = line(*parts)
     return text + "\n" + preview_note(run) if run.preview is not None else text
 
@@ -169,6 +170,7 @@ class DockProgress(QWidget):
         super().__init__(parent)
         self.fraction = 0.0
         self.text = ""
+        self.clock = ""
         self.setFixedHeight(18)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self._activity = None  # napari's activity-dock progress of the current run
@@ -186,6 +188,7 @@ class DockProgress(QWidget):
 
         self.text = desc
         self.fraction = 0.0
+        self.clock = ""
         self.show()
         self.update()
         self.close_activity()
@@ -199,6 +202,13 @@ class DockProgress(QWidget):
             if self._activity is not None:
                 self._activity.n = self.value()
                 self._activity.refresh()
+
+    def set_clock(self, seconds: float) -> None:
+        """A run without a budget (live training): the bar shows the time trained instead of percent done."""
+        clock = f"{fmt_time(seconds)} (until Stop)"
+        if clock != self.clock:  # at most once a second
+            self.clock = clock
+            self.update()
 
     def close_activity(self) -> None:
         if self._activity is not None:
@@ -225,7 +235,7 @@ class DockProgress(QWidget):
                 p.setBrush(BAR)
                 p.drawRoundedRect(QRectF(r.x(), r.y(), r.width() * self.fraction, r.height()), 3, 3)
             p.setPen(TEXT)
-            p.drawText(r, Qt.AlignmentFlag.AlignCenter, f"{self.text}: {self.value()}%")
+            p.drawText(r, Qt.AlignmentFlag.AlignCenter, f"{self.text}: {self.clock or f'{self.value()}%'}")
         finally:
             p.end()
 

@@ -299,7 +299,10 @@ class BioimgWidget(EngineDock):
             return
         if isinstance(ev, E.StepDone):
             self.plot.add_loss(ev.step, ev.loss)
-            self.progress.set_fraction(ev.fraction)
+            if run.live:  # no budget: the bar shows the time trained
+                self.progress.set_clock(ev.elapsed)
+            else:
+                self.progress.set_fraction(ev.fraction)
             self._training_status(run)
         elif isinstance(ev, E.ValidationDone):
             name, value = next(iter(ev.metrics.items()), ("score", ev.score))
@@ -330,7 +333,7 @@ class BioimgWidget(EngineDock):
 
     def _training_status(self, run) -> None:
         if run.last is not None:
-            self.status.value = P.training_line(run)
+            self.status.value = P.training_line(run, self.live.clock(run.last) if run.live else None)
 
     def _on_paused(self, paused: bool) -> None:
         self.pause_btn.text = "Resume" if paused else "Pause"

@@ -115,6 +115,8 @@ class LivePreview:
     axes); ``data``, ``uncertainty`` have the box's spatial shape. ``confidence`` maps each
     object (or class) id in ``data`` to the mean top-class probability inside it.
     ``edits`` counts the annotation edits the weights had trained on (at least one step).
+    ``source`` says what predicted it: ``"network"`` (the averaged recent weights) or
+    ``"pixel classifier"`` (the fast first previews, until the network predicts new strokes better).
     """
 
     step: int
@@ -124,6 +126,7 @@ class LivePreview:
     confidence: dict[int, float]
     kind: str
     edits: int
+    source: str = "network"
 
 
 @dataclass(frozen=True)
@@ -131,3 +134,10 @@ class LiveWaiting:
     """Live training waits for annotations it can train on (``reason`` says what is missing)."""
 
     reason: str
+
+
+@dataclass(frozen=True)
+class LivePaused:
+    """Live training paused itself after ``idle`` seconds without an edit; the next edit resumes it."""
+
+    idle: float

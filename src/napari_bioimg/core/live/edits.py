@@ -125,3 +125,39 @@ def merge_boxes(boxes: list[tuple[slice, ...]]) -> tuple[slice, ...]:
     starts = np.min([[s.start for s in b] for b in boxes], axis=0)
     stops = np.max([[s.stop for s in b] for b in boxes], axis=0)
     return tuple(slice(int(a), int(b)) for a, b in zip(starts, stops))
+
+
+class ClassCentres:
+    """Painted pixels by class: a patch centre on a class chosen in turn, so a class of a few thin
+    strokes is trained on as often as one painted in broad strokes.
+
+    Parameters
+    ----------
+    labels
+        ``(N, *spatial)`` painted class ids (0 = not painted).
+    keep
+        Pixels remembered per class at most (a random choice of them).
+    """
+
+    def __init__(self, labels: np.ndarray, rng: np.random.Generator, keep: int = 50_000):
+        labels = np.asarray(labels)
+        flat = labels.ravel()
+        order = np.argsort(flat, kind="stable")
+        values, starts = np.unique(flat[order], return_index=True)
+        bounds = list(starts[1:]) + [len(flat)]
+        self.coords = []
+        for v, a, b in zip(values, starts, bounds):
+            if v <= 0:
+                continue
+            idx = order[a:b]
+            if len(idx) > keep:
+                idx = rng.choice(idx, keep, replace=False)
+            self.coords.append(np.stack(np.unravel_index(idx, labels.shape), axis=1))
+
+    def pick(self, rng: np.random.Generator) -> tuple[int, tuple[int, ...]] | None:
+        """``(sample, centre)`` on a pixel of a class chosen uniformly, ``None`` without classes."""
+        if not self.coords:
+            return None
+        coords = self.coords[int(rng.integers(len(self.coords)))]
+        c = coords[int(rng.integers(len(coords)))]
+        return int(c[0]), tuple(int(v) for v in c[1:])

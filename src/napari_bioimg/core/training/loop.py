@@ -30,6 +30,7 @@ from .calibrate import calibrate
 from .optim import set_learning_rate
 from .pacing import SLOW_CHECK, preview_wait, slow_notice
 from .pretrain import pretrain
+from .previewed import flat_index, image_sample_layout, set_index
 from .reserve import EndReserve, region_pixels
 from .resume import training_state
 from .setup import TrainingSetup, set_up
@@ -139,9 +140,9 @@ class Trainer:
         config, layout = setup.config, setup.layout
         self.total_steps = config.epochs * config.steps_per_epoch if config.epochs else None
         if setup.dataset is not None:
-            self.preview_n = _set_index(preview_index, setup.dataset)
+            self.preview_n = set_index(preview_index, setup.dataset)
         else:
-            self.preview_n = _flat_index(preview_index, layout.batch_shape, layout.n_samples)
+            self.preview_n = flat_index(preview_index, layout.batch_shape, layout.n_samples)
         self.margin = int(getattr(setup.task, "val_margin", VAL_MARGIN))
         self.world = setup.world  # several processes (:mod:`.ddp`): steps through DDP, rank 0 validates
         self.net = setup.model if self.world is None else self.world.wrap(setup.model)
@@ -162,11 +163,13 @@ class Trainer:
         s.model.train()
         while True:
             fraction = self.world.agree(self.budget_used(), self.control) if self.world else self.budget_used()
-            if (fraction >= 1.0 and (run.local_step or s.resumed)) or self.control.stop_requested:
+            if self.should_stop(fraction):
                 break
+            yield from self.before_step()
             done = self.step(fraction, first_step)
             self.reserve.step_seconds = 1 / max(done.steps_per_second, 1e-9)  # no step is begun past the limit
             yield done
+            self.after_step(done)
             if run.local_step == 1:
                 self.reserve.probe(self.run_validation)  # the end's cost is known before the first epoch ends
             if run.local_step == SLOW_CHECK and config.time_limit and not self.total_steps:
@@ -181,10 +184,9 @@ class Trainer:
                         early_stopped = True
                         yield Notice(f"early stop: the validation score did not improve in {since_best} checks", "info")
                         break
-            if self.preview_n is not None and config.preview_every and \
-                    time.perf_counter() - last_preview >= preview_wait(config.preview_every, preview_cost):
+            if self.preview_due(time.perf_counter() - last_preview, preview_cost):
                 started = time.perf_counter()
-                event = self.preview()
+                event = self.make_preview()
                 last_preview = time.perf_counter()
                 preview_cost = last_preview - started  # a slow preview (a 3D stack on a CPU) comes less often
                 yield event
@@ -192,16 +194,46 @@ class Trainer:
             yield from slow_notice(done.steps_per_second, config.time_limit)
         return (yield from self.finish(first_step, early_stopped))
 
+    # ---------------------------------------------------------------- hooks: live training overrides them
+    def should_stop(self, fraction: float) -> bool:
+        """Whether the loop ends before the next step: the budget is used (after at least one step, unless
+        resumed) or Stop was pressed."""
+        used = fraction >= 1.0 and bool(self.run_state.local_step or self.s.resumed)
+        return used or self.control.stop_requested
+
+    def before_step(self) -> Generator[Any, None, None]:
+        yield from ()  # events before a step (live: the user's edits taken in)
+
+    def after_step(self, done: StepDone) -> None:
+        """After each step's event (live: averaged weights, the edits trained on)."""
+
+    def preview_due(self, since: float, cost: float) -> bool:
+        """Preview now, ``since`` seconds after the last preview (which took ``cost`` seconds)?"""
+        every = self.config.preview_every
+        return self.preview_n is not None and bool(every) and since >= preview_wait(every, cost)
+
+    def make_preview(self) -> Any:
+        return self.preview()  # live: the user's view
+
+    def choose_final(self, last: dict) -> tuple[dict, bool]:
+        """The weights the model file keeps, and whether they differ from the ``last`` ones (both are kept)."""
+        run = self.run_state
+        has_best = run.best_state is not None and run.best_step != run.step and self.s.problem.select_best
+        return (run.best_state if has_best else last), has_best
+
     def budget_used(self) -> float:
         """Fraction of the budget (time or epochs, whichever ends first) used."""
         elapsed = self.clock.elapsed()
         return max(elapsed / limit if (limit := self.reserve.training_seconds()) else 0.0,  # the end kept back
                    self.run_state.local_step / self.total_steps if self.total_steps else 0.0)
 
+    def schedule(self, fraction: float) -> None:  # the learning rate for the next step (a hook too)
+        set_learning_rate(self.s.optimizer, self.config, self.run_state.local_step, fraction)
+
     def step(self, fraction: float, first_step: int) -> StepDone:
         """One optimiser step on a sampled batch."""
         s, config, run = self.s, self.config, self.run_state
-        set_learning_rate(s.optimizer, config, run.local_step, fraction)
+        self.schedule(fraction)
         xb, yb = s.problem.sampler.sample(config.batch_size, s.device)
         xb, yb = s.task.prepare_batch(xb, yb, s.rng, s.problem.meta)
         with autocast(s.device, config.amp):
@@ -303,7 +335,7 @@ class Trainer:
         else:
             data = s.task.postprocess(self.apply_model(s.inputs[n]), dict(s.problem.meta, **s.output_context))
             if s.task.output_kind == "image":
-                data = _image_sample_layout(data, s.layout)
+                data = image_sample_layout(data, s.layout)
         return PreviewReady(self.run_state.step, s.layout.sample_index(n), data, s.task.output_kind)
 
     def _preview_set(self, i: int, plane: int) -> PreviewReady:
@@ -339,8 +371,7 @@ class Trainer:
             return TrainResult(None, run.history, dict(run.metrics), stopped_early, run.step, self.clock.elapsed())
         metrics = dict(run.metrics)
         last = s.model.state_dict()
-        has_best = run.best_state is not None and run.best_step != run.step and s.problem.select_best
-        chosen = run.best_state if has_best else last
+        chosen, has_best = self.choose_final(last)
         if s.task.direct_model and run.best_state is not None:
             # direct tasks validate cheaply: report the scores of the weights actually saved
             keep = {k: v.detach().clone() for k, v in last.items()}
@@ -376,33 +407,3 @@ class Trainer:
             validation=validation, extra=extra,
         )
         return TrainResult(ckpt, run.history, metrics, stopped_early, run.step, seconds)
-
-
-def _flat_index(index, batch_shape: tuple[int, ...], n: int) -> int | None:
-    if index is None:
-        return None
-    if isinstance(index, (tuple, list)):
-        index = tuple(int(i) for i in index)[-len(batch_shape):] if batch_shape else ()
-        if len(index) != len(batch_shape):
-            return 0
-        index = int(np.ravel_multi_index(tuple(np.clip(index, 0, np.array(batch_shape) - 1)), batch_shape)) if batch_shape else 0
-    return int(np.clip(int(index), 0, n - 1))
-
-
-def _set_index(index, ds) -> tuple[int, int] | None:
-    """A data set's preview: image ``index`` (plane 0) or ``(image, plane)``, clipped to the set."""
-    if index is None:
-        return None
-    i, plane = (tuple(int(v) for v in index) + (0,))[:2] if isinstance(index, (tuple, list)) else (int(index), 0)
-    i = int(np.clip(i, 0, len(ds) - 1))
-    return i, int(np.clip(plane, 0, ds.n_planes(i) - 1))
-
-
-def _image_sample_layout(data: np.ndarray, layout) -> np.ndarray:
-    """``(C, *spatial)`` result of one sample -> that sample's axes in the user's layout (C only if it has one)."""
-    if "C" not in layout.axes:
-        return data[0]
-    src = "C" + layout.spatial_axes
-    dst = "".join(a for a in layout.axes if a in src)
-    return np.transpose(data, [src.index(a) for a in dst])
-
