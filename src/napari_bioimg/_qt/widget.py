@@ -39,6 +39,7 @@ from .outcome import show_prediction
 from .plots import LossPlot
 from .results import ResultLayers
 from .session import Session
+from .startfrom import StartFrom
 
 
 class BioimgWidget(QWidget):
@@ -75,6 +76,7 @@ class BioimgWidget(QWidget):
         self.buttons = Container(widgets=[self.train_btn, self.continue_btn, self.pause_btn, self.stop_btn,
                                           self.predict_btn], layout="horizontal", labels=False)
         self.live = LivePanel(viewer, self.session, self.results, self.status)
+        self.start_from = StartFrom(self.form, self.files, self.session, self.status)
         self._layout()
         self._wire()
         self._close_watch = CloseWatch(self, self._on_close)
@@ -95,7 +97,8 @@ class BioimgWidget(QWidget):
         box.setContentsMargins(6, 4, 6, 4)
         for row in (self.form.main, self.buttons, self.live.row, self.files.row):
             row.native.layout().setContentsMargins(0, 0, 0, 0)
-        for part in (self.form.main.native, self.form.collapsible, self.data, self.buttons.native,
+        self.start_from.row.native.layout().setContentsMargins(0, 0, 0, 0)
+        for part in (self.form.main.native, self.start_from.row.native, self.form.collapsible, self.data, self.buttons.native,
                      self.several_btn.native, self.live.row.native, self.live.suggestions.native,
                      self.files.row.native,
                      self.files.save_result_btn.native, self.progress, self.status.label.native, self.plot,
@@ -199,6 +202,7 @@ class BioimgWidget(QWidget):
         """Train (or Continue: fine-tune the current model on the current annotations)."""
         from ..core import BioimgError
 
+        fine_tune = fine_tune or self.start_from.fine_tune()  # a built-in or model file picked to start from
         if self.session.busy or (fine_tune and not self.session.trainable):
             return
         try:

@@ -20,7 +20,7 @@ FLAGS = {
     "grad_clip": "--grad-clip", "val_fraction": "--val-fraction", "patience": "--patience", "seed": "--seed",
     "device": "--device", "spatial_dims": "--dims", "num_threads": "--threads", "temporal_context": "--temporal-context",
     "model": "--model", "pretrain": "--pretrain", "pretrain_steps": "--pretrain-steps", "tile": "--tile", "overlap": "--overlap", "block": "--block", "label_margin": "--label-margin",
-    "out": "--out",
+    "out": "--out", "diameter": "--diameter",
 }
 #: train flags that set the model's architecture (``TrainConfig.model_config``).
 MODEL_FLAGS = ("depth", "base_channels", "norm", "latent_channels", "pool_z_levels")
@@ -66,8 +66,9 @@ def _add_train(sub) -> None:
     start.add_argument("--resume", metavar="CKPT", help="continue a stopped run exactly where it stopped (same image "
                                                         "and labels; settings come from CKPT, --epochs/--time-limit "
                                                         "may give it a new budget)")
-    start.add_argument("--init", metavar="CKPT", help="fine-tune this model, e.g. on corrected labels (a new "
-                                                      "budget; step numbers and loss history continue)")
+    start.add_argument("--init", "--start-from", dest="init", metavar="CKPT",
+                       help="fine-tune this model: a model file, or a built-in such as builtin:nuclei-2d (see "
+                            "'napari-bioimg info --builtin'); a new budget, step numbers and loss history continue")
     t.add_argument("--model", default=None, help="model family (default: the task's)")
     budget = t.add_mutually_exclusive_group()
     budget.add_argument("--time-limit", type=float, default=None, help="seconds of training (default 120)")
@@ -106,7 +107,11 @@ def _add_train(sub) -> None:
 
 def _add_predict(sub) -> None:
     p = sub.add_parser("predict", help="predict an image (or a folder of images) with a trained model")
-    p.add_argument("--model", required=True, help="model file (.pt) or bioimage.io package (.zip, folder, rdf.yaml)")
+    p.add_argument("--model", required=True, help="model file (.pt), built-in (builtin:nuclei-2d; see 'napari-bioimg "
+                                                  "info --builtin') or bioimage.io package (.zip, folder, rdf.yaml)")
+    p.add_argument("--diameter", type=diameter, metavar="PX",
+                   help="typical object diameter in pixels, or 'auto' to estimate it: the image is rescaled to the "
+                        "model's object size and the result back (default: the model's own scale)")
     p.add_argument("--image", required=True,
                    help="image file (.tif, .png, .npy), zarr / OME-Zarr folder, or a folder of images")
     p.add_argument("--labels", help="classify: the objects to classify (label image)")
@@ -167,7 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--debug", action="store_true")
 
     i = sub.add_parser("info", help="describe a model file, or list tasks and models")
-    i.add_argument("--model", help="model file (.pt) or bioimage.io package (.zip)")
+    i.add_argument("--model", help="model file (.pt), built-in (builtin:NAME) or bioimage.io package (.zip)")
+    i.add_argument("--builtin", action="store_true", help="list the built-in models with their cards")
     i.add_argument("--debug", action="store_true")
 
     d = sub.add_parser("demo", help="train and predict on the bundled sample data, save outputs and a screenshot")
@@ -177,6 +183,16 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--device", default="auto")
     d.add_argument("--debug", action="store_true")
     return parser
+
+
+def diameter(value: str) -> float | str:
+    """``--diameter 30`` / ``--diameter auto``."""
+    if value.strip().lower() == "auto":
+        return "auto"
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"give a number of pixels or 'auto', got {value!r}") from None
 
 
 def sizes(values: list[int] | None):

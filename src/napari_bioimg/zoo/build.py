@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -105,7 +106,7 @@ def build(name: str, *, time_limit: float, work: Path | None = None, out: Path |
         save_checkpoint(result.checkpoint, latest)
         wall = time.perf_counter() - t0
         state["chunks"] = k + 1
-        state["steps"] += result.steps
+        state["steps"] = result.steps  # step numbers continue from the chunk before
         state["train_seconds"] += result.seconds
         state["wall_seconds"] += wall
         entry = {"chunk": k, "steps": result.steps, "seconds": round(result.seconds, 1), "wall": round(wall, 1),
@@ -156,12 +157,11 @@ def finish(recipe: Recipe, ckpt: dict, state: dict, out: Path, log: Callable[[st
         "generator": {"version": VERSION, "settings": recipe.settings.to_dict(), "scene_shape": list(recipe.scene_shape),
                       "pool": recipe.pool, "seed": recipe.seed},
         "object_diameter": {"range": list(diameters), "typical": float(np.sqrt(diameters[0] * diameters[1]))},
-        "steps": state["steps"], "train_seconds": round(state["train_seconds"], 1),
+        "steps": int(ckpt["training"].get("steps", 0)), "train_seconds": round(state["train_seconds"], 1),
         "wall_seconds": round(state["wall_seconds"], 1), "chunks": state["chunks"], "scores": scores,
         "real_images": 0,
         "rebuild": f"python -m napari_bioimg.zoo build {recipe.name}",
     }
-    ckpt["training"]["steps"] = state["steps"]
     ckpt["training"]["seconds"] = state["train_seconds"]
     save_checkpoint(ckpt, out)
     log(f"{recipe.name}: wrote {out} ({out.stat().st_size / 1e6:.1f} MB); {scores}")

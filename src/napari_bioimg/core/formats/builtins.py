@@ -20,6 +20,9 @@ BUILTINS: dict[str, str] = {
     "objects": "object encoder: crops of objects to features (embeddings, classification start)",
 }
 """Every built-in's name and what it does (whether or not its weights are installed)."""
+TASKS: dict[str, str] = {"nuclei-2d": "instance", "nuclei-3d": "instance", "denoise-2d": "denoise",
+                         "objects": "classify"}
+"""The task each built-in predicts and fine-tunes."""
 
 
 def weights_dir() -> Path:
@@ -36,6 +39,11 @@ def available() -> list[str]:
     """Names of the built-ins whose weights are installed, in catalogue order."""
     folder = weights_dir()
     return [name for name in BUILTINS if (folder / f"{name}.pt").is_file()]
+
+
+def for_task(task: str) -> list[str]:
+    """Installed built-ins that start the task ``task`` (``"builtin:NAME"``)."""
+    return [PREFIX + name for name in available() if TASKS.get(name) == task]
 
 
 def builtin_path(source: str | os.PathLike) -> Path:
