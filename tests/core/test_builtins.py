@@ -35,7 +35,7 @@ def test_load_by_name_is_quick_and_carries_its_card():
 def test_rgb_into_the_one_channel_model_is_converted_with_a_notice():
     loaded = load_model("builtin:nuclei-2d", "cpu")
     image = np.random.default_rng(0).random((64, 64, 3)).astype(np.float32)
-    out, axes, rgb, rescaled, notices = adapt_input(loaded, image, "YXC", diameter=None)
+    out, axes, rgb, rescaled, notices = adapt_input(loaded, image, "YXC", diameter=None, rgb=True)
     assert out.shape == (64, 64) and axes == "YX" and rescaled is None
     assert any("converted to grey" in n.message for n in notices)
 

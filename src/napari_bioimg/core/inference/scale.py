@@ -7,7 +7,8 @@
   model's typical size, predicted, and the result zoomed back to the image's pixels.
   A diameter far outside what the model saw is predicted anyway, with a warning that
   names the range.
-* **RGB into a one-channel model**: converted to grey (luminance), with a notice.
+* **RGB into a one-channel model** (an image marked RGB, as napari's RGB layers are): converted to grey
+  (luminance), with a notice. Other channel mismatches stay an error.
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def adapt_input(loaded: LoadedModel, image: np.ndarray, axes: str | None, *, dia
     notices: list[Notice] = []
     image = np.asarray(image)
     layout = make_layout(tuple(image.shape), axes, loaded.spatial_dims, rgb=rgb, hint=axes_hint)
-    if loaded.image_channels == 1 and layout.n_channels in (3, 4) and "C" in layout.axes:
+    if rgb and loaded.image_channels == 1 and layout.n_channels in (3, 4) and "C" in layout.axes:
         c = layout.axes.index("C")
         rgb_part = np.take(image.astype(np.float32), [0, 1, 2], axis=c)
         image = np.tensordot(rgb_part, LUMA, axes=([c], [0]))
