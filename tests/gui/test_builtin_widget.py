@@ -24,5 +24,9 @@ def test_pick_builtin_nuclei_and_predict_without_training(viewer, widget, qtbot)
     f1 = matching(truth, result.data)["thresholds"]["0.5"]["f1"]
     assert f1 > 0.6, f1  # the sample is real: no built-in trained on it
     assert widget.start_from.fine_tune()  # Train would now fine-tune the built-in, not start blank
+    widget.start_from.diameter.value = 400  # far outside the 12-60 px it was trained on
+    widget.predict_btn.native.click()
+    wait_idle(qtbot, widget)
+    assert ours(viewer)[0].data.shape == truth.shape  # rescaled and back to the image's pixels
     widget.form.task.value = "denoise"
     assert "builtin:nuclei-2d" not in widget.start_from.combo.choices

@@ -3,12 +3,13 @@
 Picking a built-in (``builtin:NAME``, those that fit the task) or a model file
 loads it as the current model (as *Load* does): **Predict** works at once, with no
 training, and **Train** fine-tunes it on the annotations instead of starting from
-random weights. *nothing* makes Train start from random weights again.
+random weights. *nothing* makes Train start from random weights again. *Object diameter* (pixels; 0 = the model's own scale) makes
+Predict zoom the image to the model's object size and the result back.
 """
 
 from __future__ import annotations
 
-from magicgui.widgets import ComboBox, Container
+from magicgui.widgets import ComboBox, Container, FloatSpinBox
 
 NOTHING = "nothing"
 MODEL_FILE = "a model file…"
@@ -23,7 +24,10 @@ class StartFrom:
                               tooltip="nothing: train from random weights. A built-in model (made by the project "
                                       "from simulated images) or a model file: Predict with it at once, or Train "
                                       "to fine-tune it on your annotations")
-        self.row = Container(widgets=[self.combo], labels=True)
+        self.diameter = FloatSpinBox(label="Object diameter", value=0.0, min=0.0, max=10_000.0, step=1.0,
+                                     tooltip="typical object diameter in pixels: Predict rescales the image to the "
+                                             "model's object size and the result back; 0 = the model's own scale")
+        self.row = Container(widgets=[self.combo, self.diameter], labels=True)
         self._model = None  # the session model this row loaded
         self.combo.changed.connect(self._on_pick)
         form.task.changed.connect(lambda *_: self.combo.reset_choices())
@@ -46,6 +50,10 @@ class StartFrom:
                 return
         self.files.load_model(path)
         self._model = self.session.model
+
+    def options(self) -> dict:
+        """Prediction options this row sets (the object diameter when one is given)."""
+        return {"diameter": float(self.diameter.value)} if self.diameter.value else {}
 
     def fine_tune(self) -> bool:
         """Whether Train should fine-tune the current model: it is the one picked here."""

@@ -255,6 +255,7 @@ class BioimgWidget(QWidget):
         if after is not None:
             run.placeholder = after.placeholder  # the final result goes into the layer the previews used
             run.follows = after
+        options.update(self.start_from.options())  # the object diameter
         self.progress.begin("Predicting")
         self.session.predict(run, **options)
 
