@@ -40,6 +40,7 @@ from .outcome import show_prediction
 from .plots import LossPlot
 from .results import ResultLayers
 from .session import Session
+from .startfrom import StartFrom
 
 
 class BioimgWidget(EngineDock):
@@ -47,7 +48,7 @@ class BioimgWidget(EngineDock):
 
     PARTS = ("form", "data", "marker", "session", "results", "status", "files", "progress", "plot", "legend", "confusion",
              "train_btn", "continue_btn", "pause_btn", "stop_btn", "predict_btn", "several_btn", "buttons", "live",
-             "scroll")
+             "start_from", "scroll")
 
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__()
@@ -89,6 +90,7 @@ class BioimgWidget(EngineDock):
         self.buttons = Container(widgets=[self.train_btn, self.continue_btn, self.pause_btn, self.stop_btn,
                                           self.predict_btn], layout="horizontal", labels=False)
         self.live = LivePanel(viewer, self.session, self.results, self.status)
+        self.start_from = StartFrom(self.form, self.files, self.session, self.status)
         self._layout()
         self._wire()
         self._on_form_changed()
@@ -102,7 +104,9 @@ class BioimgWidget(EngineDock):
         box.setContentsMargins(6, 4, 6, 4)
         for row in (self.form.main, self.marker.row, self.buttons, self.live.row, self.files.row):
             row.native.layout().setContentsMargins(0, 0, 0, 0)
-        for part in (self.form.main.native, self.marker.row.native, self.form.collapsible, self.data, self.buttons.native,
+        self.start_from.row.native.layout().setContentsMargins(0, 0, 0, 0)
+        for part in (self.form.main.native, self.start_from.row.native, self.marker.row.native, self.form.collapsible,
+                     self.data, self.buttons.native,
                      self.several_btn.native, self.live.row.native, self.live.suggestions.native,
                      self.files.row.native,
                      self.files.save_result_btn.native, self.progress, self.status.label.native, self.plot,
@@ -219,6 +223,7 @@ class BioimgWidget(EngineDock):
         """Train (or Continue: fine-tune the current model on the current annotations)."""
         from ..core import BioimgError
 
+        fine_tune = fine_tune or self.start_from.fine_tune()  # a built-in or model file picked to start from
         if self.session.busy or (fine_tune and not self.session.trainable):
             return
         try:
@@ -271,6 +276,7 @@ class BioimgWidget(EngineDock):
         if after is not None:
             run.placeholder = after.placeholder  # the final result goes into the layer the previews used
             run.follows = after
+        options.update(self.start_from.options())  # the object diameter
         self.progress.begin("Predicting")
         self.session.predict(run, **options)
 

@@ -7,7 +7,20 @@ import json
 
 
 def cmd_info(args) -> int:
-    if args.model:
+    if getattr(args, "builtin", False):
+        from ..core.formats.builtins import BUILTINS, PREFIX, available, builtin_path
+        from ..core.formats.loading import read_card
+
+        have = set(available())
+        listing = {}
+        for name, what in BUILTINS.items():
+            entry: dict = {"description": what, "installed": name in have}
+            if name in have:
+                card = read_card(builtin_path(name))
+                entry.update(summary=card.summary(), card=card.builtin or {}, metrics=card.metrics)
+            listing[PREFIX + name] = entry
+        print(json.dumps(listing, indent=2, default=str))
+    elif args.model:
         from ..core.formats.loading import read_card
 
         print(json.dumps(read_card(args.model).describe(), indent=2, default=str))

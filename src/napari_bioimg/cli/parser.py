@@ -14,6 +14,7 @@ then ``add_setting(parser, "--flag", Config, "field")`` here.
 from __future__ import annotations
 
 import argparse
+import math
 
 from ..core.settings.declare import default
 from ..core.settings.launch import LaunchConfig
@@ -68,8 +69,9 @@ def _add_train(sub) -> None:
     start.add_argument("--resume", metavar="CKPT", help="continue a stopped run exactly where it stopped (same image "
                                                         "and labels; settings come from CKPT, --epochs/--time-limit "
                                                         "may give it a new budget)")
-    start.add_argument("--init", metavar="CKPT", help="fine-tune this model, e.g. on corrected labels (a new "
-                                                      "budget; step numbers and loss history continue)")
+    start.add_argument("--init", "--start-from", dest="init", metavar="CKPT",
+                       help="fine-tune this model: a model file, or a built-in such as builtin:nuclei-2d (see "
+                            "'napari-bioimg info --builtin'); a new budget, step numbers and loss history continue")
     add_setting(t, "--model", TrainConfig, "model")
     budget = t.add_mutually_exclusive_group()
     add_setting(budget, "--time-limit", TrainConfig, "time_limit")
@@ -101,7 +103,11 @@ def _add_train(sub) -> None:
 
 def _add_predict(sub) -> None:
     p = sub.add_parser("predict", help="predict an image (or a folder of images) with a trained model")
-    p.add_argument("--model", required=True, help="model file (.pt) or bioimage.io package (.zip, folder, rdf.yaml)")
+    p.add_argument("--model", required=True, help="model file (.pt), built-in (builtin:nuclei-2d; see 'napari-bioimg "
+                                                  "info --builtin') or bioimage.io package (.zip, folder, rdf.yaml)")
+    p.add_argument("--diameter", type=diameter, metavar="PX",
+                   help="typical object diameter in pixels, or 'auto' to estimate it: the image is rescaled to the "
+                        "model's object size and the result back (default: the model's own scale)")
     p.add_argument("--image", required=True,
                    help="image file (.tif, .png, .npy), zarr / OME-Zarr folder, or a folder of images")
     p.add_argument("--labels", help="classify: the objects to classify (label image)")
@@ -156,7 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--debug", action="store_true")
 
     i = sub.add_parser("info", help="describe a model file, or list tasks and models")
-    i.add_argument("--model", help="model file (.pt) or bioimage.io package (.zip)")
+    i.add_argument("--model", help="model file (.pt), built-in (builtin:NAME) or bioimage.io package (.zip)")
+    i.add_argument("--builtin", action="store_true", help="list the built-in models with their cards")
     i.add_argument("--debug", action="store_true")
 
     d = sub.add_parser("demo", help="train and predict on the bundled sample data, save outputs and a screenshot")
@@ -166,6 +173,20 @@ def build_parser() -> argparse.ArgumentParser:
     add_setting(d, "--device", TrainConfig, "device", default=default(TrainConfig, "device"))
     d.add_argument("--debug", action="store_true")
     return parser
+
+
+def diameter(value: str) -> float | str:
+    """``--diameter 30`` / ``--diameter auto``."""
+    if value.strip().lower() == "auto":
+        return "auto"
+    try:
+        px = float(value)
+    except ValueError:
+        px = math.nan
+    if not (math.isfinite(px) and 0 < px <= 4096):
+        raise argparse.ArgumentTypeError(f"must be a number of pixels greater than 0 and at most 4096 (e.g. 30), or "
+                                         f"'auto', got {value!r}")
+    return px
 
 
 def sizes(values: list[int] | None):

@@ -69,7 +69,8 @@ def cmd_predict(args) -> int:
         elif is_zarr_path(out):
             result = drain(predict(loaded, str(image_path), args.axes, out=out, **opts), progress)
         else:
-            result = drain(predict(loaded, str(image_path), args.axes, lazy=False, **opts), progress)
+            result = drain(predict(loaded, str(image_path), args.axes, lazy=False, diameter=args.diameter, **opts),
+                           progress)
             write_image(out, result)
     finally:
         progress.close()

@@ -78,6 +78,9 @@ class ModelCard:
     version: str | None = None
     """napari-bioimg version that wrote the file."""
     created: str | None = None
+    builtin: dict[str, Any] | None = None
+    """A built-in model's card (``builtin:NAME``): how it was made (generator version and settings, steps,
+    seconds, scores, the object diameters it was trained on); ``None`` for other models."""
 
     @classmethod
     def of(cls, ckpt: dict[str, Any]) -> ModelCard:
@@ -101,6 +104,7 @@ class ModelCard:
             resumable="resume" in ckpt, task_meta=dict(meta), normalizer=dict(ckpt.get("normalizer") or {}),
             training=dict(training), package=dict(package) if package else None,
             version=ckpt.get("version"), created=ckpt.get("created"),
+            builtin=dict(ckpt["builtin"]) if isinstance(ckpt.get("builtin"), dict) else None,
         )
 
     @property
@@ -146,6 +150,8 @@ class ModelCard:
             info["validation"] = {"size": self.validation_size, "unit": self.validation_unit}
         if self.package is not None:
             info["bioimageio"] = self.package
+        if self.builtin is not None:
+            info["builtin"] = self.builtin
         info["resumable"] = self.resumable
         return {k: v for k, v in info.items() if v is not None}
 
@@ -215,7 +221,12 @@ def save_checkpoint(ckpt: dict[str, Any], path: str | os.PathLike) -> Path:
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Read and check a model file; raise :class:`CheckpointError` with a clear message."""
+    """Read and check a model file (or a built-in, ``"builtin:NAME"``); raise :class:`CheckpointError` with a
+    clear message."""
+    from .builtins import builtin_path, is_builtin
+
+    if is_builtin(path):
+        path = builtin_path(path)  # type: ignore[arg-type]
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"model file not found: {path}")

@@ -13,6 +13,7 @@ from ..errors import CheckpointError
 from .bioimageio.files import is_bioimageio_source, package_folder, read_rdf
 from .bioimageio.foreign import load_foreign
 from .bioimageio.package import CONFIG_KEY, load_ours
+from .builtins import is_builtin
 from .checkpoint import LoadedModel, ModelCard, check_checkpoint, instantiate, load_checkpoint
 
 
@@ -37,7 +38,8 @@ def load_bioimageio(path: str | os.PathLike, device: str | torch.device = "auto"
 
 
 def load_model(path_or_ckpt: str | os.PathLike | dict, device: str | torch.device = "auto") -> LoadedModel:
-    """Load a model file, a bioimage.io package (``.zip``, folder or ``rdf.yaml``) or an in-memory checkpoint.
+    """Load a model file, a built-in (``"builtin:nuclei-2d"``, :mod:`.builtins`), a bioimage.io package
+    (``.zip``, folder or ``rdf.yaml``) or an in-memory checkpoint.
 
     A checkpoint's ``state_dict`` is what predicts: the best weights by validation
     score when training had a validation split, else the last ones.
@@ -45,7 +47,7 @@ def load_model(path_or_ckpt: str | os.PathLike | dict, device: str | torch.devic
     if isinstance(path_or_ckpt, LoadedModel):
         return path_or_ckpt
     if not isinstance(path_or_ckpt, dict):
-        if is_bioimageio_source(path_or_ckpt):
+        if not is_builtin(path_or_ckpt) and is_bioimageio_source(path_or_ckpt):
             return load_bioimageio(path_or_ckpt, device)
     ckpt = path_or_ckpt if isinstance(path_or_ckpt, dict) else load_checkpoint(path_or_ckpt)
     return instantiate(check_checkpoint(ckpt), device)
@@ -54,6 +56,6 @@ def load_model(path_or_ckpt: str | os.PathLike | dict, device: str | torch.devic
 def read_card(path: str | os.PathLike) -> ModelCard:
     """What a model file or a bioimage.io package says about its model (a bad or missing file raises
     :class:`CheckpointError`): for showing a model, and for checking a path before work starts."""
-    if is_bioimageio_source(path):
+    if not is_builtin(path) and is_bioimageio_source(path):
         return load_bioimageio(path, "cpu").card
     return ModelCard.of(load_checkpoint(path))

@@ -24,6 +24,7 @@ from ..formats.loading import load_model
 from ..settings.defaults import OVERLAP
 from ..settings.predict import PredictConfig
 from .runner import ModelInput, model_fn, opened_source, prepare, reports_time, working_bytes
+from .scale import adapt_input
 from .tiling import tiled_apply
 
 #: Above this estimated working set (input + outputs as float32), prediction goes block by block.
@@ -54,6 +55,7 @@ def predict(
     tta: bool = False,
     labels: Any = None,
     class_image: bool = False,
+    diameter: float | str | None = None,
 ) -> Generator[PredictProgress | Notice, None, Any]:
     """Predict ``image`` with a trained model.
 
@@ -86,6 +88,11 @@ def predict(
     which raises an :class:`InputError` about ``out`` (write a zarr store instead).
     ``image`` may be a numpy, zarr or dask array, a napari multiscale list, or a
     path (``.tif``, ``.png``, ``.npy``, ``.zarr``).
+
+    ``diameter`` (pixels, or ``"auto"`` to estimate it from the image) is the size of
+    the objects in the image: an in-memory image is zoomed to the model's object size
+    and the result zoomed back (:mod:`.scale`); an RGB image given to a one-channel
+    model is converted to grey, with a notice.
     """
     PredictConfig.of(tile=tile, overlap=overlap, batch_size=batch_size, block=block, label_margin=label_margin)
     loaded = model if isinstance(model, LoadedModel) else load_model(model, device)
@@ -108,6 +115,9 @@ def predict(
     if lazy:
         from .blocks import predict_lazy
 
+        if diameter is not None:
+            yield Notice("the object diameter applies to images predicted in memory; this one is predicted block "
+                         "by block at the model's own scale", "warning")
         return (yield from predict_lazy(loaded, image, axes, out=out, tile=tile, overlap=overlap,
                                         batch_size=batch_size, control=control, rgb=rgb, axes_hint=axes_hint,
                                         amp=amp, block=block, label_margin=label_margin, compile=compile,
@@ -115,11 +125,15 @@ def predict(
     if path:
         image, hint = _read_whole(Path(image), loaded)
         axes_hint = axes_hint or hint
+    image, axes, rgb, rescaled, notices = adapt_input(loaded, first_level(image), axes, diameter=diameter, rgb=rgb,
+                                                      axes_hint=axes_hint)
+    yield from notices
     inp = prepare(loaded, image, axes, rgb=rgb, axes_hint=axes_hint, tile=tile, overlap=overlap,
                   batch_size=batch_size)
     yield from inp.notices
-    return (yield from _predict_in_memory(loaded, inp, overlap=overlap, control=control, amp=amp, compile=compile,
-                                          tta=tta))
+    result = yield from _predict_in_memory(loaded, inp, overlap=overlap, control=control, amp=amp, compile=compile,
+                                           tta=tta)
+    return rescaled.back(result) if rescaled is not None else result
 
 
 def _big(image: Any, loaded: LoadedModel) -> bool:
