@@ -84,7 +84,10 @@ def _launch(args) -> int:
     saved = {k: os.environ.get(k) for k in variables}
     os.environ.update(variables)
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=n, run_id=uuid.uuid4().hex, rdzv_backend="c10d",
-                          rdzv_endpoint=f"127.0.0.1:{port}", max_restarts=0, monitor_interval=0.1)
+                          rdzv_endpoint=f"127.0.0.1:{port}", max_restarts=0, monitor_interval=0.1,
+                          # this machine by its loopback address: a host name that does not resolve (no
+                          # /etc/hosts entry, no DNS) would leave the processes waiting for each other
+                          local_addr="127.0.0.1", rdzv_timeout=120)
     started = time.time()
     try:
         elastic_launch(config, sys.executable)("-m", "napari_bioimg.cli", *args.argv)
