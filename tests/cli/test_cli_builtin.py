@@ -7,11 +7,8 @@ import pytest
 import tifffile
 
 from napari_bioimg.cli import main
-from napari_bioimg.core.formats.builtins import available
 from napari_bioimg.core.formats.loading import read_card
 from napari_bioimg.core.metrics import matching
-
-pytestmark = pytest.mark.skipif("nuclei-2d" not in available(), reason="builtin:nuclei-2d is not built")
 
 
 @pytest.fixture

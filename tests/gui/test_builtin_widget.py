@@ -1,13 +1,9 @@
 """Start from a built-in model in the widget: Predict with no training finds the nuclei."""
 
-import pytest
 
-from napari_bioimg.core.formats.builtins import available
 from napari_bioimg.core.metrics import matching
 
 from .conftest import ours, wait_idle
-
-pytestmark = pytest.mark.skipif("nuclei-2d" not in available(), reason="builtin:nuclei-2d is not built")
 
 
 def test_pick_builtin_nuclei_and_predict_without_training(viewer, widget, qtbot):
