@@ -26,3 +26,10 @@ def test_pick_builtin_nuclei_and_predict_without_training(viewer, widget, qtbot)
     assert ours(viewer)[0].data.shape == truth.shape  # rescaled and back to the image's pixels
     widget.form.task.value = "denoise"
     assert "builtin:nuclei-2d" not in widget.start_from.combo.choices
+
+
+def test_an_unset_object_diameter_reads_as_the_models_scale(widget):
+    box = widget.start_from.diameter
+    assert box.value == 0 and box.native.text() == "model's scale"
+    box.value = 30
+    assert box.native.text().startswith("30")

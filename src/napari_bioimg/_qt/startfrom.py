@@ -27,6 +27,7 @@ class StartFrom:
         self.diameter = FloatSpinBox(label="Object diameter", value=0.0, min=0.0, max=10_000.0, step=1.0,
                                      tooltip="typical object diameter in pixels: Predict rescales the image to the "
                                              "model's object size and the result back; 0 = the model's own scale")
+        self.diameter.native.setSpecialValueText("model's scale")  # 0 (unset) reads as what it means, not "0.00"
         self.row = Container(widgets=[self.combo, self.diameter], labels=True)
         self._model = None  # the session model this row loaded
         self.combo.changed.connect(self._on_pick)
