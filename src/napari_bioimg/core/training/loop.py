@@ -170,7 +170,7 @@ class Trainer:
             self.reserve.step_seconds = 1 / max(done.steps_per_second, 1e-9)  # no step is begun past the limit
             yield done
             self.after_step(done)
-            if run.local_step == 1:
+            if run.local_step == 1 and (self.world is None or self.world.main):  # the rank that does the end
                 self.reserve.probe(self.run_validation)  # the end's cost is known before the first epoch ends
             if run.local_step == SLOW_CHECK and config.time_limit and not self.total_steps:
                 yield from slow_notice(done.steps_per_second, config.time_limit)  # now, not after a useless run
