@@ -1,8 +1,17 @@
-"""Shared helpers for the speed benchmarks: result rows, timing, sample images, model files."""
+"""The one helper module the benchmarks share: where things are, how to start a child process of this checkout,
+result rows, timing and the sample image.
+
+The benchmarks are a package run from the repository root as modules, e.g.
+``python -m benchmarks.speed.run_all --quick``, with napari-bioimg importable (installed, as ``scripts/bench.sh``
+does with ``pip install -e``, or ``PYTHONPATH=src``). No script changes ``sys.path``; child processes get this
+checkout's ``src`` and root on their ``PYTHONPATH`` (:func:`child_env`).
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -10,8 +19,34 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT / "src") not in sys.path:
-    sys.path.insert(0, str(ROOT / "src"))
+"""The repository root."""
+BENCH = ROOT / "benchmarks"
+DATA = BENCH / "data"
+"""Images with ground truth for the quality suite (sources and licences: ``data/README.md``)."""
+RESULTS = BENCH / "results"
+"""Committed results files (cited by the README and docs: never renamed)."""
+SAMPLE = ROOT / "sample_data"
+OUTPUT = ROOT / "bench_output"
+"""Scratch output of the benchmarks (not committed)."""
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment for a child process: this checkout's ``src`` (so the child runs the same engine as the
+    parent) and its root (so ``python -m benchmarks...`` resolves) first on ``PYTHONPATH``; ``extra`` on top."""
+    path = [str(ROOT / "src"), str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(path), **extra)
+
+
+def module_cmd(module: str, *args) -> list[str]:
+    """The command line that runs ``python -m MODULE ARGS`` with this interpreter (``module`` is a dotted name:
+    pass a module's ``__spec__.name`` to re-run itself as a child)."""
+    return [sys.executable, "-m", module, *map(str, args)]
+
+
+def run_module(module: str, *args, **kwargs) -> subprocess.CompletedProcess:
+    """Run ``python -m MODULE ARGS`` from the repository root with :func:`child_env`; output captured as text."""
+    kwargs.setdefault("env", child_env())
+    return subprocess.run(module_cmd(module, *args), capture_output=True, text=True, cwd=ROOT, **kwargs)
 
 
 def row(name: str, ours: float, reference: float | None, *, unit: str, goal: str, met: bool | None,
@@ -31,8 +66,8 @@ def nuclei_2d(size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Real nuclei: one in-focus slice of the bundled stack (256x256), tiled (mirrored) up to ``size``."""
     import tifffile
 
-    img = tifffile.imread(ROOT / "sample_data" / "nuclei_3d.tif")[14]
-    lbl = tifffile.imread(ROOT / "sample_data" / "nuclei_3d_labels.tif")[14]
+    img = tifffile.imread(SAMPLE / "nuclei_3d.tif")[14]
+    lbl = tifffile.imread(SAMPLE / "nuclei_3d_labels.tif")[14]
     if size is None:
         return img, lbl
     reps = int(np.ceil(size / img.shape[0]))

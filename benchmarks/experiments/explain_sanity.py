@@ -1,5 +1,9 @@
 """Do the classifier's Grad-CAM maps point at the evidence? Two checks on synthetic objects.
 
+Experiment of 2026-12-01 (issue 15). Answered: Grad-CAM maps pass the model-randomisation check (pointing game
+0.973, chance 0.283; 0.037 with every layer re-initialised; rank correlation with the trained maps falls to
+0.275): ``docs/explore.md``. A smaller version runs in ``tests/core/test_explain.py``.
+
 The objects are discs (radius 8 +- 15%, random gain) that all look alike except for
 a small spot (radius 2.5) at a random place inside them: the spot is bright in class
 ``bright`` and dark in class ``dark``. Only the spot decides the class, and we know
@@ -18,7 +22,7 @@ task) learns from ``--annotated`` objects and is scored on the others; then:
    survive randomisation show the input, not what the model learnt. Also reported:
    the spot ratio of the fully randomised model (should drop towards 1).
 
-    python benchmarks/explain_sanity.py [--objects 600] [--annotated 200] [--steps 400] [--layer -1]
+    python -m benchmarks.experiments.explain_sanity [--objects 600] [--annotated 200] [--steps 400] [--layer -1]
         [--seeds 0 1 2] [--threads 1] [--json bench_output/explain.json]
 """
 
@@ -30,9 +34,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
 
 
 def spot_objects(n: int, seed: int = 0, spacing: int = 28):

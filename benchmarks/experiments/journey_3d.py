@@ -1,12 +1,16 @@
 """Issue 16.2: the 3D journey in the real window, with the defaults a user gets on a CPU.
 
+Experiment of 2026-12-01 (issue 16.2). Answered: whether the 3D journey with the CPU defaults (patch 16x64x64,
+batch 4: ``PATCH_3D_CPU``, ``BATCH_3D_CPU`` in ``core/settings/defaults.py``) gives a usable model within the
+default 120 s; its runs were not committed as a results file.
+
 File ▸ Open Sample ▸ Nuclei 3D, the widget from the Plugins menu, Time limit 120 s (the default),
 **Train**; waits for training and the whole-stack prediction that follows, then prints one JSON
 row: steps made, seconds until the result, objects found, and F1@0.5 / mean AP of the result
 against the sample's labels (scored over the whole stack, most of which was trained on: this
 says whether the model is usable, the quality suite's ``nuclei3d-*`` rows score unseen data)::
 
-    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python benchmarks/journey_3d.py [--seconds 120] [--dims 2D]
+    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python -m benchmarks.experiments.journey_3d [--seconds 120] [--dims 2D]
 """
 
 from __future__ import annotations

@@ -1,11 +1,15 @@
 """Diagnosis helper for the quality suite: re-score a trained instance model's probabilities with other
 post-processing settings (interior threshold, minimum size), without retraining.
 
+Experiment of 2026-12-01 (issue 14). Answered: the default instance thresholds (0.5) made objects too fat and
+merged touching ones; thresholds chosen on other data (0.7 on all five entries) raised F1@0.5 by +0.004 to +0.21,
+which became the calibration after training (``benchmarks/FINDINGS.md``, diagnosis 1). Reads tune-split runs only.
+
 Reads a suite run's entry folder (``model.pt``, ``test.tif``, ``test_truth.tif``) and prints F1@0.5 and mean
 AP for each setting, next to the settings stored in the model. Only folders of a tune run (``quality.py``
 without ``--report``: its ``split.json`` says ``tune``) are read: a locked test split is never re-scored.
 
-    python benchmarks/quality_probe.py bench_output/quality/nuclei2d-dsb/seed0 --thresholds 0.3 0.4 0.5 0.6
+    python -m benchmarks.experiments.quality_probe bench_output/quality/nuclei2d-dsb/seed0 --thresholds 0.3 0.4 0.5 0.6
 """
 
 from __future__ import annotations
@@ -17,10 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import tifffile
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def probabilities(model_path: Path, image: np.ndarray, axes: str) -> tuple[list[np.ndarray], dict]:
@@ -59,7 +59,7 @@ def instances(prob: np.ndarray, seed_t: float, fg_t: float, min_size: float) -> 
 
 def refuse_locked(entry_dir: Path) -> None:
     """Raise unless ``entry_dir`` holds a tune split (its ``split.json``, written by quality.py)."""
-    from suite import LockedSplitError
+    from benchmarks.quality.suite import LockedSplitError
 
     marker = entry_dir / "split.json"
     split = json.loads(marker.read_text()).get("split") if marker.exists() else None

@@ -2,10 +2,14 @@
 task options) through the Python API on the entry's training data, score on its tune split (the locked test
 split is refused: see suite.lock_test_split).
 
-For instance entries it also re-scores each model's probabilities at several interior / foreground thresholds
-(as benchmarks/quality_probe.py), and at the threshold chosen on the *training* image (in-sample calibration).
+Experiment of 2026-12-01 (issue 14). Answered: on ``nuclei2d-dsb``, boundary weight 1.0 or no augmentation did not
+beat the defaults once thresholds were calibrated; a 16x64x64 3D patch trained where the default one did not; class
+weights helped scribbles (``benchmarks/FINDINGS.md``, "Retraining experiments"). Explores tune splits only.
 
-    python benchmarks/recipe_experiments.py nuclei2d-dsb \
+For instance entries it also re-scores each model's probabilities at several interior / foreground thresholds
+(as benchmarks/experiments/quality_probe.py), and at the threshold chosen on the *training* image (in-sample calibration).
+
+    python -m benchmarks.experiments.recipe_experiments nuclei2d-dsb \
         --variant default '{}' --variant bw1 '{"task_config": {"boundary_weight": 1.0}}' --time-limit 120
 """
 
@@ -19,11 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "src"))
-
-from suite import ENTRIES, load, lock_test_split, stack  # noqa: E402
+from benchmarks.quality.suite import ENTRIES, load, lock_test_split, stack
 
 lock_test_split()  # recipes are explored on tune splits only: reading the locked test split raises
 

@@ -4,8 +4,12 @@ probability maps it gives on the entry's tune split (never its locked test split
 regions, so post-processing recipes (thresholds, minimum size, test-time augmentation, 3D linking) can be
 re-scored offline without retraining.
 
-    python benchmarks/recipe_lab.py nuclei2d-dsb --steps 200 --variant default '{}' --out bench_output/lab
-    python benchmarks/recipe_lab.py nuclei3d-stack --steps 150 --variant slices '{"spatial_dims": 2}'
+Experiment of 2026-12-01 (issue 14). Answered: which post-processing recipes to adopt, scored offline on saved
+probability maps (``results/recipes-2026-12-01.jsonl``): instance thresholds calibrated after training (merged
+2026-12-01). Since issue 20 (2026-12-07) it explores tune splits only.
+
+    python -m benchmarks.experiments.recipe_lab nuclei2d-dsb --steps 200 --variant default '{}' --out bench_output/lab
+    python -m benchmarks.experiments.recipe_lab nuclei3d-stack --steps 150 --variant slices '{"spatial_dims": 2}'
 
 Each variant writes ``OUT/ENTRY/VARIANT/`` with ``model.pt``, ``probs.npz`` (instance entries) and
 ``row.json`` (steps, seconds, load, validation metrics and the tune-split scores at the model's own settings).
@@ -22,11 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "src"))
-
-from suite import ENTRIES, load, lock_test_split, stack  # noqa: E402
+from benchmarks.quality.suite import ENTRIES, load, lock_test_split, stack
 
 lock_test_split()  # recipes are explored on tune splits only: reading the locked test split raises
 

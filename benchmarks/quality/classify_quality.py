@@ -37,7 +37,7 @@ jobs, more threads mostly spin). Methods, in one run:
    solidity): it is given the numbers the rule is made of, so it shows how far the
    rule is learnable at all.
 
-    flock /tmp/napari-bioimg-bench.lock python benchmarks/classify_quality.py --time-limit 120
+    flock /tmp/napari-bioimg-bench.lock python -m benchmarks.quality.classify_quality --time-limit 120
 """
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ from skimage.measure import regionprops
 from torch import nn
 from torch.nn import functional as F
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.common import SAMPLE
+
 SHARED = Path("/work/shared/data")
 MIN_AREA = 30
 TRAIN_NUCLEI = (2, 5, 9, 12, 16, 19)
@@ -68,7 +69,7 @@ def load_stack() -> tuple[np.ndarray, np.ndarray]:
     """The full stack from /work/shared/data, else the bundled 40-slice crop."""
     if (SHARED / "nuclei.tif").exists():
         return tifffile.imread(SHARED / "nuclei.tif"), tifffile.imread(SHARED / "nuclei_label.tif")
-    return tifffile.imread(ROOT / "sample_data/nuclei_3d.tif"), tifffile.imread(ROOT / "sample_data/nuclei_3d_labels.tif")
+    return tifffile.imread(SAMPLE / "nuclei_3d.tif"), tifffile.imread(SAMPLE / "nuclei_3d_labels.tif")
 
 
 def cross_sections(img: np.ndarray, lbl: np.ndarray) -> tuple[np.ndarray, list[dict]]:

@@ -21,7 +21,7 @@ then ``predict`` and ``evaluate``; and, if a Python with CAREamics is given, its
 trained on the same noisy image for the same wall-clock budget. Stacks are filtered
 frame by frame. Prints a Markdown table and writes JSON.
 
-    flock /tmp/napari-bioimg-bench.lock python benchmarks/denoise_quality.py --time-limit 120 \\
+    flock /tmp/napari-bioimg-bench.lock python -m benchmarks.quality.denoise_quality --time-limit 120 \\
         --out bench_output/denoise [--threads 1] [--temporal-context 1] [--careamics-python /tmp/care/bin/python]
 """
 
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -40,17 +39,15 @@ import tifffile
 from skimage.filters import gaussian
 from skimage.restoration import denoise_nl_means, estimate_sigma
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from benchmarks.common import SAMPLE, child_env
+from napari_bioimg.core.metrics import image_scores
 
-from napari_bioimg.core.metrics import image_scores  # noqa: E402
-
-CAREAMICS_SCRIPT = Path(__file__).with_name("careamics_n2v.py")
+CAREAMICS_MODULE = "benchmarks.references.careamics_n2v"
 
 
 def clean_images() -> dict[str, tuple[np.ndarray, str]]:
-    nuclei = tifffile.imread(ROOT / "sample_data" / "nuclei_3d.tif")[14]
-    timelapse = tifffile.imread(ROOT / "sample_data" / "timelapse_crop.tif")
+    nuclei = tifffile.imread(SAMPLE / "nuclei_3d.tif")[14]
+    timelapse = tifffile.imread(SAMPLE / "timelapse_crop.tif")
     return {"nuclei-2d": (nuclei, "YX"), "timelapse-TYX": (timelapse, "TYX")}
 
 
@@ -108,7 +105,7 @@ def best_nl_means(noisy, clean, axes):
 def cli(*args: str) -> tuple[str, str]:
     """Run ``napari-bioimg`` from this checkout; return (stdout, stderr)."""
     cmd = [sys.executable, "-m", "napari_bioimg.cli", *args]
-    res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    res = subprocess.run(cmd, capture_output=True, text=True, env=child_env())
     if res.returncode != 0:
         raise SystemExit(f"command failed: {' '.join(cmd)}\n{res.stderr[-2000:]}")
     return res.stdout, res.stderr
@@ -143,9 +140,9 @@ def ours(noisy_path: Path, truth_path: Path, axes: str, d: Path, time_limit: flo
 
 def careamics(python: str, noisy_path: Path, axes: str, d: Path, time_limit: float, threads: int):
     pred_path = d / "careamics.tif"
-    cmd = [python, str(CAREAMICS_SCRIPT), "--image", str(noisy_path), "--axes", axes, "--out", str(pred_path),
+    cmd = [python, "-m", CAREAMICS_MODULE, "--image", str(noisy_path), "--axes", axes, "--out", str(pred_path),
            "--time-limit", str(time_limit), "--workdir", str(d / "careamics_work"), "--threads", str(threads)]
-    res = subprocess.run(cmd, capture_output=True, text=True)
+    res = subprocess.run(cmd, capture_output=True, text=True, env=child_env())
     if res.returncode != 0:
         return None, {"error": res.stderr.strip().splitlines()[-1] if res.stderr.strip() else "failed"}
     info = json.loads(res.stdout.strip().splitlines()[-1])

@@ -1,13 +1,13 @@
-"""Quality suite: every entry of benchmarks/suite.py through the CLI, side by side with fair references.
+"""Quality suite: every entry of benchmarks/quality/suite.py through the CLI, side by side with fair references.
 
 For each entry and seed, in one run and with the same CPU threads and the same wall-clock training budget:
 
 * instance (2D and 3D): ``napari-bioimg train / predict / evaluate`` vs the textbook 3-class U-Net + seeded
-  watershed (``ref_unet.py``, same network size) and Otsu + distance-transform watershed;
-* denoise: ours vs a plain Noise2Void script (``ref_n2v.py``), scikit-image NL-means (h = 0.8 sigma_est) and
+  watershed (``references/ref_unet.py``, same network size) and Otsu + distance-transform watershed;
+* denoise: ours vs a plain Noise2Void script (``references/ref_n2v.py``), scikit-image NL-means (h = 0.8 sigma_est) and
   BM3D (the ``bm3d`` package, sigma estimated as for NL-means) when it is installed;
-* scribbles (semantic): ours (60 s) vs an ilastik-style random forest on the same strokes (``ref_rf.py``);
-* classify: ours vs a plain CNN on object crops (``ref_cnn.py``).
+* scribbles (semantic): ours (60 s) vs an ilastik-style random forest on the same strokes (``references/ref_rf.py``);
+* classify: ours vs a plain CNN on object crops (``references/ref_cnn.py``).
 
 Every prediction is scored by the same ``napari-bioimg evaluate`` command; every method's ``wall_s`` is the wall
 time from its start to its written result (process start-up included, for ours and the scripts alike).
@@ -17,9 +17,9 @@ freely; ``--out`` folders carry ``split.json``); ``--report`` scores the *locked
 seeds, and writes the results file ``benchmarks/results/quality-report-DATE.json`` (+ ``.md``): date, machine,
 load, split, seeds, steps and wall time of every run; goals are judged by ``quality_stats``.
 
-    python benchmarks/quality.py --only nuclei2d-hela --seeds 0     # tune split, one seed
-    python benchmarks/quality.py --report --only nuclei2d-hela denoise-nuclei-gauss-high   # locked, 3 seeds
-    python benchmarks/quality.py --quick                            # smoke run: 8 s per training, tune split
+    python -m benchmarks.quality.quality --only nuclei2d-hela --seeds 0     # tune split, one seed
+    python -m benchmarks.quality.quality --report --only nuclei2d-hela denoise-nuclei-gauss-high   # locked, 3 seeds
+    python -m benchmarks.quality.quality --quick                            # smoke run: 8 s per training, tune split
 """
 
 from __future__ import annotations
@@ -42,13 +42,9 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import tifffile  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path.insert(0, str(HERE))
-
-import quality_stats  # noqa: E402
-import suite  # noqa: E402
-from suite import ENTRIES, Entry, load, stack  # noqa: E402
+from benchmarks.common import RESULTS, ROOT, child_env  # noqa: E402
+from benchmarks.quality import quality_stats, suite  # noqa: E402
+from benchmarks.quality.suite import ENTRIES, Entry, load, stack  # noqa: E402
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -61,7 +57,7 @@ def budget(T: float, steps: int | None, ours: bool) -> list:
 
 
 def run(cmd: list[str], threads: int) -> tuple[str, str, float]:
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONPATH=str(ROOT / "src"))
+    env = child_env(OMP_NUM_THREADS=str(threads))
     t0 = time.perf_counter()
     res = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if res.returncode != 0:
@@ -74,7 +70,8 @@ def cli(args: list, threads: int) -> tuple[str, str, float]:
 
 
 def script(name: str, args: list, threads: int) -> dict:
-    out, _, secs = run([sys.executable, str(HERE / name), *map(str, args)], threads)
+    """Run the reference ``benchmarks.references.NAME`` with ``args``; its last JSON line, with its wall time."""
+    out, _, secs = run([sys.executable, "-m", f"benchmarks.references.{name}", *map(str, args)], threads)
     info = json.loads(out.strip().splitlines()[-1])
     info["wall_s"] = round(secs, 1)
     return info
@@ -214,7 +211,7 @@ def run_instance(e: Entry, d: Path, T: float, th: int, tta: bool, seed: int, spl
                               d / "ours_tta.tif", "--tta"], th, info)
         res["ours --tta"] = {**evaluate("instance", d / "ours_tta.tif", te_lbl, te_ax, th), "info": tinfo}
     pairs = [str(p) for f in tr_files if not f.name.endswith("_truth.tif") for p in (f, f.with_name(f.stem + "_truth.tif"))]
-    info = script("ref_unet.py", ["--train", *pairs, "--test", te_img, "--test-axes", te_ax, "--out", d / "plain.tif",
+    info = script("ref_unet", ["--train", *pairs, "--test", te_img, "--test-axes", te_ax, "--out", d / "plain.tif",
                                   *budget(T, STEPS, False), "--threads", th, "--seed", seed], th)
     res[quality_stats.REFERENCE["instance"]] = {**evaluate("instance", d / "plain.tif", te_lbl, te_ax, th), "info": info}
     radius = object_radius([lb for _, lb in data.train], frames=e.axes == "YX")
@@ -238,7 +235,7 @@ def run_denoise(e: Entry, d: Path, T: float, th: int, tta: bool, seed: int, spli
         tinfo = predict_ours(["--model", d / "model.pt", "--image", noisy_p, "--axes", ax, "--out",
                               d / "ours_tta.tif", "--tta"], th, info)
         res["ours --tta"] = {**evaluate("denoise", d / "ours_tta.tif", clean_p, ax, th), "info": tinfo}
-    info = script("ref_n2v.py", ["--image", noisy_p, "--out", d / "n2v.tif", *budget(T, STEPS, False),
+    info = script("ref_n2v", ["--image", noisy_p, "--out", d / "n2v.tif", *budget(T, STEPS, False),
                                  "--threads", th, "--seed", seed], th)
     res["plain N2V"] = {**evaluate("denoise", d / "n2v.tif", clean_p, ax, th), "info": info}
     noisy = tifffile.imread(noisy_p)
@@ -263,7 +260,7 @@ def run_semantic(e: Entry, d: Path, T: float, th: int, tta: bool, seed: int, spl
                        "--out", d / "model.pt"], th, seed)
     info = predict_ours(["--model", d / "model.pt", "--image", tp, "--axes", e.axes, "--out", d / "ours.tif"], th, info)
     res["ours"] = {**evaluate("semantic", d / "ours.tif", gp, e.axes, th), "info": info}
-    info = script("ref_rf.py", ["--image", ip, "--labels", sp, "--test", tp, "--out", d / "rf.tif", "--threads", th,
+    info = script("ref_rf", ["--image", ip, "--labels", sp, "--test", tp, "--out", d / "rf.tif", "--threads", th,
                                 "--seed", seed], th)
     res["random forest"] = {**evaluate("semantic", d / "rf.tif", gp, e.axes, th), "info": info}
     return res
@@ -286,7 +283,7 @@ def run_classify(e: Entry, d: Path, T: float, th: int, tta: bool, seed: int, spl
     info = predict_ours(["--model", d / "model.pt", "--image", ip, "--labels", op, "--axes", "TYX", "--out",
                          d / "ours.csv"], th, dict(info, n_train=len(x["train_ids"])))
     res["ours"] = {**evaluate("classify", d / "ours.csv", d / "truth.csv", "", th), "info": info}
-    info = script("ref_cnn.py", ["--image", ip, "--labels", op, "--classes", d / "train.csv", "--predict",
+    info = script("ref_cnn", ["--image", ip, "--labels", op, "--classes", d / "train.csv", "--predict",
                                  d / "truth.csv", "--out", d / "plain.csv", *budget(T, STEPS, False), "--threads", th,
                                  "--seed", seed], th)
     res["plain CNN"] = {**evaluate("classify", d / "plain.csv", d / "truth.csv", "", th), "info": info}
@@ -353,11 +350,11 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y-%m-%d", time.gmtime())
     results_path = Path(args.results) if args.results else (
-        HERE / "results" / f"quality-report-{stamp}.json" if args.report else out / "results.json")
+        RESULTS / f"quality-report-{stamp}.json" if args.report else out / "results.json")
     meta = {"date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine(),
             "commit": git_commit(), "split": split, "seeds": seeds, "entries": names,
             "time_limit_s": None if STEPS else T, "steps": STEPS, "threads": args.threads,
-            "command": "python benchmarks/quality.py " + " ".join(sys.argv[1:] if argv is None else argv),
+            "command": "python -m benchmarks.quality.quality " + " ".join(sys.argv[1:] if argv is None else argv),
             "loadavg_start": [round(x, 2) for x in os.getloadavg()]}
     entries: list[dict] = []
     t_all = time.perf_counter()

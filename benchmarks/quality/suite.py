@@ -6,7 +6,7 @@ An entry gives *lists* of training and test items (image, truth) so that trainin
 passed as such once the CLI takes folders; today's harness stacks same-shaped training images along a frame
 axis (``--axes T...``), which the CLI trains on as one image.
 
-    from suite import ENTRIES, load
+    from benchmarks.quality.suite import ENTRIES, load
     data = load(ENTRIES["nuclei2d-dsb"])      # data.train = [(img, lbl), ...], data.test = the tune items
     lock_test_split()                         # tools that explore recipes: any later load(..., "test") raises
 """
@@ -19,9 +19,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(__file__).resolve().parent / "data"
-SAMPLE = ROOT / "sample_data"
+from benchmarks.common import DATA, SAMPLE
 
 
 @dataclass(frozen=True)

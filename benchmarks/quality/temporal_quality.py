@@ -18,7 +18,7 @@ Methods, each trained through the CLI for the same ``--time-limit`` with ``--thr
 ``frame-wise`` (``--model unet``), ``frames-as-channels`` (``--model unet --temporal-context 1``) and
 ``unet-gru`` (``--model unet-gru --temporal-context 1``), same depth and width (the task's defaults).
 
-    nice python benchmarks/temporal_quality.py --time-limit 90 --seeds 0 1 --datasets crop full \\
+    nice python -m benchmarks.quality.temporal_quality --time-limit 90 --seeds 0 1 --datasets crop full \\
         --tasks denoise segment --threads 1 --out bench_output/temporal
 
 Prints one JSON row per run and a Markdown table (mean +- sd over seeds); writes ``results.json``.
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -37,8 +36,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from benchmarks.common import OUTPUT, SAMPLE, child_env
 
 FULL = Path("/work/shared/data/2D_timelapse.tif")
 METHODS = {
@@ -51,7 +49,7 @@ METHODS = {
 def cli(*args: str) -> tuple[str, str]:
     """Run ``napari-bioimg`` from this checkout; return (stdout, stderr)."""
     cmd = [sys.executable, "-m", "napari_bioimg.cli", *args]
-    res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    res = subprocess.run(cmd, capture_output=True, text=True, env=child_env())
     if res.returncode != 0:
         raise SystemExit(f"command failed: {' '.join(cmd)}\n{res.stderr[-2000:]}")
     return res.stdout, res.stderr
@@ -92,7 +90,7 @@ def pseudo_labels(clean: np.ndarray) -> np.ndarray:
 
 def load(name: str, full: Path) -> np.ndarray:
     if name == "crop":
-        return tifffile.imread(ROOT / "sample_data" / "timelapse_crop.tif")
+        return tifffile.imread(SAMPLE / "timelapse_crop.tif")
     return tifffile.imread(full)
 
 
@@ -143,7 +141,7 @@ def main(argv=None) -> int:
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     p.add_argument("--full", type=Path, default=FULL, help="the 30-frame time-lapse (default: %(default)s)")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", type=Path, default=ROOT / "bench_output" / "temporal")
+    p.add_argument("--out", type=Path, default=OUTPUT / "temporal")
     args = p.parse_args(argv)
     rows = []
     for name in args.datasets:

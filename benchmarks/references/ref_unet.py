@@ -9,7 +9,7 @@ inside P(background) < 0.5. Training items may be 2D (YX) images or stacks; ever
 sample. A 3D test item (ZYX) is predicted slice by slice and its seeds and watershed are 3D. The settings are
 the literature's (Caicedo et al. 2019, Cytometry A), fixed once: none was tuned on any split of the suite.
 
-    python benchmarks/ref_unet.py --train img1.tif lbl1.tif [img2.tif lbl2.tif ...] --test t.tif --out pred.tif \
+    python -m benchmarks.references.ref_unet --train img1.tif lbl1.tif [img2.tif lbl2.tif ...] --test t.tif --out pred.tif \
         (--seconds 120 | --steps 400) [--threads 2] [--seed 0]
 """
 

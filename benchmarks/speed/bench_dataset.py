@@ -12,10 +12,10 @@ alike, today's in-memory ``PatchSampler`` over one image joining the rotation fo
 goals: peak RSS flat in the number of images (<= 2 GiB) and the batch time of the largest set
 within 1.1x of the one-image case.
 
-Prints one JSON row per result (``_common.row``), then the raw points. Not a timed test::
+Prints one JSON row per result (``benchmarks.common.row``), then the raw points. Not a timed test::
 
-    python benchmarks/bench_dataset.py                     # 100 images of 1024², chunks 256²
-    python benchmarks/bench_dataset.py --side 4096 --chunk 512 --work bench_output/dataset4096   # 6 GiB
+    python -m benchmarks.speed.bench_dataset                     # 100 images of 1024², chunks 256²
+    python -m benchmarks.speed.bench_dataset --side 4096 --chunk 512 --work bench_output/dataset4096   # 6 GiB
 """
 
 from __future__ import annotations
@@ -24,14 +24,14 @@ import argparse
 import json
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from _common import ROOT, emit, nuclei_2d, row
-from bench_memory import peak_rss_gib
+
+from benchmarks.common import OUTPUT, emit, nuclei_2d, row, run_module
+from benchmarks.speed.bench_memory import peak_rss_gib
 
 
 def make_set(work: Path, n: int, side: int, chunk: int) -> tuple[list[Path], list[Path]]:
@@ -131,8 +131,7 @@ def in_memory_sampler(side: int, patch: int):
 
 
 def run_child(*args) -> dict:
-    cmd = [sys.executable, __file__, *[str(a) for a in args]]
-    res = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parent)
+    res = run_module(__spec__.name, *args)
     if res.returncode != 0:
         raise SystemExit(f"child {args[:3]} failed:\n{res.stderr[-3000:]}")
     return json.loads(res.stdout.strip().splitlines()[-1])
@@ -148,7 +147,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--patch", type=int, default=128)
     ap.add_argument("--task", default="instance", choices=("instance", "semantic", "denoise"))
-    ap.add_argument("--work", type=Path, default=ROOT / "bench_output" / "dataset")
+    ap.add_argument("--work", type=Path, default=OUTPUT / "dataset")
     args = ap.parse_args()
     counts = args.counts or sorted({1, min(10, args.images), args.images})
     make_set(args.work, args.images, args.side, args.chunk)
@@ -182,7 +181,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT / "src"))
     if sys.argv[1:2] == ["memory"]:
         w, n, b, bs, p, task = sys.argv[2:8]
         print(json.dumps(child_memory(w, int(n), int(b), int(bs), int(p), task)))

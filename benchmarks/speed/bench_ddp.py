@@ -20,8 +20,8 @@ Speed-up = N * t(1) / t(N) images per second (weak scaling: the batch per GPU fi
 
 Writes ``benchmarks/results/ddp-<date>.json`` (with ``uptime`` before and after). Not a timed test::
 
-    python benchmarks/bench_ddp.py                      # 3 seeds x 30 s per run
-    python benchmarks/bench_ddp.py --seconds 60 --seeds 5
+    python -m benchmarks.speed.bench_ddp                 # 3 seeds x 30 s per run
+    python -m benchmarks.speed.bench_ddp --seconds 60 --seeds 5
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
+from benchmarks.common import RESULTS, SAMPLE, child_env
+
 TRAIN_SLICES, TEST_SLICE = (8, 24), 16
 DEPTH, WIDTH, PATCH, BATCH = 3, 16, 64, 4
 MODEL = ["--depth", str(DEPTH), "--base-channels", str(WIDTH), "--patch-size", str(PATCH), "--batch-size", str(BATCH)]
@@ -57,14 +57,14 @@ def uptime() -> str:
 
 
 def env() -> dict:
-    return dict(os.environ, PYTHONPATH=str(ROOT / "src"), OMP_WAIT_POLICY="PASSIVE")
+    return child_env(OMP_WAIT_POLICY="PASSIVE")
 
 
 def write_data(work: Path) -> None:
     import tifffile
 
-    img = tifffile.imread(ROOT / "sample_data" / "nuclei_3d.tif")
-    lbl = tifffile.imread(ROOT / "sample_data" / "nuclei_3d_labels.tif")
+    img = tifffile.imread(SAMPLE / "nuclei_3d.tif")
+    lbl = tifffile.imread(SAMPLE / "nuclei_3d_labels.tif")
     for folder in ("imgs", "masks"):
         (work / folder).mkdir(parents=True, exist_ok=True)
     for z in TRAIN_SLICES:
@@ -140,7 +140,7 @@ def comm_member(nbytes: int, repeats: int) -> None:
 
 
 def measure_comm(nbytes: int, repeats: int = 30) -> dict:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(__file__),
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", __spec__.name,
            "--comm-member", str(nbytes), "--repeats", str(repeats)]
     run = subprocess.run(cmd, capture_output=True, text=True, env=env(), check=True)
     return json.loads(run.stdout.strip().splitlines()[-1])
@@ -167,7 +167,6 @@ def main() -> None:
     args = ap.parse_args()
     if args.comm_member is not None:
         return comm_member(args.comm_member, args.repeats)
-    sys.path.insert(0, str(ROOT / "src"))
     load_before = uptime()
     runs = []
     with tempfile.TemporaryDirectory(prefix="bench-ddp-") as tmp:
@@ -223,7 +222,7 @@ def main() -> None:
             "table": scaling_table(nbytes, flops),
         },
     }
-    out = args.out or HERE / "results" / f"ddp-{datetime.now(timezone.utc):%Y-%m-%d}.json"
+    out = args.out or RESULTS / f"ddp-{datetime.now(timezone.utc):%Y-%m-%d}.json"
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps({k: result["measured"][k] for k in ("ratio_2_vs_1", "allreduce_share_of_step")}))
     print(f"wrote {out}")

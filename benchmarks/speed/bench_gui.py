@@ -21,18 +21,19 @@ import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
-from _common import ROOT, row
+
+from benchmarks.common import ROOT, child_env, row
 
 INTERVAL_MS = 10
 
 
 def child(seconds: float, device: str, move: bool) -> dict:
     import napari
-    from _common import nuclei_2d
     from qtpy.QtCore import QEventLoop, QTimer
+
+    from benchmarks.common import nuclei_2d
 
     viewer = napari.Viewer(show=True)
     # as a user reaches it: the Plugins menu's call (napari hands the widget a proxied viewer); the call itself
@@ -145,13 +146,13 @@ def child(seconds: float, device: str, move: bool) -> dict:
 
 
 def _child(seconds: float, device: str, move: bool) -> dict:
-    cmd = [sys.executable, __file__, "child", str(seconds), device, "move" if move else "still"]
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    cmd = [sys.executable, "-m", __spec__.name, "child", str(seconds), device, "move" if move else "still"]
+    env = child_env()
     if not os.environ.get("DISPLAY") and sys.platform.startswith("linux"):
         if not shutil.which("xvfb-run"):
             return {}
         cmd = ["xvfb-run", "-a", "-s", "-screen 0 1400x1000x24", *cmd]
-    res = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parent, env=env)
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
     if res.returncode != 0:
         raise SystemExit(f"GUI child failed:\n{res.stderr[-3000:]}")
     return json.loads(res.stdout.strip().splitlines()[-1])

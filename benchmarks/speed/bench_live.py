@@ -11,7 +11,7 @@ engine's default settings for scribbles, strokes painted with napari's own
    preview of the 512 x 512 view computed by *network* weights that trained on it
    (``LivePreview.edits``, ``source == "network"``); and how much consecutive network
    previews of the whole view swing (mIoU against the truth) while strokes come. Beside it, the
-   ilastik-style reference (``ref_rf.features`` + a 100-tree random forest, as
+   ilastik-style reference (``references.ref_rf.features`` + a 100-tree random forest, as
    ``ref_rf.py``) refitted on the same strokes and predicting the same view.
 2. **GUI stall**: a QTimer ticks every 5 ms on the main thread while strokes are
    painted during live training; a stall is a gap beyond the interval.
@@ -25,7 +25,7 @@ engine's default settings for scribbles, strokes painted with napari's own
    image's live preview against the truth. Strokes needed to reach the target mIoU,
    over several seeds, for both strategies.
 
-    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python benchmarks/bench_live.py [--quick]
+    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python -m benchmarks.speed.bench_live [--quick]
 
 Prints JSON rows and writes ``bench_output/live.json``.
 """
@@ -41,16 +41,16 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
+from benchmarks.common import DATA, OUTPUT
+
 TICK_MS = 5
 
 
 def dsb():
     import tifffile
 
-    image = tifffile.imread(HERE / "data" / "dsb2018_img.tif").astype(np.float32)
-    truth = np.where(tifffile.imread(HERE / "data" / "dsb2018_mask.tif") > 0, 2, 1).astype(np.uint8)
+    image = tifffile.imread(DATA / "dsb2018_img.tif").astype(np.float32)
+    truth = np.where(tifffile.imread(DATA / "dsb2018_mask.tif") > 0, 2, 1).astype(np.uint8)
     return image, truth
 
 
@@ -230,8 +230,9 @@ _FEATURES: dict = {}
 
 def random_forest_seconds(image, scribbles) -> float:
     """ilastik-style: multiscale features (cached per image, as ilastik caches them) + refit + predict the view."""
-    from ref_rf import features
     from sklearn.ensemble import RandomForestClassifier
+
+    from benchmarks.references.ref_rf import features
 
     key = id(image)
     if key not in _FEATURES:
@@ -248,7 +249,6 @@ def new_classes(seconds_after: float = 60.0, time_limit: float = 20.0, small: bo
     """Four classes (``tests/live_scene.py``: background, cells, their thin rims, a texture): two painted at the
     start, two once those are learnt; strokes go on past the time limit; Stop; the session's model scored on a
     held-out image (another noise draw of the scene, transposed: other positions)."""
-    sys.path.insert(0, str(ROOT))
     from tests.live_scene import four_classes, iou, strokes
 
     from napari_bioimg.core import predict_sync
@@ -354,7 +354,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer strokes and seeds (a smoke run)")
     ap.add_argument("--target", type=float, default=0.80, help="mean IoU the annotator aims for")
-    ap.add_argument("--out", default=str(ROOT / "bench_output" / "live.json"))
+    ap.add_argument("--out", default=str(OUTPUT / "live.json"))
     ap.add_argument("--only", choices=("latency", "efficiency", "classes"), help="one part only")
     ap.add_argument("--seeds", type=int, default=None, help="seeds of the efficiency part (default 5; 1 with --quick)")
     ap.add_argument("--max-strokes", type=int, default=None, help="strokes an efficiency run may paint at most")
@@ -366,7 +366,6 @@ def main() -> int:
     a = ap.parse_args()
     load_before = os.getloadavg()
     started = time.time()
-    sys.path.insert(0, str(HERE))
     import torch
 
     torch.set_num_threads(1)  # one core for the viewer, as the widget keeps one free

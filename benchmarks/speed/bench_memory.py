@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 import resource
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-from _common import ROOT, nuclei_2d, row
+
+from benchmarks.common import OUTPUT, nuclei_2d, row, run_module
 
 CHUNK = 1024
 
@@ -80,15 +80,14 @@ def child(model: str, image: str, out: str, device: str) -> dict:
 
 
 def run(sizes=(4096, 8192, 16384), device: str = "cpu", work: Path | None = None) -> tuple[list[dict], list[dict]]:
-    work = work or ROOT / "bench_output" / "memory"
+    work = work or OUTPUT / "memory"
     work.mkdir(parents=True, exist_ok=True)
     model = ensure_model(work / "nuclei_small.pt", device)
     points = []
     for size in sizes:
         image, out = work / f"in_{size}.zarr", work / f"pred_{size}.zarr"
         make_input(image, size)
-        cmd = [sys.executable, __file__, "child", str(model), str(image), str(out), device]
-        res = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parent)
+        res = run_module(__spec__.name, "child", model, image, out, device)
         if res.returncode != 0:
             raise SystemExit(f"memory child failed for {size}:\n{res.stderr[-3000:]}")
         point = json.loads(res.stdout.strip().splitlines()[-1])
@@ -115,7 +114,6 @@ def run(sizes=(4096, 8192, 16384), device: str = "cpu", work: Path | None = None
 
 if __name__ == "__main__":
     if sys.argv[1] == "child":
-        sys.path.insert(0, str(ROOT / "src"))
         print(json.dumps(child(*sys.argv[2:6])))
     else:
         rows, points = run(tuple(int(s) for s in sys.argv[1:]) or (4096, 8192, 16384))

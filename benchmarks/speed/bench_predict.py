@@ -17,8 +17,8 @@ import time
 
 import numpy as np
 import torch
-from _common import best_of, matmul_peak_gflops, nuclei_2d, row
 
+from benchmarks.common import best_of, matmul_peak_gflops, nuclei_2d, row
 from napari_bioimg.core import get_model, get_task
 from napari_bioimg.core.control import drain
 from napari_bioimg.core.data.normalize import Normalizer

@@ -9,12 +9,10 @@ image, and stops at the first :class:`PreviewReady` event.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
-from pathlib import Path
 
-from _common import ROOT, row
+from benchmarks.common import row, run_module
 
 
 def child(device: str) -> dict:
@@ -24,7 +22,7 @@ def child(device: str) -> dict:
     from napari_bioimg.core.training.loop import train
 
     imports = time.perf_counter() - t
-    from _common import nuclei_2d
+    from benchmarks.common import nuclei_2d
 
     img, lbl = nuclei_2d(512)
     t0 = time.perf_counter()
@@ -44,8 +42,7 @@ def child(device: str) -> dict:
 
 
 def run(device: str = "cpu") -> list[dict]:
-    res = subprocess.run([sys.executable, __file__, "child", device], capture_output=True, text=True,
-                         cwd=Path(__file__).parent)
+    res = run_module(__spec__.name, "child", device)
     if res.returncode != 0:
         raise SystemExit(f"preview child failed:\n{res.stderr[-3000:]}")
     m = json.loads(res.stdout.strip().splitlines()[-1])
@@ -57,7 +54,6 @@ def run(device: str = "cpu") -> list[dict]:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "child":
-        sys.path.insert(0, str(ROOT / "src"))
         print(json.dumps(child(sys.argv[2])))
     else:
         for r in run(sys.argv[1] if len(sys.argv) > 1 else "cpu"):

@@ -13,9 +13,9 @@ import time
 
 import numpy as np
 import torch
-from _common import nuclei_2d, row
 from torch.nn import functional as F
 
+from benchmarks.common import nuclei_2d, row
 from napari_bioimg.core import TrainConfig, get_model, get_task
 from napari_bioimg.core import events as E
 from napari_bioimg.core.training.loop import train

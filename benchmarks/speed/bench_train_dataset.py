@@ -1,6 +1,6 @@
 """Training on a data set of many zarr images: peak memory and optimizer-step time vs one image.
 
-Uses the set of :mod:`bench_dataset` (``--images`` images of ``--side``², uint16 real nuclei
+Uses the set of :mod:`benchmarks.speed.bench_dataset` (``--images`` images of ``--side``², uint16 real nuclei
 tiled with noise, instance masks, zarr chunks ``--chunk``²) and trains the default instance
 U-Net (batch 8 of 128², augmentation on) for ``--steps`` optimizer steps through the engine's
 ``train`` generator, in a fresh process per run:
@@ -17,10 +17,10 @@ steadier than wall time on a busy machine. Peak resident
 memory (``VmHWM``, torch included) per run. Goals: peak RSS flat in the number of images
 (<= 2 GiB) and the median step time of the largest set within 1.1x of one image.
 
-Prints one JSON row per result (``_common.row``), then the raw runs. Not a timed test::
+Prints one JSON row per result (``benchmarks.common.row``), then the raw runs. Not a timed test::
 
-    python benchmarks/bench_train_dataset.py                 # 100 x 1024², ~15 min on 2 busy cores
-    python benchmarks/bench_train_dataset.py --counts 1 10 100 --steps 60 --repeats 3
+    python -m benchmarks.speed.bench_train_dataset                 # 100 x 1024², ~15 min on 2 busy cores
+    python -m benchmarks.speed.bench_train_dataset --counts 1 10 100 --steps 60 --repeats 3
 """
 
 from __future__ import annotations
@@ -29,14 +29,13 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from _common import ROOT, emit, row
-from bench_dataset import make_set
-from bench_memory import peak_rss_gib
+from benchmarks.common import OUTPUT, emit, row, run_module
+from benchmarks.speed.bench_dataset import make_set
+from benchmarks.speed.bench_memory import peak_rss_gib
 
 
 def child_run(work: str, n: int, steps: int, prefetch: bool, threads: int) -> dict:
@@ -75,8 +74,7 @@ def child_run(work: str, n: int, steps: int, prefetch: bool, threads: int) -> di
 
 
 def run_child(*args) -> dict:
-    cmd = [sys.executable, __file__, "child", *[str(a) for a in args]]
-    res = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parent)
+    res = run_module(__spec__.name, "child", *args)
     if res.returncode != 0:
         raise SystemExit(f"child {args} failed:\n{res.stderr[-3000:]}")
     return json.loads(res.stdout.strip().splitlines()[-1])
@@ -92,7 +90,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     ap.add_argument("--no-context", action="store_true", help="skip the runs without prefetching")
-    ap.add_argument("--work", type=Path, default=ROOT / "bench_output" / "dataset")
+    ap.add_argument("--work", type=Path, default=OUTPUT / "dataset")
     args = ap.parse_args()
     counts = args.counts or sorted({1, args.images})
     make_set(args.work, args.images, args.side, args.chunk)
@@ -131,7 +129,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT / "src"))
     if sys.argv[1:2] == ["child"]:
         w, n, steps, prefetch, threads = sys.argv[2:7]
         print(json.dumps(child_run(w, int(n), int(steps), prefetch == "True", int(threads))))

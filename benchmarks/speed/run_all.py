@@ -1,8 +1,8 @@
 """All speed/scale benchmarks in one command; one JSON row per result on stdout.
 
-    python benchmarks/run_all.py                  # full run on the CPU (about 15-25 minutes on 2 cores)
-    python benchmarks/run_all.py --quick          # smaller sizes, fewer repeats (about 6 minutes)
-    python benchmarks/run_all.py --device cuda    # training, prediction, preview and memory on a GPU
+    python -m benchmarks.speed.run_all                  # full run on the CPU (about 15-25 minutes on 2 cores)
+    python -m benchmarks.speed.run_all --quick          # smaller sizes, fewer repeats (about 6 minutes)
+    python -m benchmarks.speed.run_all --device cuda    # training, prediction, preview and memory on a GPU
 
 Each row: ``{"name", "ours", "reference", "ratio", "unit", "reference_is", "goal", "met", ...}``.
 ``reference`` is measured side by side in the same run (a bare PyTorch loop, MONAI's
@@ -21,10 +21,7 @@ import time
 import traceback
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from _common import ROOT, emit  # noqa: E402
+from benchmarks.common import OUTPUT, ROOT, emit
 
 ALL = ("train", "predict", "preview", "memory", "gui")
 
@@ -34,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     p.add_argument("--quick", action="store_true", help="smaller images and fewer repeats")
     p.add_argument("--only", default=",".join(ALL), help=f"comma-separated subset of {','.join(ALL)}")
-    p.add_argument("--out", default=str(ROOT / "bench_output" / "benchmarks.json"))
+    p.add_argument("--out", default=str(OUTPUT / "benchmarks.json"))
     p.add_argument("--plot", default=str(ROOT / "docs" / "benchmarks.png"), help="plot file ('' = none)")
     args = p.parse_args(argv)
     import torch
@@ -54,28 +51,28 @@ def main(argv: list[str] | None = None) -> int:
     for name in only:
         try:
             if name == "train":
-                from bench_train import run as train
+                from benchmarks.speed.bench_train import run as train
 
                 rows += train(args.device, steps=6 if args.quick else 12)
             elif name == "predict":
-                from bench_predict import run as predict
+                from benchmarks.speed.bench_predict import run as predict
 
                 if args.device.startswith("cuda"):  # a GPU needs more tiles per batch to be busy
                     rows += predict(args.device, size=2048, batch=16, rounds=3)
                 else:
                     rows += predict(args.device, size=512 if args.quick else 768, rounds=3 if args.quick else 5)
             elif name == "preview":
-                from bench_preview import run as preview
+                from benchmarks.speed.bench_preview import run as preview
 
                 rows += preview(args.device)
             elif name == "memory":
-                from bench_memory import run as memory
+                from benchmarks.speed.bench_memory import run as memory
 
                 sizes = (2048, 4096, 8192) if args.quick else (4096, 8192, 16384)
                 new, extra["memory_points"] = memory(sizes, args.device)
                 rows += new
             elif name == "gui":
-                from bench_gui import run as gui
+                from benchmarks.speed.bench_gui import run as gui
 
                 rows += gui(15 if args.quick else 30, args.device)
             else:
@@ -93,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps({"environment": env, "date": time.strftime("%Y-%m-%d"), "rows": rows, **extra,
                                "seconds": round(time.perf_counter() - t0, 1)}, indent=2))
     if args.plot and "memory_points" in extra:
-        from plot import plot
+        from benchmarks.speed.plot import plot
 
         plot(out, Path(args.plot))
     print(json.dumps({"summary": {r["name"]: r["met"] for r in rows}, "written": str(out)}), flush=True)

@@ -1,6 +1,6 @@
 """Render ``bench_output/benchmarks.json`` as the Markdown table in the README.
 
-    python benchmarks/table.py [bench_output/benchmarks.json]
+    python -m benchmarks.speed.table [bench_output/benchmarks.json]
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.common import OUTPUT
 
 LABELS = {
     "train_step_time": "training step vs a bare PyTorch loop (same U-Net, batch 8 of 128²)",
@@ -59,5 +59,5 @@ def table(data: dict) -> str:
 
 
 if __name__ == "__main__":
-    path = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "bench_output" / "benchmarks.json"
+    path = Path(sys.argv[1]) if len(sys.argv) > 1 else OUTPUT / "benchmarks.json"
     print(table(json.loads(path.read_text())))
