@@ -18,6 +18,7 @@ from torch.nn import functional as F
 from benchmarks.common import nuclei_2d, row
 from napari_bioimg.core import TrainConfig, get_model, get_task
 from napari_bioimg.core import events as E
+from napari_bioimg.core.config import suggest
 from napari_bioimg.core.training.loop import train
 
 
@@ -30,7 +31,8 @@ def run(device: str = "cpu", steps: int = 20, warmup: int = 3, batch: int = 8, p
     torch.manual_seed(0)
     config = get_task("instance").default_model_config(2, dev.type)  # the product's default U-Net here
     ref_model = get_model("unet", spatial_dims=2, in_channels=1, out_channels=3, **config).to(dev).train()
-    opt = torch.optim.Adam(ref_model.parameters(), lr=cfg.learning_rate)
+    # the learning rate ours trains with: the task's default, which train() fills in when the config leaves it unset
+    opt = torch.optim.Adam(ref_model.parameters(), lr=cfg.learning_rate or suggest("instance", device=device).learning_rate)
     x = torch.randn(batch, 1, patch, patch, device=dev)
     y = torch.randint(0, 3, (batch, patch, patch), device=dev)
     w = torch.tensor([1.0, 1.0, 3.0], device=dev)
