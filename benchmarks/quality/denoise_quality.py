@@ -2,7 +2,7 @@
 
 Development script, not a quality claim: it predates the quality suite's locked protocol (``suite.SPLITS``) and
 scores pixels that are now locked test data (the stack's x >= 128, slice 14). Its numbers are not used in the
-README; quality is reported by ``benchmarks/quality.py --report`` alone.
+README; quality is reported by ``benchmarks/quality/quality.py --report`` alone.
 
 Clean references (bundled, real): slice 14 of ``sample_data/nuclei_3d.tif`` (256x256,
 uint16) and ``sample_data/timelapse_crop.tif`` (8 frames, TYX, 256x256, uint8). Each

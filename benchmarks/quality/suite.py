@@ -256,7 +256,7 @@ def load(entry: Entry, split: str = "tune", seed: int = 0) -> Data:
         raise ValueError(f"split must be one of {SPLIT_NAMES}, not {split!r}")
     if split == "test" and (_state["locked"] or not _state["report"]):
         raise LockedSplitError(f"{entry.name}: the test split is locked; tune on split='tune', report with "
-                               "`python benchmarks/quality.py --report`")
+                               "`python -m benchmarks.quality.quality --report`")
     n = entry.name
     if entry.task == "denoise":
         noise_seed = NOISE_SEED[split] + (seed if split == "test" else 0)
