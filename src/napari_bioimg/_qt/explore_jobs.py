@@ -1,10 +1,7 @@
-"""The Explore objects widget's parts: the jobs its workers run, the explanation layer, the click that
-selects an object."""
+"""The Explore objects widget's parts: the explanation layer, the click that selects an object, showing an
+object. (The jobs its workers run are in :mod:`.jobs`, started by its :class:`~.session.Session`.)"""
 
 from __future__ import annotations
-
-from collections.abc import Generator
-from typing import Any
 
 import numpy as np
 
@@ -12,20 +9,6 @@ from . import layers as L
 from . import object_features as OF
 
 EXPLANATION = "explanation"
-
-
-def embed_job(image, labels, config, **kwargs) -> Generator[Any, None, Any]:
-    """:func:`~.core.analysis.embed_objects` on layer data read here, in the worker."""
-    from ..core.analysis import embed_objects
-
-    return (yield from embed_objects(np.asarray(image), np.asarray(labels), config, **kwargs))
-
-
-def explain_job(image, labels, model, **kwargs) -> Generator[Any, None, Any]:
-    """:func:`~.core.analysis.explain_objects` on layer data read here, in the worker."""
-    from ..core.analysis import explain_objects
-
-    return (yield from explain_objects(model, np.asarray(image), np.asarray(labels), **kwargs))
 
 
 def preload() -> None:
