@@ -45,8 +45,9 @@ def test_jobs_are_of_one_enum_and_a_run_is_a_train_or_predict_job():
                    spatial_dims=2, samples=[])
 
     assert run("train").job is Job.TRAIN and run(Job.PREDICT).job is Job.PREDICT
-    with pytest.raises(ValueError):
-        run("training")  # a misspelt kind is refused where the run is made, not compared false later
+    for wrong in ("training", Job.SAVE):  # a misspelt kind is refused where the run is made, not compared false later
+        with pytest.raises(ValueError):
+            run(wrong)
     assert RUNS == {Job.TRAIN, Job.PREDICT}
     assert {Job.TRAIN: "worker"}.get("train") == "worker" and f"{Job.EMBED}" == "embed"  # scripts' spelling works
 

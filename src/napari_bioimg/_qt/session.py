@@ -159,6 +159,8 @@ class Run:
 
     def __post_init__(self) -> None:
         self.job = Job(self.job)  # "train" -> Job.TRAIN
+        if self.job not in RUNS:
+            raise ValueError(f"a Run trains or predicts, not {self.job}")
 
     @property
     def sample(self) -> Sample:
