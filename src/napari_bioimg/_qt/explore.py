@@ -31,7 +31,7 @@ from . import object_features as OF
 from .controls import RangeGuard, Shown, number
 from .dispatch import Handlers
 from .embedding_plot import EmbeddingPlot
-from .explore_jobs import click_selects, preload, show_explanation, show_object
+from .explore_jobs import Exploring, click_selects, preload, show_explanation, show_object
 from .lifetime import CloseWatch
 from .progress import DockProgress
 from .session import Session
@@ -50,7 +50,7 @@ class ExploreWidget(Container):
         self._control = None
         self._embedding = None
         self._objects_key = None  # the layer the plot shows (napari's unique_id)
-        self._run: dict = {}
+        self._run: Exploring | None = None
         self.closed = False
 
         self.image = ComboBox(label="Image", choices=self._image_choices, nullable=True)
@@ -218,7 +218,7 @@ class ExploreWidget(Container):
         from ..core import Control
 
         self._control = Control()
-        self._run = {"objects": L.layer_key(objects), "name": objects.name, "source": source, "stage": None}
+        self._run = Exploring(L.layer_key(objects), source)
         start(L.snapshot(image), L.snapshot(objects), *args, axes=self._axes(image), control=self._control,
               rgb=image.rgb, **kwargs)
         self.progress.begin(what)
@@ -235,7 +235,7 @@ class ExploreWidget(Container):
         self.stop_btn.enabled = running
 
     def _on_event(self, run, ev) -> None:
-        if not self.closed and not self._run.get("done"):
+        if not self.closed and not self._run.done:
             self._handlers(ev)
 
     def _on_step(self, ev: E.StepDone) -> None:
@@ -243,18 +243,18 @@ class ExploreWidget(Container):
         self._show(stage, ev.fraction, f"{stage}: step {ev.step}, loss {ev.loss:.4f}")
 
     def _on_progress(self, ev: E.PredictProgress) -> None:
-        stage = "Embedding" if self._run.get("source") else "Explaining"
+        stage = "Embedding" if self._run.source else "Explaining"
         self._show(stage, ev.done / max(ev.total, 1), f"{stage}: {ev.done}/{ev.total} {ev.stage}")
 
     def _show(self, stage: str, fraction: float, text: str) -> None:
         self._stage(stage)  # starting a stage lets Qt run queued slots: the result may be in now
-        if not self.closed and not self._run.get("done"):
+        if not self.closed and not self._run.done:
             self.progress.set_fraction(fraction)
             self.status.value = text
 
     def _stage(self, name: str) -> None:
-        if self._run.get("stage") != name:
-            self._run["stage"] = name
+        if self._run.stage != name:
+            self._run.stage = name
             self.progress.begin(name)
 
     def _on_error(self, run, message: str) -> None:
@@ -275,13 +275,13 @@ class ExploreWidget(Container):
 
     # ---------------------------------------------------------------- results (main thread)
     def _on_embedded(self, emb) -> None:
-        self._run["done"] = True
+        self._run.done = True
         if self.closed:
             return
         if emb is None:
             self.status.value = "Embedding cancelled."
             return
-        objects = L.find_layer(self.viewer, self._run["objects"])
+        objects = L.find_layer(self.viewer, self._run.objects)
         if objects is None:
             self.status.value = "The objects layer was removed before the embedding finished."
             return
@@ -299,13 +299,13 @@ class ExploreWidget(Container):
                              "Click a point or an object; lasso points to mark a class.")
 
     def _on_explained(self, result) -> None:
-        self._run["done"] = True
+        self._run.done = True
         if self.closed:
             return
         if result is None:
             self.status.value = "Explanation cancelled."
             return
-        objects = L.find_layer(self.viewer, self._run["objects"])
+        objects = L.find_layer(self.viewer, self._run.objects)
         if objects is None:
             self.status.value = "The objects layer was removed before the explanation finished."
             return

@@ -1,7 +1,10 @@
-"""The Explore objects widget's parts: the explanation layer, the click that selects an object, showing an
-object. (The jobs its workers run are in :mod:`.jobs`, started by its :class:`~.session.Session`.)"""
+"""The Explore objects widget's parts: the record of a run, the explanation layer, the click that selects an
+object, showing an object. (The jobs its workers run are in :mod:`.jobs`, started by its
+:class:`~.session.Session`.)"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -9,6 +12,20 @@ from . import layers as L
 from . import object_features as OF
 
 EXPLANATION = "explanation"
+
+
+@dataclass
+class Exploring:
+    """One embedding or explanation: the objects layer it is for, and how far it got."""
+
+    objects: int
+    """The objects layer's key (results go into its features)."""
+    source: str | None
+    """An embedding's features (``"autoencoder"`` or ``"classifier"``); ``None``: an explanation."""
+    stage: str | None = None
+    """What the progress bar shows now."""
+    done: bool = False
+    """Its result is in (events still queued are not shown)."""
 
 
 def preload() -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from napari.qt.threading import create_worker
+from napari.qt.threading import WorkerBase, create_worker
 from psygnal import Signal
 
 from ..core import events as E
@@ -208,8 +208,8 @@ class Session:
         self._alive = alive  # False once the widget's Qt objects are gone: then nothing is called back
         self.model: Model | None = None
         self.run: Run | None = None
-        self.workers: dict[Job, Any] = {}
-        """The running workers (napari ``GeneratorWorker`` / ``FunctionWorker``) by job."""
+        self.workers: dict[Job, WorkerBase] = {}
+        """The running workers (napari's generator or function workers) by job."""
         self.closed = False
         self._abort = threading.Event()
         self._gc = QuietGC()
@@ -231,7 +231,7 @@ class Session:
     def training(self) -> bool:
         return Job.TRAIN in self.workers
 
-    def worker(self, job: Job | str):
+    def worker(self, job: Job | str) -> WorkerBase | None:
         """The running worker of ``job`` (a :class:`Job`, or its value such as ``"train"``), or ``None``."""
         return self.workers.get(job)
 
