@@ -1,10 +1,11 @@
 """The "Explore objects" dock widget: object embeddings linked to the layer, class marking, explanations.
 
 Pick an image and its objects (a Labels layer), press **Compute embedding**: a small autoencoder learns the
-objects' crops in a worker of the widget's :class:`~.session.Session` (progress, **Stop**), and every object gets a point on a 2D map
-(:mod:`.embedding_plot`). Clicking a point selects its object (``selected_label``); clicking an object in the
-viewer, or changing the selected label, rings its point. A lasso selection becomes class annotations with
-**Mark selection as class**. **Explain** runs a classify model's Grad-CAM and adds ``<objects> [explanation]``.
+objects' crops in a worker of the widget's :class:`~.session.Session` (progress, **Stop**), and every
+object gets a point on a 2D map (:mod:`.embedding_plot`). Clicking a point selects its object
+(``selected_label``); clicking an object in the viewer, or changing the selected label, rings its point. A
+lasso selection becomes class annotations with **Mark selection as class**. **Explain** runs a classify
+model's Grad-CAM and adds ``<objects> [explanation]``.
 
 The embedding (``emb_*``, ``x2d``, ``y2d``), the marked classes (``class``) and the explanation's
 ``class_predicted``, ``confidence``, ``margin`` are columns of the objects layer's ``features`` table (as
