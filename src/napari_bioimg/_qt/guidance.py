@@ -92,7 +92,7 @@ def doubt(form, viewer, run, listed) -> tuple | None:
     if owner is not None:
         return key, (f"{mismatch_message(form.image.value, layer, owner)}, or press Train again to train on "
                      f"'{layer.name}' anyway.")
-    stats = form.instance_looking(layer) if run.task == "semantic" else None
+    stats = form.instance_looking(layer) if form.task_info.wants_scribbles else None  # the run's task
     if stats is None:
         return None
     n, covered = stats
