@@ -283,7 +283,7 @@ class Trainer:
 
     @torch.no_grad()
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
-        """Activated outputs of a batch in eval mode (direct tasks)."""
+        """Activated outputs of a batch in eval mode (item tasks)."""
         s = self.s
         s.model.eval()
         try:
@@ -373,7 +373,7 @@ class Trainer:
         last = s.model.state_dict()
         chosen, has_best = self.choose_final(last)
         if s.task.predicts_items and run.best_state is not None:
-            # direct tasks validate cheaply: report the scores of the weights actually saved
+            # item tasks validate cheaply: report the scores of the weights actually saved
             keep = {k: v.detach().clone() for k, v in last.items()}
             s.model.load_state_dict(run.best_state)
             best_val = self.run_validation()
