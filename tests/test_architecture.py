@@ -139,3 +139,70 @@ def test_the_engine_imports_no_gui_and_no_front_end():
 def test_the_command_line_reaches_the_gui_only_for_the_demo_screenshot(module):
     gui = [n for n in imported(module) if n.split(".")[0] in GUI or n.startswith(f"{PACKAGE}._qt")]
     assert not gui or module == f"{PACKAGE}.cli.demo", gui
+
+
+#: Behaviour is asked of the task (a capability or a method of its class: :class:`~core.tasks.dense.DenseTask`,
+#: :class:`~core.tasks.items.ItemTask`), never switched on its name or on a kind flag, outside the task classes.
+TASKS_HOME = f"{PACKAGE}/core/tasks/"
+#: Where a task *name* (a string field ``.task``) is still compared with a literal: path -> why. Each is a debt.
+NAME_SWITCHES: dict[str, str] = {
+    f"{PACKAGE}/_qt/outcome.py": "Run.task is a name (a typed Run is issue 22's widget side)",
+    f"{PACKAGE}/cli/evaluate.py": "--task picks a family of scores, not a trained task",
+    f"{PACKAGE}/zoo/build.py": "a built-in recipe's task, in the script that makes the built-ins",
+}
+
+
+def _names_a_task(node: ast.AST) -> bool:
+    """``task``, ``t``, ``loaded.task``, ``self.s.task``, ``form.task_info``, ``some_task``: a Task object."""
+    name = node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else ""
+    return name in ("t", "task", "task_info") or name.endswith("_task")
+
+
+def task_switches(source: str, task_names: set[str]) -> list[str]:
+    """Lines that branch on what a task is called: ``direct_model``, ``task.name ==/!=/in``, or a task-name
+    field compared with a registered name (``config.task != "semantic"``)."""
+    found = [f"{i}: direct_model" for i, line in enumerate(source.splitlines(), 1) if "direct_model" in line]
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Compare) or not any(isinstance(op, (ast.Eq, ast.NotEq, ast.In, ast.NotIn))
+                                                        for op in node.ops):
+            continue
+        operands = [node.left, *node.comparators]
+        literals = {c.value for o in operands for c in ([o] if isinstance(o, ast.Constant) else
+                                                         getattr(o, "elts", [])) if isinstance(c, ast.Constant)}
+        for o in operands:
+            by_name = isinstance(o, ast.Attribute) and o.attr == "name" and _names_a_task(o.value)
+            name_field = isinstance(o, ast.Attribute) and o.attr == "task" and literals & task_names
+            if by_name or name_field:
+                found.append(f"{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_the_task_switch_reader_sees_names_and_flags():
+    names = {"semantic", "classify"}
+    assert task_switches("if loaded.task.name != 'classify': pass", names)
+    assert task_switches("x = task.name in ('denoise', 'reconstruct')", names)
+    assert task_switches("ok = self.form.task_info.direct_model", names)
+    assert task_switches("if config.task == 'semantic': pass", names)
+    assert task_switches("if run.task in ('semantic', 'x'): pass", names)
+    assert not task_switches("if task.wants_scribbles and layer.name == 'a': pass", names)
+    assert not task_switches("if form.task.value != card.task: pass", names)  # which task, not what it does
+
+
+def test_no_branching_on_task_names_outside_the_task_classes():
+    from napari_bioimg.core.tasks import list_tasks
+
+    names = set(list_tasks()) | {"bioimageio"}
+    offenders, debts = {}, set()
+    for path in MODULES.values():
+        rel = path.relative_to(SRC).as_posix()
+        if rel.startswith(TASKS_HOME):
+            continue
+        found = task_switches(path.read_text(), names)
+        if rel in NAME_SWITCHES and found:
+            debts.add(rel)
+            found = [f for f in found if "direct_model" in f or ".name" in f]
+        if found:
+            offenders[rel] = found
+    assert debts == set(NAME_SWITCHES), f"paid debts, remove them from NAME_SWITCHES: {set(NAME_SWITCHES) - debts}"
+    assert not offenders, ("ask the task (a capability such as predicts_items, wants_scribbles, supports_live, "
+                           f"or a method) instead of its name: {offenders}")

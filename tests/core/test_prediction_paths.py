@@ -2,6 +2,7 @@
 input, the same tile default; progress carries elapsed time and an ETA; a stopped run leaves nothing behind."""
 
 import tempfile
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -78,7 +79,7 @@ def test_the_tile_default_is_the_same_on_every_tiled_path(blob_model, blob_field
     """The network's preferred tile wins over the general default everywhere (distributed used to ignore it)."""
     image = blob_field[0][:96, :96]
     loaded = load_model(blob_model, "cpu")
-    loaded.model.preferred_tile = (32, 32)
+    loaded.protocol = replace(loaded.protocol, preferred_tile=(32, 32))  # as an imported package declares one
     totals = {}
     for name, gen in (("in memory", predict(loaded, image, lazy=False)),
                       ("blocks", predict_lazy(loaded, image, out=tmp_path / "p.zarr", block=512))):

@@ -184,7 +184,7 @@ class TrainForm:
         for picker in ("annotations", "classes", "target", "reference"):
             getattr(self, picker).visible = self.uses(picker)
         self.annotations.label = "Objects" if "objects" in task.inputs else "Annotations"
-        self.patch.visible = not task.direct_model
+        self.patch.visible = not task.predicts_items
         self._pick_annotations(repick=True)
         self._pick_partners()
         self._suggest()
@@ -373,7 +373,7 @@ class TrainForm:
             return
         candidates = P.suitable(self.viewer, self.image.value, self.annotations.choices)  # not another image's
         current = self.annotations.value
-        ranked = L.rank_annotations(candidates, scribbles=task.name == "semantic", current=current, repick=repick)
+        ranked = L.rank_annotations(candidates, scribbles=task.wants_scribbles, current=current, repick=repick)
         if ranked is None:  # the current layer suits the task
             return
         ranked = P.own_first(self.image.value, ranked)

@@ -43,7 +43,7 @@ def next_step(form, model=None) -> str:
     if image is None:
         return "Open an image (File ▸ Open, or File ▸ Open Sample ▸ napari-bioimg), then pick it as Image."
     if f.uses("annotations") and ann is None:
-        if task.name == "semantic":
+        if task.wants_scribbles:
             masks = [c.name for c in f.annotations.choices if c is not None and f.instance_looking(c)]
             hint = (f" ('{masks[0]}' looks like instance masks: those are for Segment objects.)" if masks else "")
             return ("Add a Labels layer and paint a few strokes per class (label 1, 2, …; 0 = not annotated), "
@@ -92,7 +92,7 @@ def doubt(form, viewer, run, listed) -> tuple | None:
     if owner is not None:
         return key, (f"{mismatch_message(form.image.value, layer, owner)}, or press Train again to train on "
                      f"'{layer.name}' anyway.")
-    stats = form.instance_looking(layer) if run.task == "semantic" else None
+    stats = form.instance_looking(layer) if form.task_info.wants_scribbles else None  # the run's task
     if stats is None:
         return None
     n, covered = stats

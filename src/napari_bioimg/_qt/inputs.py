@@ -50,7 +50,7 @@ def training_run(form, viewer, model=None, fine_tune: bool = False, listed=None)
     if task.needs_annotations and ann_layer is None and ("labels" in inputs or "objects" in inputs):
         what = ("the objects to classify (a Labels layer of the image's shape)" if "objects" in inputs else
                 "a Labels layer of the image's shape with a few strokes per class (0 = not annotated)"
-                if task.name == "semantic" else "a Labels layer of the image's shape with the objects' masks")
+                if task.wants_scribbles else "a Labels layer of the image's shape with the objects' masks")
         raise _error(f"pick {what} under {form.annotations.label}")
     config = form.config(card)
     classes = None
@@ -81,7 +81,7 @@ def training_run(form, viewer, model=None, fine_tune: bool = False, listed=None)
 
 def _listed_run(form, listed, task, card, fine_tune: bool):
     """Train on every pair of the Training data list (a data set: images of different sizes)."""
-    if task.direct_model or "target" in task.inputs:
+    if task.predicts_items or "target" in task.inputs:
         raise _error(f"'{form.task_label}' trains on the picked image; clear the Training data list (Remove) to "
                      "use it")
     samples = listed.samples()
@@ -114,7 +114,7 @@ def several_images(viewer, listed) -> list:
 def prediction_runs(form, viewer, model, layers) -> tuple[Run, dict]:
     """``(run, options)`` predicting each of ``layers`` into its own result layer, in one worker."""
     task, card = model.task, model.card
-    if task.direct_model:
+    if task.predicts_items:
         raise _error("classification predicts one image with its objects at a time: pick it and Predict")
     parts = []
     for image in layers:
@@ -158,6 +158,6 @@ def prediction_run(form, viewer, model, after=None) -> tuple[Run, dict]:
               axes=axes, spatial_dims=card.spatial_dims, samples=[sample], objects=objects,
               select=after.select if after is not None else None)
     options = {"device": form.device.value}
-    if task.direct_model:
+    if task.predicts_items:
         options.update(labels=objects, class_image=objects is None)
     return run, options

@@ -270,8 +270,6 @@ class LiveLink:
                 layer.refresh()
 
 
-#: Tasks that can train live (the annotations a user paints or points while training runs).
-LIVE_TASKS = ("semantic", "instance", "classify")
 #: Key that moves to the next suggested region while the viewer has the focus.
 WHERE_NEXT_KEY = "Alt-N"
 
@@ -312,7 +310,10 @@ class LivePanel:
             pass
 
     def wants(self, task: str, fine_tune: bool) -> bool:
-        return bool(self.checkbox.value) and task in LIVE_TASKS and not fine_tune
+        from ..core import get_task
+
+        # tasks that can train live (on the annotations a user paints or points while training runs) say so
+        return bool(self.checkbox.value) and not fine_tune and get_task(task).supports_live
 
     def begin(self, run, form) -> None:
         """``run`` trains live: follow the form's annotation (and, for classification, class) layer."""

@@ -176,7 +176,7 @@ class BioimgWidget(EngineDock):
         self.marker.row.visible = self.form.uses("classes")
         self.actions.confirmed = None
         self.train_btn.text = "Train"
-        if not self.form.task_info.direct_model:  # class displays belong to classification
+        if not self.form.task_info.predicts_items:  # class displays belong to classification
             self.confusion.show_report(None)
             self.legend.show_entries(None)
         if not self.session.busy:

@@ -54,7 +54,7 @@ def cmd_predict(args) -> int:
         loaded = None
     else:
         loaded = load_model(args.model, args.device)
-        if loaded.task.direct_model:
+        if loaded.task.predicts_items:
             return _predict_classes(args, loaded)
     progress = Progress(args.quiet, "predict")
     try:

@@ -57,7 +57,7 @@ def suggest(task: str, *, spatial_dims: int = 2, device: str = "cpu", model: str
     model = model or t.default_model
     device_type = device.split(":")[0]
     patch: int | tuple[int, ...] | None
-    if t.direct_model:
+    if t.predicts_items:
         patch = None  # crops are fitted to the objects
     elif spatial_dims == 3:
         side = t.default_patch or PATCH_2D
@@ -66,7 +66,7 @@ def suggest(task: str, *, spatial_dims: int = 2, device: str = "cpu", model: str
     else:
         patch = t.default_patch or PATCH_2D
     batch = t.default_batch_size
-    if spatial_dims == 3 and not t.direct_model and not _on_gpu(device_type):
+    if spatial_dims == 3 and not t.predicts_items and not _on_gpu(device_type):
         batch = min(batch, BATCH_3D_CPU)
     return TrainConfig(
         task=t.name, model=model, model_config=t.default_model_config(spatial_dims, device_type, model),

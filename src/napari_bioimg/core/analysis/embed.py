@@ -302,7 +302,7 @@ def _classifier_encoder(classifier, image, labels, axes, rgb, axes_hint, device)
     from ..formats.loading import load_model
 
     loaded = load_model(classifier, device)
-    if loaded.task.name != "classify":
+    if not loaded.task.classifies_objects:
         raise InputError(f"the model was trained for {loaded.task.name!r}; embedding by a classifier needs a "
                          "'classify' model (or leave the model out to train an autoencoder)")
     net = loaded.model.eval()

@@ -161,7 +161,7 @@ def explain_objects(
 
     control = control or Control()
     loaded = load_model(model, device)
-    if loaded.task.name != "classify":
+    if not loaded.task.classifies_objects:
         raise InputError(f"the model was trained for {loaded.task.name!r}: explanations need an object "
                          "classification ('classify') model")
     net = loaded.model.eval()

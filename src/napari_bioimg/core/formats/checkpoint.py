@@ -24,7 +24,7 @@ from torch import nn
 from ... import __version__
 from ..data.normalize import Normalizer
 from ..errors import CheckpointError, ConfigError
-from ..models import get_model
+from ..models import ModelProtocol, get_model, model_protocol
 from ..runtime.device import resolve_device
 from ..tasks import Task, get_task
 
@@ -272,6 +272,15 @@ class LoadedModel:
     checkpoint: dict[str, Any]
     fast: dict[Any, Any] = field(default_factory=dict, repr=False)
     """Inference-ready copies of the model, by options (filled by :func:`..inference.runner.model_fn`)."""
+    protocol: ModelProtocol | None = None
+    """Sizes the network takes and the tile it prefers: its registry entry's (:func:`..models.model_protocol`)
+    when not given (an imported package gives its own)."""
+
+    def __post_init__(self) -> None:
+        if self.protocol is None:
+            card = self.card
+            self.protocol = model_protocol(card.model, spatial_dims=card.spatial_dims, in_channels=card.in_channels,
+                                           out_channels=card.out_channels, **card.model_config)
 
     @property
     def name(self) -> str:
@@ -295,7 +304,7 @@ class LoadedModel:
     @property
     def size_divisors(self) -> int | tuple[int, ...]:
         """Sizes the network needs: an int, or one per spatial dim (anisotropic 3D U-Net)."""
-        d = getattr(self.model, "size_divisor", 1)
+        d = self.protocol.size_divisor
         return int(d) if isinstance(d, int) else tuple(int(v) for v in d)
 
     @property

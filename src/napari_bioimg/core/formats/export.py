@@ -148,11 +148,9 @@ def export_model(model: str | os.PathLike | dict | LoadedModel, fmt: str, out: s
     if fmt not in FORMATS:
         raise ConfigError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     loaded = model if isinstance(model, LoadedModel) else load_model(model, "cpu")
-    if loaded.task.name == "bioimageio":
-        raise ConfigError("this model was imported from a bioimage.io package; share that package instead")
-    if loaded.task.direct_model:
-        raise ConfigError(f"{loaded.task.name} models cannot be exported yet (they classify crops around objects, "
-                          "not whole images); share the .pt file, which napari-bioimg predict reads")
+    refusal = loaded.task.export_refusal()
+    if refusal:
+        raise ConfigError(refusal)
     raw = sample_input(loaded, sample, sample_axes)
     if fmt == "torchscript":
         return export_torchscript(loaded, out, raw)

@@ -72,7 +72,7 @@ def predict(
     ``batch_size`` is the number of tiles (or items) per forward pass: ``None`` lets
     the engine choose (:data:`.runner.TILE_BATCH` tiles; for items, the task).
 
-    Tasks that run their model on their own items (``Task.direct_model``, e.g.
+    Tasks that run their model on their own items (``Task.predicts_items``, e.g.
     object classification) delegate here to ``Task.predict_direct`` and return its
     result (for classification an :class:`~.tasks.classify.ClassPrediction`):
     ``labels`` gives the objects to classify and ``class_image`` asks for a label
@@ -97,7 +97,7 @@ def predict(
     PredictConfig.of(tile=tile, overlap=overlap, batch_size=batch_size, block=block, label_margin=label_margin)
     loaded = model if isinstance(model, LoadedModel) else load_model(model, device)
     path = isinstance(image, (str, os.PathLike))
-    if loaded.task.direct_model:
+    if loaded.task.predicts_items:
         if path:
             image, hint = read_image(image)
             axes_hint = axes_hint or hint

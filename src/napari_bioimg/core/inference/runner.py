@@ -108,7 +108,7 @@ def prepare(loaded: LoadedModel, image: Any, axes: str | None = None, *, rgb: bo
     if layout.n_channels != loaded.image_channels:
         raise InputError(f"the model expects {loaded.image_channels} channel(s) but the image has {layout.n_channels} "
                          f"(axes {layout.axes}); check the axes or pick another image")
-    tile = tile or getattr(loaded.model, "preferred_tile", None) or DEFAULT_TILE[loaded.spatial_dims]
+    tile = tile or loaded.protocol.preferred_tile or DEFAULT_TILE[loaded.spatial_dims]
     inp = ModelInput(source, layout, context, tile, batch_size or TILE_BATCH, notices, meta=dict(loaded.meta))
     if read:
         _read(loaded, inp)

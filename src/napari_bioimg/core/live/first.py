@@ -23,9 +23,16 @@ from .view import crop, user_box, view_box
 SOURCE = "pixel classifier"
 
 
+def _scribbles(task: str) -> bool:
+    """Whether ``task`` (a registered name) learns from scribbles: what the pixel classifier can stand in for."""
+    from ..tasks import get_task, list_tasks
+
+    return task in list_tasks() and get_task(task).wants_scribbles
+
+
 def first_previews(image: Any, config, *, axes=None, rgb=False, axes_hint=None) -> FirstPreviews | None:
     """:class:`FirstPreviews` for a scribbles task on a 2D image, else ``None``."""
-    if config is None or config.task != "semantic" or config.temporal_context:
+    if config is None or config.temporal_context or not _scribbles(config.task):
         return None
     image = np.asarray(image)
     try:

@@ -330,7 +330,7 @@ class LiveTrainer(Trainer):
             # centres on training pixels only: a patch around held-apart strokes alone has nothing to learn from
             labels = self._train_labels() if self.s.problem.val_regions else \
                 self.s.layout.labels_to_canonical(self.labels)
-            sampler.picker = live_picker(self.history, labels, self.s.task.name == "semantic", self.s.rng)
+            sampler.picker = live_picker(self.history, labels, self.s.task.wants_scribbles, self.s.rng)
 
     def _regroup_optimizer(self) -> None:
         self.s.optimizer = grouped_optimizer(self.s.model, self.s.optimizer, self.config)
@@ -357,7 +357,7 @@ class LiveTrainer(Trainer):
         n, box = self.view_box()
         ubox = user_box(s.layout, n, box)
         with self.averaged():
-            if s.task.direct_model:
+            if s.task.predicts_items:
                 data = s.task.preview_direct(s.problem, self.forward, n)
                 whole = user_box(s.layout, n, tuple(slice(0, m) for m in s.layout.spatial_shape))
                 return LivePreview(self.run_state.step, whole, data, None, {}, s.task.output_kind, self.trained)

@@ -16,10 +16,11 @@ import torch
 from torch import nn
 
 from .layers import BlurPool, ConvBlock, conv, norm, pad_to_multiple
-from .registry import register_model
+from .registry import halves_depth_times, register_model
 
 
-@register_model("autoencoder", kind="dense", description="Convolutional autoencoder (2D/3D) with a latent bottleneck")
+@register_model("autoencoder", kind="dense", description="Convolutional autoencoder (2D/3D) with a latent bottleneck",
+                protocol=halves_depth_times)
 class AutoEncoder(nn.Module):
     """Encoder (conv blocks + down-sampling) -> latent -> decoder (up-sampling + conv blocks).
 
@@ -81,7 +82,7 @@ class AutoEncoder(nn.Module):
 
     @property
     def size_divisor(self) -> int:
-        return 2**self.depth
+        return halves_depth_times(self.depth).size_divisor
 
     def encode(self, x: torch.Tensor, pooled: bool = False) -> torch.Tensor:
         """Latent features of ``x``: a map ``(N, latent, *spatial / 2**depth)``, or ``(N, latent)`` if ``pooled``.

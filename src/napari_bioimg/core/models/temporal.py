@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from .layers import ConvBlock, conv, pad_to_multiple
-from .registry import register_model
+from .registry import halves_depth_times, register_model
 from .unet import Down, Up
 
 
@@ -71,7 +71,8 @@ class TemporalFusion(nn.Module):
 
 
 @register_model("unet-gru", kind="dense",
-                description="U-Net with a ConvGRU over the frames of a time window (temporal context)")
+                description="U-Net with a ConvGRU over the frames of a time window (temporal context)",
+                protocol=halves_depth_times)
 class UNetGRU(nn.Module):
     """A shared per-frame U-Net encoder, ConvGRU fusion over time, a decoder for the centre frame.
 
@@ -149,7 +150,7 @@ class UNetGRU(nn.Module):
 
     @property
     def size_divisor(self) -> int:
-        return 2**self.depth
+        return halves_depth_times(self.depth).size_divisor
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, f, c = x.shape[0], self.frames, self.channels_per_frame

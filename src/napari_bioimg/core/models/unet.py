@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from .layers import BlurPool, ConvBlock, conv, pad_to_multiple
-from .registry import register_model
+from .registry import ModelProtocol, register_model
 
 
 def _factor(spatial_dims: int, pool_z: bool) -> int | tuple[int, int, int]:
@@ -48,7 +48,19 @@ class Up(nn.Module):
         return self.block(x)
 
 
-@register_model("unet", kind="dense", description="U-Net (2D/3D) for segmentation and denoising")
+def unet_divisor(spatial_dims: int, depth: int, pool_z_levels: int | None) -> int | tuple[int, int, int]:
+    """Sizes a U-Net takes: ``2**depth`` along every dim, or ``(2**pool_z_levels, 2**depth, 2**depth)``
+    when Z is pooled fewer times (anisotropic 3D)."""
+    z_levels = depth if pool_z_levels is None or spatial_dims == 2 else int(pool_z_levels)
+    return 2**depth if z_levels == depth else (2**z_levels, 2**depth, 2**depth)
+
+
+def unet_protocol(spatial_dims: int, depth: int, pool_z_levels: int | None, **config) -> ModelProtocol:
+    """The registry's :class:`~.registry.ModelProtocol` of a U-Net built with these options."""
+    return ModelProtocol(unet_divisor(spatial_dims, depth, pool_z_levels))
+
+
+@register_model("unet", kind="dense", description="U-Net (2D/3D) for segmentation and denoising", protocol=unet_protocol)
 class UNet(nn.Module):
     """U-Net with configurable depth, width and normalisation.
 
@@ -121,9 +133,7 @@ class UNet(nn.Module):
     @property
     def size_divisor(self) -> int | tuple[int, int, int]:
         """Spatial sizes the network needs: one int, or ``(z, y, x)`` when Z is pooled fewer times."""
-        if self.pool_z_levels == self.depth:
-            return 2**self.depth
-        return (2**self.pool_z_levels, 2**self.depth, 2**self.depth)
+        return unet_divisor(self.spatial_dims, self.depth, self.pool_z_levels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         inp = x

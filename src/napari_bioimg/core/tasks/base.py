@@ -7,7 +7,7 @@ in :mod:`..training` drives: it samples batches, computes the loss and validates
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -31,20 +31,16 @@ class Task:
     """``"labels"`` (integer label image) or ``"image"`` (float image)."""
     needs_annotations: bool = True
     inputs: tuple[str, ...] = ("image", "labels")
-    """What the user provides: ``"image"`` and ``"labels"`` (annotations), or
+    """What the user provides: ``"image"``, ``"labels"`` (annotations in the image's pixels),
+    ``"objects"`` (an instance label image), ``"classes"`` (a class per object or frame) and
     ``"target"`` (a clean image of the same pixels, passed as ``extra["target"]``)."""
     instance_labels: bool = False
     """``postprocess`` numbers objects that may span many pixels (instances): prediction in
     blocks then labels with a margin and makes ids globally unique (see :mod:`..inference.blocks`).
     ``False`` means ``postprocess`` works pixel by pixel."""
     model_kind: str = "dense"
+    """The model family's kind in the registry (:func:`..models.list_models`): ``"dense"`` or ``"classifier"``."""
     default_model: str = "unet"
-    inputs: tuple[str, ...] = ("image", "labels")
-    """What the user provides: ``"image"``, ``"labels"`` (annotations in the image's pixels),
-    ``"objects"`` (an instance label image) and ``"classes"`` (a class per object or frame)."""
-    direct_model: bool = False
-    """True when the model runs on the task's own items (object crops, whole frames) instead
-    of overlapping tiles; such a task implements the ``*_direct`` hooks."""
     default_spatial_dims: int | None = None
     """Model dimensionality when the config leaves it open (``None``: 3 if the image has Z)."""
     default_batch_size: int = 8
@@ -54,6 +50,29 @@ class Task:
     """Suggested 2D patch side (``None``: the front end's general default)."""
     result_label: str = ""
     """How a result layer is tagged, e.g. ``"denoised"`` (``""``: the model's name)."""
+
+    # Capabilities: what the engine and the front ends ask a task (never its name). The two kinds of
+    # task set the first; each task declares the rest (tests/core/tasks/test_task_types.py states them).
+    predicts_items: bool = False
+    """The model runs on the task's own items (object crops, whole frames) and gives one class per item,
+    instead of a per-pixel result over overlapping tiles: :class:`.items.ItemTask` (else :class:`.dense.DenseTask`).
+    Such a task trains without a patch size, validates and previews through its ``*_direct`` hooks and predicts
+    through :meth:`~.items.ItemTask.predict_direct`."""
+    wants_scribbles: bool = False
+    """Annotations are a few painted strokes per class (not whole objects): a mask of many ids is suspect."""
+    supports_live: bool = False
+    """Can train while the user paints (or names classes): see :mod:`..live`."""
+    classifies_objects: bool = False
+    """Gives a class to each object of a label image from a crop around it (what explanations and a
+    classifier's embedding need)."""
+
+    def pretrain_refusal(self) -> str | None:
+        """Why self-supervised pretraining (:mod:`..training.pretrain`) does not apply, or ``None`` when it does."""
+        return None
+
+    def export_refusal(self) -> str | None:
+        """Why models of this task cannot be exported (:mod:`..formats.export`), or ``None`` when they can."""
+        return None
 
     def default_model_config(self, spatial_dims: int, device_type: str = "cpu",
                              model: str | None = None) -> dict[str, Any]:
@@ -101,28 +120,6 @@ class Task:
         returned as updates of the task meta stored with the model. ``fixed``: options the user set; ``stop``:
         true when the search must end (the run's time limit) with the best settings found so far."""
         return {}
-
-    # Hooks of direct tasks (``direct_model = True``). ``forward`` maps a batch tensor to
-    # activated outputs, with the model in eval mode and no gradients.
-
-    def validate_direct(self, problem: Problem, forward: Callable[[torch.Tensor], torch.Tensor]
-                        ) -> tuple[dict[str, float], float, dict] | None:
-        """Validate on the problem's held-apart items: (metrics, score, full report), or None if there are none."""
-        raise NotImplementedError
-
-    def preview_direct(self, problem: Problem, forward: Callable[[torch.Tensor], torch.Tensor], sample: int
-                       ) -> np.ndarray:
-        """The result for one training sample (frame/slice) with the current model."""
-        raise NotImplementedError
-
-    def predict_direct(self, loaded: Any, inp: Any, **kwargs) -> Generator[Any, None, Any]:
-        """Prediction generator used by :func:`..inference.predict.predict` for this task.
-
-        ``inp`` is the image made ready by :func:`..inference.runner.prepare` (in
-        memory, normalised); ``kwargs`` are ``labels``, ``batch_size``, ``control``,
-        ``amp``, ``class_image`` and ``tta``.
-        """
-        raise NotImplementedError
 
 
 @dataclass

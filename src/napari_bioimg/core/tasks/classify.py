@@ -37,7 +37,8 @@ from ..errors import InputError
 from ..events import PredictProgress
 from ..metrics import classification_scores
 from ..settings.defaults import network_width
-from .base import Problem, Task, check_task_config, require_labels
+from .base import Problem, check_task_config, require_labels
+from .items import ItemTask
 
 MAX_CROP = {2: (48, 48), 3: (24, 48, 48)}
 """Largest network crop; bigger objects are cut wider and shrunk to fit (enough for shape and texture)."""
@@ -191,16 +192,15 @@ def run_batches(forward, x: np.ndarray, batch_size: int = 64, tta: bool = False)
     return np.concatenate(outs) if outs else np.zeros((0, 0), np.float32)
 
 
-class ClassifyTask(Task):
+class ClassifyTask(ItemTask):
     """A class for every object of a label image, learnt from a few annotated objects."""
 
     name = "classify"
     description = "Object classification: a class for every object, from a few annotated objects"
     output_kind = "labels"
-    model_kind = "classifier"
-    default_model = "cnn"
     inputs = ("image", "objects", "classes")
-    direct_model = True
+    supports_live = True
+    classifies_objects = True
     default_batch_size = 32
     id_name = "label_id"
     id_columns = ID_COLUMNS
@@ -367,6 +367,8 @@ class ImageClassifyTask(ClassifyTask):
     description = "Image classification: a class for every frame of a stack, from a few annotated frames"
     inputs = ("image", "classes")
     needs_annotations = False
+    supports_live = False
+    classifies_objects = False
     default_spatial_dims = 2
     id_name = "frame"
     id_columns = FRAME_COLUMNS

@@ -7,10 +7,8 @@
 * ``reconstruct`` trains a plain autoencoder to reproduce its input (compression,
   feature learning).
 
-All three predict an image: the network works on normalised intensities and
-:meth:`ImageTask.postprocess` maps its output back to the intensities of the image
-being predicted (the percentiles used to normalise it), clipped to the range of the
-source's integer dtype so that casting back never wraps around.
+All three predict an image (:class:`~.dense.ImageTask`); this module holds the
+denoiser and the helpers the image tasks share (held-apart boxes, pixel losses).
 """
 
 from __future__ import annotations
@@ -18,13 +16,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..data.normalize import Normalizer
-from ..data.patches import PatchSampler, ValRegion, fit_patch
+from ..data.patches import PatchSampler, ValRegion
 from ..data.targets import ImageTargets
 from ..errors import InputError
-from ..metrics import psnr
 from ..settings.defaults import IMAGE_PATCH_2D, IMAGE_PATCH_3D, network_width
-from .base import Problem, Task, check_task_config
+from .base import Problem, check_task_config
+from .dense import ImageTask
 from .masking import mask_batch, masked_mse
 from .sets import require_set_signal, set_parts, set_patch
 
@@ -127,60 +124,6 @@ def training_targets(values: np.ndarray, invalid: np.ndarray | None, held: np.nd
     return targets
 
 
-class ImageTask(Task):
-    """Shared behaviour of tasks whose result is an image (float32, the source's intensities)."""
-
-    output_kind = "image"
-    needs_annotations = False
-    inputs = ("image",)
-    val_margin = 16
-    default_patch = IMAGE_PATCH_2D
-    options: dict[str, tuple[float, float]] = {}
-
-    def activation(self, logits: torch.Tensor) -> torch.Tensor:
-        return logits
-
-    def postprocess(self, outputs: np.ndarray, meta: dict) -> np.ndarray:
-        """``(C, *spatial)`` normalised output -> intensities of the image that was normalised.
-
-        ``meta`` carries that image's ``intensity_low``/``intensity_high`` (per
-        channel) and ``source_dtype``; channels that were constant come back as
-        that constant.
-        """
-        out = np.asarray(outputs, dtype=np.float32)
-        low, high = meta.get("intensity_low"), meta.get("intensity_high")
-        if low is not None and high is not None:
-            out = Normalizer().invert(out, channel_axis=0, low=low, high=high).astype(np.float32, copy=False)
-            for c, (lo, hi) in enumerate(zip(low, high)):
-                if not hi - lo > 1e-12:
-                    out[c] = lo
-        dtype = meta.get("source_dtype")
-        if dtype is not None and np.dtype(dtype).kind in "iu":
-            info = np.iinfo(np.dtype(dtype))
-            np.clip(out, info.min, info.max, out=out)
-        return out
-
-    def _patch(self, config, spatial, divisor) -> tuple[int, ...]:
-        return fit_patch(config.patch_size, spatial, divisor, default_2d=IMAGE_PATCH_2D, default_3d=IMAGE_PATCH_3D)
-
-    @staticmethod
-    def _own_channels(inputs: np.ndarray, config) -> slice:
-        """The channels of the frame being restored.
-
-        With temporal context ``k`` the inputs hold frames ``t-k .. t+k`` (each with
-        the image's channels) and the result is frame ``t`` alone.
-        """
-        k = int(getattr(config, "temporal_context", 0) or 0)
-        c = inputs.shape[1] // (2 * k + 1)
-        return slice(k * c, (k + 1) * c)
-
-    def _psnr_validation(self, problem: Problem, predictions: list[np.ndarray]) -> tuple[dict, float]:
-        refs, data_range = problem.val_data
-        value = psnr(np.concatenate([p.ravel() for p in predictions]),
-                     np.concatenate([r.ravel() for r in refs]), data_range)
-        return {"psnr": value}, value
-
-
 def reference_crops(values: np.ndarray, regions: list[ValRegion]) -> tuple[list[np.ndarray], float]:
     """The reference inside each validation box, and its data range over all boxes (for PSNR)."""
     refs = [values[(r.sample, slice(None), *r.box)] for r in regions]
@@ -227,6 +170,9 @@ class DenoiseTask(ImageTask):
     name = "denoise"
     description = "Denoising without clean data (Noise2Void/N2V2 blind spot): needs only the noisy image"
     result_label = "denoised"
+
+    def pretrain_refusal(self) -> str | None:
+        return "is self-supervised already"
     default_learning_rate = 4e-3
     options = {"mask_fraction": (0.001, 0.25), "radius": (1, 5), "median": (0, 1), "focus": (0, 1)}
 

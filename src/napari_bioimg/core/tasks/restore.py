@@ -1,6 +1,6 @@
 """Supervised image-to-image tasks: restoration from pairs and autoencoder reconstruction.
 
-Both predict an image as :class:`~.denoise.ImageTask` does (the network's
+Both predict an image as :class:`~.dense.ImageTask` does (the network's
 normalised output mapped back to the intensities of the image being predicted).
 """
 
@@ -13,7 +13,6 @@ from ..settings.defaults import network_width
 from .base import Problem, check_task_config
 from .denoise import (
     VAL_MAX_PIXELS,
-    ImageTask,
     held_apart_boxes,
     held_mask,
     image_patch,
@@ -22,6 +21,7 @@ from .denoise import (
     require_signal,
     training_targets,
 )
+from .dense import ImageTask
 from .sets import Crops, require_set_signal, set_parts
 
 
@@ -104,6 +104,9 @@ class ReconstructTask(ImageTask):
     description = "Autoencoder reconstruction (MSE): learns a compact latent representation of the image"
     default_model = "autoencoder"
     result_label = "reconstructed"
+
+    def pretrain_refusal(self) -> str | None:
+        return "is self-supervised already"
 
     def make_problem(self, inputs, annotations, config, rng, divisor, extra=None):
         extra = extra or {}

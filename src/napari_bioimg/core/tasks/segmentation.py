@@ -13,7 +13,7 @@ from ..data.targets import ClassTargets, InstanceTargets, instance_classes
 from ..errors import InputError
 from ..metrics import instance_scores, iou_matrix, match_counts, semantic_scores
 from ..settings.defaults import network_width
-from .base import Problem, Task, check_task_config, require_labels
+from .base import Problem, check_task_config, require_labels
 from .calibration import (
     MIN_SIZE_GRID,
     THRESHOLD_GRID,
@@ -21,6 +21,7 @@ from .calibration import (
     coordinate_search,
     matching_quality,
 )
+from .dense import DenseTask
 from .sets import set_parts, set_patch
 
 #: Context around a validation box, as the training loop grows it (``VAL_MARGIN`` in ``training/loop.py``).
@@ -43,11 +44,13 @@ def label_dtype(max_id: int) -> np.dtype:
     return np.dtype(np.uint64)
 
 
-class SemanticTask(Task):
+class SemanticTask(DenseTask):
     """Pixel classes from a few painted strokes; 0 means "not annotated" and is ignored."""
 
     name = "semantic"
     description = "Semantic segmentation from scribbles (classes 1..K, 0 = not annotated)"
+    wants_scribbles = True
+    supports_live = True
 
     def default_model_config(self, spatial_dims, device_type="cpu", model=None):
         return unet_defaults(spatial_dims, device_type) if model in (None, "unet", "unet-gru") else {}
@@ -146,7 +149,7 @@ def instance_targets(labels: np.ndarray) -> np.ndarray:
     return out
 
 
-class InstanceTask(Task):
+class InstanceTask(DenseTask):
     """Separate objects (nuclei, cells) from dense instance masks.
 
     The network predicts background / interior / boundary; seeds are the connected
@@ -156,6 +159,7 @@ class InstanceTask(Task):
     name = "instance"
     description = "Instance segmentation from dense masks (0 = background, 1..n = objects)"
     instance_labels = True
+    supports_live = True
     options = {"boundary_weight": (0.1, 20.0), "threshold": (0.05, 0.95), "min_size": (0, 1e9), "calibrate": (0, 1)}
 
     def default_model_config(self, spatial_dims, device_type="cpu", model=None):

@@ -283,7 +283,7 @@ class Trainer:
 
     @torch.no_grad()
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
-        """Activated outputs of a batch in eval mode (direct tasks)."""
+        """Activated outputs of a batch in eval mode (item tasks)."""
         s = self.s
         s.model.eval()
         try:
@@ -296,7 +296,7 @@ class Trainer:
         """``(metrics, score, report)`` of the current weights on the held-apart data, or ``None`` without any."""
         s, problem = self.s, self.s.problem
         started = time.perf_counter()
-        if s.task.direct_model:
+        if s.task.predicts_items:
             return self.reserve.timed(started, s.task.validate_direct(problem, self.forward))
         if not problem.val_regions:
             return None
@@ -330,7 +330,7 @@ class Trainer:
         s, n = self.s, self.preview_n
         if s.dataset is not None:
             return self._preview_set(*n)
-        if s.task.direct_model:
+        if s.task.predicts_items:
             data = s.task.preview_direct(s.problem, self.forward, n)
         else:
             data = s.task.postprocess(self.apply_model(s.inputs[n]), dict(s.problem.meta, **s.output_context))
@@ -372,8 +372,8 @@ class Trainer:
         metrics = dict(run.metrics)
         last = s.model.state_dict()
         chosen, has_best = self.choose_final(last)
-        if s.task.direct_model and run.best_state is not None:
-            # direct tasks validate cheaply: report the scores of the weights actually saved
+        if s.task.predicts_items and run.best_state is not None:
+            # item tasks validate cheaply: report the scores of the weights actually saved
             keep = {k: v.detach().clone() for k, v in last.items()}
             s.model.load_state_dict(run.best_state)
             best_val = self.run_validation()

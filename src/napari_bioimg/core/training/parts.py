@@ -89,7 +89,11 @@ class TrainingSetup:
 
     @property
     def divisor(self):
-        return getattr(self.model, "size_divisor", 1)
+        """Sizes the network takes (its registry entry's :class:`~..models.ModelProtocol`)."""
+        from ..models import model_protocol
+
+        return model_protocol(self.config.model, spatial_dims=self.layout.spatial_dims, in_channels=self.in_channels,
+                              out_channels=self.problem.out_channels, **self.config.model_config).size_divisor
 
     def data_rng_state(self) -> dict | None:
         """The data stream's state as of the batches trained on (``None`` without a data set)."""
@@ -154,7 +158,7 @@ def check_fits(card: ModelCard, task: Task, problem: Problem, in_channels: int, 
         raise InputError(f"the model was trained on {card.in_channels} input channel(s) but this image gives "
                          f"{in_channels} (axes {layout.axes})")
     names = problem.meta.get("class_names")
-    if task.direct_model and list(card.class_names or ()) != [str(n) for n in names or ()]:
+    if task.predicts_items and list(card.class_names or ()) != [str(n) for n in names or ()]:
         raise ConfigError(f"the starting model knows the classes {list(card.class_names or ())}, these annotations "
                           f"have {names}; train a new model")
     if card.out_channels != problem.out_channels:

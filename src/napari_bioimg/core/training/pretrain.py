@@ -43,9 +43,9 @@ PRETRAIN_STREAM = 11
 def pretrain(setup: TrainingSetup, control: Control) -> Generator[Any, None, None]:
     """Pretrain ``setup.model`` in place on every image of the run (see the module notes)."""
     config, task = setup.config, setup.task
-    if task.direct_model or task.name in ("denoise", "reconstruct"):
-        yield Notice(f"pretraining is skipped: task {task.name!r} " + (
-            "learns from object crops or whole frames" if task.direct_model else "is self-supervised already"), "info")
+    refusal = task.pretrain_refusal()
+    if refusal:
+        yield Notice(f"pretraining is skipped: task {task.name!r} {refusal}", "info")
         return
     seed = None if config.seed is None else [config.seed, PRETRAIN_STREAM]
     rng = np.random.default_rng(seed)

@@ -24,7 +24,7 @@ from ..config import TrainConfig, resolve
 from ..data.dataset import DataSet
 from ..data.sampling import Prefetch
 from ..errors import ConfigError
-from ..models import get_model
+from ..models import get_model, model_protocol
 from ..runtime.device import resolve_device
 from ..tasks import Task
 from .ddp import attach
@@ -58,9 +58,10 @@ def set_up_dataset(ds: DataSet, config: TrainConfig, start: Start, task: Task) -
     config = resolve(config, spatial_shape=largest, device=device.type,
                      architecture=card.model_config if card is not None else None)
     normalizer = ds.fit_normalization(config.percentiles)
-    probe = get_model(config.model, spatial_dims=ds.spatial_dims, in_channels=ds.n_channels, out_channels=1,
-                      **config.model_config)
-    problem = task.make_dataset_problem(ds, config, data_rng, getattr(probe, "size_divisor", 1))
+    build = dict(spatial_dims=ds.spatial_dims, in_channels=ds.n_channels, out_channels=1, **config.model_config)
+    get_model(config.model, **build)  # built and dropped: it draws from the seeded stream (see .setup)
+    protocol = model_protocol(config.model, **build)
+    problem = task.make_dataset_problem(ds, config, data_rng, protocol.size_divisor)
     notices = [(f"training on {ds.describe()}", "info")]
     notices += [(message, "info") for message in problem.notices]
     layout = _common_layout(ds)

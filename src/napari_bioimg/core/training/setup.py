@@ -29,7 +29,7 @@ from ..data.stacking import stack_images
 from ..data.temporal import check_context, stack_context
 from ..errors import ConfigError, InputError
 from ..formats.checkpoint import ModelCard, check_checkpoint
-from ..models import get_model
+from ..models import get_model, model_protocol
 from ..runtime.device import resolve_device
 from ..tasks import Task, get_task
 from .ddp import attach
@@ -61,7 +61,7 @@ def set_up(data: Any, annotations: Any, config: TrainConfig | None, *, axes: str
             return set_up_dataset(data, config, start, task)
         data, annotations, axes, own, config = one
         extra = dict(own or {}, **(extra or {})) or None
-    elif _too_big(data) and not task.direct_model and not config.temporal_context:
+    elif _too_big(data) and not task.predicts_items and not config.temporal_context:
         target = (extra or {}).get("target")
         if set(extra or {}) - {"target"}:
             raise InputError("an image this large is read patch by patch, which takes no reference image; "
@@ -84,7 +84,7 @@ def _too_big(image: Any) -> bool:
 def _one_image(ds: DataSet, config: TrainConfig, task: Task) -> tuple | None:
     """A one-image data set that fits in memory, as the one-image path takes it (``None`` otherwise)."""
     if len(ds) != 1:
-        if task.direct_model:  # crops of every image, cut from one padded stack of them
+        if task.predicts_items:  # crops of every image, cut from one padded stack of them
             image, objects, axes, classes = stack_images(ds, frames="objects" not in task.inputs,
                                                          max_values=IN_MEMORY_VALUES)
             return image, objects, axes, {"classes": classes}, replace(config, spatial_dims=ds.spatial_dims)
@@ -93,7 +93,7 @@ def _one_image(ds: DataSet, config: TrainConfig, task: Task) -> tuple | None:
                               "to 0", field="temporal_context")
         return None
     s = ds[0]
-    if ds.n_pixels(0) * ds.n_channels > IN_MEMORY_VALUES and not task.direct_model and not config.temporal_context:
+    if ds.n_pixels(0) * ds.n_channels > IN_MEMORY_VALUES and not task.predicts_items and not config.temporal_context:
         return None
 
     def whole(source):
@@ -145,9 +145,12 @@ def _set_up_image(image: Any, annotations: Any, config: TrainConfig, start: Star
         raise InputError(f"task {task.name!r} needs a target image: a clean (or high-SNR) image of the same pixels")
     extra = _prepare_extra(extra, image, layout, normalizer, x)
 
-    probe = get_model(config.model, spatial_dims=layout.spatial_dims, in_channels=inputs.shape[1], out_channels=1,
-                      **config.model_config)
-    problem = task.make_problem(inputs, labels, config, rng, getattr(probe, "size_divisor", 1), extra)
+    build = dict(spatial_dims=layout.spatial_dims, in_channels=inputs.shape[1], out_channels=1, **config.model_config)
+    # a network built and dropped, as set-up always has: its initialisation draws from the seeded torch stream,
+    # so every seeded run's weights depend on it (issue 22 changes no behaviour). Its sizes: the registry entry's.
+    get_model(config.model, **build)
+    protocol = model_protocol(config.model, **build)
+    problem = task.make_problem(inputs, labels, config, rng, protocol.size_divisor, extra)
     notices += [(message, "warning") for message in problem.notices]
     in_channels = problem.in_channels or inputs.shape[1]
     model, optimizer, scaler = build_model(config, task, problem, in_channels, layout, card, device)

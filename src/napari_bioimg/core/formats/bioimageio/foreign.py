@@ -25,8 +25,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from ...errors import CheckpointError
+from ...models import ModelProtocol
 from ...runtime.device import resolve_device
-from ...tasks.base import Task
+from ...tasks.dense import DenseTask
 from ..checkpoint import LoadedModel, build_checkpoint
 from .files import read_weights_file
 
@@ -36,13 +37,16 @@ PRE_OPS = {"ensure_dtype", "scale_range", "zero_mean_unit_variance", "fixed_zero
 POST_OPS = {"ensure_dtype", "sigmoid", "softmax", "scale_linear", "clip", "binarize"}
 
 
-class ImportedOutputTask(Task):
+class ImportedOutputTask(DenseTask):
     """A foreign model's output channels, returned as a float image (not registered for training)."""
 
     name = "bioimageio"
     description = "Output of an imported bioimage.io model"
     output_kind = "image"
     needs_annotations = False
+
+    def export_refusal(self) -> str | None:
+        return "this model was imported from a bioimage.io package; share that package instead"
 
     def activation(self, logits: torch.Tensor) -> torch.Tensor:
         return logits  # the package's post-processing already ran inside ForeignNet
@@ -198,8 +202,6 @@ def _valid_size(size: Any, s: int) -> int:
 class ForeignNet(nn.Module):
     """Canonical ``(B, C, *spatial)`` in and out around a package's network, with its post-processing."""
 
-    size_divisor = 1
-
     def __init__(self, net: nn.Module, ipt: TensorSpec, out: TensorSpec):
         super().__init__()
         self.net, self.ipt, self.out = net, ipt, out
@@ -345,4 +347,5 @@ def load_foreign(rdf: dict, folder: Path, device, origin: Path) -> LoadedModel:
                               "format_version": rdf.get("format_version")}},
     )
     return LoadedModel(model, ImportedOutputTask(), ckpt["task"]["meta"], pre, spatial_dims,  # type: ignore[arg-type]
-                       len(ipt.channels), len(out.channels), axes, dev, ckpt)
+                       len(ipt.channels), len(out.channels), axes, dev, ckpt,
+                       protocol=ModelProtocol(1, model.preferred_tile))

@@ -74,7 +74,7 @@ def architecture_source() -> str:
         "from torch.nn import functional as F\n\n\nclass ConfigError(ValueError):\n    pass\n\n\n"
         f"NORMS = {layers.NORMS!r}\n"
     )
-    parts = [layers.conv, layers.norm, layers.ConvBlock, layers.BlurPool, layers.pad_to_multiple, unet._factor, unet.Down,
+    parts = [layers.conv, layers.norm, layers.ConvBlock, layers.BlurPool, layers.pad_to_multiple, unet._factor, unet.unet_divisor, unet.Down,
              unet.Up, unet.UNet, apply_activation, BioimageioUNet]
     bodies = []
     for obj in parts:
