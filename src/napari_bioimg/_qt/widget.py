@@ -28,7 +28,7 @@ from . import layers as L
 from . import progress as P
 from .command import CommandExport
 from .datalist import TrainingData
-from .dock import EngineDock
+from .dock import EngineDock, fit_dock_title
 from .files import FileActions
 from .form import TrainForm
 from .guidance import model_words, next_step
@@ -56,10 +56,11 @@ class BioimgWidget(EngineDock):
         self._close_watch = CloseWatch(self, self._on_close)
         self.start()
 
-    def build(self) -> None:
-        """Make the parts and wire them (GUI thread, once the engine is imported)."""
+    def build(self):
+        """Make the parts and wire them (GUI thread, once the engine is imported), a piece per ``yield``."""
         viewer = self.viewer
         self.form = TrainForm(viewer)
+        yield
         self.data = TrainingData(viewer, self.form)
         self.marker = ClassMarker(viewer)
         self.session = Session(alive=lambda: not sip.isdeleted(self.progress))
@@ -91,20 +92,32 @@ class BioimgWidget(EngineDock):
                                           self.predict_btn], layout="horizontal", labels=False)
         self.live = LivePanel(viewer, self.session, self.results, self.status)
         self.start_from = StartFrom(self.form, self.files, self.session, self.status)
-        self._layout()
+        yield
+        yield from self._layout()
         self._wire()
         self._on_form_changed()
+        yield
         self.progress.warm_up()
 
     # ---------------------------------------------------------------- composition
-    def _layout(self) -> None:
-        """Everything in a scroll area: the dock never needs more height than the screen has."""
+    def _layout(self):
+        """Everything in a scroll area: the dock never needs more height than the screen has.
+
+        The scroll area is shown first; the parts are added one per turn of the event loop
+        (napari's style sheet polishes each as it is shown, tens of milliseconds for the larger ones).
+        """
         content = QWidget()
         box = QVBoxLayout(content)
         box.setContentsMargins(6, 4, 6, 4)
         for row in (self.form.main, self.marker.row, self.buttons, self.live.row, self.files.row):
             row.native.layout().setContentsMargins(0, 0, 0, 0)
         self.start_from.row.native.layout().setContentsMargins(0, 0, 0, 0)
+        self.scroll = QScrollArea()
+        self.scroll.setWidget(content)
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.show_content(self.scroll)
         for part in (self.form.main.native, self.start_from.row.native, self.marker.row.native, self.form.collapsible,
                      self.data, self.buttons.native,
                      self.several_btn.native, self.live.row.native, self.live.suggestions.native,
@@ -112,15 +125,11 @@ class BioimgWidget(EngineDock):
                      self.files.save_result_btn.native, self.progress, self.status.label.native, self.plot,
                      self.legend, self.confusion):
             box.addWidget(part)
+            yield
         box.addStretch(1)
-        self.scroll = QScrollArea()
-        self.scroll.setWidget(content)
-        self.scroll.setWidgetResizable(True)
-        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
-        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         bar = self.scroll.verticalScrollBar().sizeHint().width()
         self.scroll.setMinimumWidth(content.minimumSizeHint().width() + bar)
-        self.show_content(self.scroll)
+        fit_dock_title(self, self.scroll.minimumWidth())
 
     def _wire(self) -> None:
         self.train_btn.changed.connect(lambda *_: self.start_training())
