@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Speed and scale benchmarks, side by side: set up (as the test command does), add the
 # benchmark-only packages (MONAI for the reference tiler, matplotlib for the plot), run
-# every benchmark and print one JSON row per result. Arguments go to benchmarks/run_all.py
+# every benchmark and print one JSON row per result. Arguments go to benchmarks/speed/run_all.py
 # (--quick, --device cuda, --only train,predict,...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,4 +11,4 @@ if ! .venv/bin/python -c "import monai, matplotlib" 2>/dev/null; then
 fi
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 # the GUI benchmark starts its own virtual display (xvfb-run) when there is none
-exec .venv/bin/python benchmarks/run_all.py "$@"
+exec .venv/bin/python -m benchmarks.speed.run_all "$@"

@@ -1,18 +1,15 @@
-"""The quality suite's locked protocol (benchmarks/suite.py): every entry has train, tune and test parts that
+"""The quality suite's locked protocol (benchmarks/quality/suite.py): every entry has train, tune and test parts that
 never share a pixel, no entry's tune or training pixels are another entry's test pixels, and the test split
 is read only by the report (``quality.py --report``), never by the tools that explore recipes."""
 
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-sys.path.insert(0, str(BENCH))
-suite = pytest.importorskip("suite")
+from benchmarks.common import ROOT, child_env
+from benchmarks.quality import suite
 
 
 def _shape(key):
@@ -82,17 +79,18 @@ def test_the_test_split_is_locked_unless_reporting():
 
 @pytest.mark.parametrize("tool", ["recipe_lab", "recipe_experiments"])
 def test_recipe_tools_refuse_to_read_the_test_split(tool):
-    code = (f"import sys; sys.path.insert(0, {str(BENCH)!r}); import {tool}, suite\n"
+    code = (f"from benchmarks.experiments import {tool}\nfrom benchmarks.quality import suite\n"
             "e = suite.ENTRIES['nuclei2d-dsb']\n"
             "for attempt in (lambda: suite.unlock_for_report(), lambda: suite.load(e, 'test')):\n"
             "    try:\n        attempt()\n    except suite.LockedSplitError:\n        continue\n"
             "    raise SystemExit('read the test split')\n")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                         env=child_env())
     assert res.returncode == 0, res.stdout + res.stderr
 
 
 def test_quality_probe_refuses_a_locked_test_run(tmp_path):
-    import quality_probe
+    from benchmarks.experiments import quality_probe
 
     (tmp_path / "split.json").write_text(json.dumps({"split": "test"}))
     with pytest.raises(suite.LockedSplitError):

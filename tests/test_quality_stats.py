@@ -1,13 +1,9 @@
-"""The quality report's verdicts (benchmarks/quality_stats.py): a goal is met only when the mean per-seed margin
+"""The quality report's verdicts (benchmarks/quality/quality_stats.py): a goal is met only when the mean per-seed margin
 clears it by more than its spread over the seeds, and nothing is judged on fewer than 3 seeds."""
 
-import sys
-from pathlib import Path
-
 import pytest
+from benchmarks.quality import quality_stats as stats
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-stats = pytest.importorskip("quality_stats")
 REF = stats.REFERENCE["instance"]
 
 

@@ -1,15 +1,10 @@
-"""The quality suite's data and splits (benchmarks/suite.py): every entry loads from the repository, and no
+"""The quality suite's data and splits (benchmarks/quality/suite.py): every entry loads from the repository, and no
 entry trains and scores on the same pixels."""
-
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-sys.path.insert(0, str(BENCH))
-import suite  # noqa: E402  (a suite that does not import is a failure here, not a skip)
+from benchmarks.common import DATA
+from benchmarks.quality import suite  # a suite that does not import is a failure here, not a skip
 
 PATCH = 8
 
@@ -122,8 +117,8 @@ def test_the_guard_sees_a_shifted_split_and_a_copy():
 
 
 def test_every_data_file_is_documented():
-    readme = (BENCH / "data" / "README.md").read_text()
-    for f in (BENCH / "data").glob("*.tif"):
+    readme = (DATA / "README.md").read_text()
+    for f in DATA.glob("*.tif"):
         assert f"`{f.name}`" in readme, f.name
 
 

@@ -2,7 +2,7 @@
 
 matplotlib redrew the whole figure (text layout, two axes) on the GUI thread for
 every update: 100-400 ms per redraw on a busy laptop CPU, which froze the viewer
-while training (see ``benchmarks/bench_gui.py``). Painting a few polylines and
+while training (see ``benchmarks/speed/bench_gui.py``). Painting a few polylines and
 labels with ``QPainter`` costs about a millisecond, and only when Qt repaints.
 """
 

@@ -11,7 +11,7 @@ slices, on the one where it is largest, as the classifier saw it), so the result
 overlays the objects layer.
 
 Maps can look plausible and still mean nothing. Two checks (tests, and
-``benchmarks/explain_sanity.py``): Adebayo et al. (2018)'s *model randomisation*
+``benchmarks/experiments/explain_sanity.py``): Adebayo et al. (2018)'s *model randomisation*
 test — re-initialising the weights must change the maps (:func:`randomized_copy`,
 :func:`rank_correlation`) — and synthetic objects whose class is decided by a
 known part, where the map must weigh that part more than the rest of the object.

@@ -71,7 +71,7 @@ def channels_last_helps(device: torch.device, spatial_dims: int) -> bool:
 
     Measured on this project's U-Net on a 2-core x86 CPU: channels-last alone ran
     2D batches 1.3x and 3D batches 1.85x faster (oneDNN), with folded batch-norm
-    1.5-1.9x (``prepared_model_speedup`` in ``benchmarks/run_all.py``'s output);
+    1.5-1.9x (``prepared_model_speedup`` in ``benchmarks/speed/run_all.py``'s output);
     on CUDA it is the layout tensor cores want under mixed precision.
     """
     return device.type in ("cpu", "cuda")

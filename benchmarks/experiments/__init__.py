@@ -1,0 +1,1 @@
+"""Dated one-off experiments; each module's docstring opens with its date and what it answered."""

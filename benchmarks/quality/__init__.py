@@ -1,0 +1,1 @@
+"""Quality on real images with ground truth: the suite (locked splits), the harness and its statistics."""
