@@ -7,6 +7,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from napari_bioimg._qt.session import Job
+
 from .conftest import PLUGIN, ours, same, snapshot
 
 EXPLORE = "Explore objects"
@@ -30,6 +32,7 @@ def embed(viewer, explore, qtbot, seconds=2):
     explore.seconds.value = seconds
     explore.compute_btn.native.click()
     assert explore.busy and not explore.compute_btn.enabled and explore.stop_btn.enabled
+    assert list(explore.session.workers) == [Job.EMBED]  # the one worker stack: a Session's job
     wait_idle(qtbot, explore)
     return viewer.layers["nuclei labels"]
 

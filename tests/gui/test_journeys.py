@@ -251,7 +251,7 @@ def test_validation_size_and_caveat_are_shown(viewer, widget, qtbot):
 def test_validation_note_uses_the_engines_size_when_given():
     from types import SimpleNamespace
 
-    from napari_bioimg._qt.progress import validation_note
+    from napari_bioimg._qt.prose import validation_note
 
     started = SimpleNamespace(n_val_pixels=9000, unit="pixels")
     run = SimpleNamespace(val=SimpleNamespace(size=12, unit="objects", report=None), started=started)

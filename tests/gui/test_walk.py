@@ -144,7 +144,7 @@ def test_a_full_disk_names_the_file_and_loses_nothing(viewer, widget, qtbot, tmp
 def test_words_are_the_users_not_the_engines(viewer, widget, blob_model):
     from types import SimpleNamespace
 
-    from napari_bioimg._qt.progress import validation_note
+    from napari_bioimg._qt.prose import validation_note
 
     viewer.open_sample("napari-bioimg", "nuclei")
     widget.session.set_model(blob_model)

@@ -1,10 +1,11 @@
 """The "Explore objects" dock widget: object embeddings linked to the layer, class marking, explanations.
 
 Pick an image and its objects (a Labels layer), press **Compute embedding**: a small autoencoder learns the
-objects' crops in a napari worker (progress, **Stop**), and every object gets a point on a 2D map
-(:mod:`.embedding_plot`). Clicking a point selects its object (``selected_label``); clicking an object in the
-viewer, or changing the selected label, rings its point. A lasso selection becomes class annotations with
-**Mark selection as class**. **Explain** runs a classify model's Grad-CAM and adds ``<objects> [explanation]``.
+objects' crops in a worker of the widget's :class:`~.session.Session` (progress, **Stop**), and every
+object gets a point on a 2D map (:mod:`.embedding_plot`). Clicking a point selects its object
+(``selected_label``); clicking an object in the viewer, or changing the selected label, rings its point. A
+lasso selection becomes class annotations with **Mark selection as class**. **Explain** runs a classify
+model's Grad-CAM and adds ``<objects> [explanation]``.
 
 The embedding (``emb_*``, ``x2d``, ``y2d``), the marked classes (``class``) and the explanation's
 ``class_predicted``, ``confidence``, ``margin`` are columns of the objects layer's ``features`` table (as
@@ -20,18 +21,21 @@ import napari
 import numpy as np
 from magicgui.widgets import ComboBox, Container, FileEdit, Label, LineEdit, PushButton
 from napari.layers import Image, Labels
-from napari.qt.threading import create_worker
-from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy import sip
 from qtpy.QtWidgets import QSizePolicy
 
+from ..core import events as E
 from ..core.settings.embed import EmbedConfig
 from . import layers as L
+from . import notices
 from . import object_features as OF
 from .controls import RangeGuard, Shown, number
+from .dispatch import Handlers
 from .embedding_plot import EmbeddingPlot
-from .explore_jobs import click_selects, embed_job, explain_job, preload, show_explanation, show_object
-from .lifetime import CloseWatch, detach
+from .explore_jobs import Exploring, click_selects, preload, show_explanation, show_object
+from .lifetime import CloseWatch
 from .progress import DockProgress
+from .session import Session
 
 SOURCES = {"autoencoder (self-supervised)": "autoencoder", "classifier model (penultimate layer)": "classifier"}
 REDUCTIONS = {"PCA": "pca", "UMAP (umap-learn)": "umap"}
@@ -43,11 +47,11 @@ class ExploreWidget(Container):
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__(labels=False)
         self.viewer = viewer
-        self._worker = None
+        self.session = Session(alive=lambda: not sip.isdeleted(self.progress))
         self._control = None
         self._embedding = None
         self._objects_key = None  # the layer the plot shows (napari's unique_id)
-        self._run: dict = {}
+        self._run: Exploring | None = None
         self.closed = False
 
         self.image = ComboBox(label="Image", choices=self._image_choices, nullable=True)
@@ -90,6 +94,15 @@ class ExploreWidget(Container):
             layout.addWidget(part)
         layout.addStretch(1)
 
+        self._handlers = Handlers({E.StepDone: self._on_step, E.PredictProgress: self._on_progress,
+                                   E.Notice: notices.engine_notice})
+        """Event type -> handler (each takes the event): what the progress and status show."""
+        s = self.session
+        s.event.connect(self._on_event)
+        s.embedded.connect(self._on_embedded)
+        s.explained.connect(self._on_explained)
+        s.failed.connect(self._on_error)
+        s.changed.connect(self._on_changed)
         self.compute_btn.changed.connect(self.compute_embedding)
         self.stop_btn.changed.connect(self.stop)
         self.explain_btn.changed.connect(self.explain)
@@ -145,7 +158,7 @@ class ExploreWidget(Container):
     # ---------------------------------------------------------------- running
     @property
     def busy(self) -> bool:
-        return self._worker is not None
+        return self.session.busy
 
     def _check_inputs(self):
         """The picked image and objects layers, or ``None`` (busy, or a message said what is wrong)."""
@@ -153,11 +166,11 @@ class ExploreWidget(Container):
             return None
         image, objects = self.image.value, self.objects.value
         if image is None or objects is None:
-            show_error("napari-bioimg: pick an image layer and the Labels layer of its objects")
+            notices.pop_up("error", "pick an image layer and the Labels layer of its objects")
             return None
         if not self._fits(objects, image):
-            show_error(f"napari-bioimg: the objects layer {objects.name!r} {L.data_shape(objects)} does not cover "
-                       f"the image {image.name!r} {L.data_shape(image)}")
+            notices.pop_up("error", f"the objects layer {objects.name!r} {L.data_shape(objects)} does not cover "
+                                    f"the image {image.name!r} {L.data_shape(image)}")
             return None
         return image, objects
 
@@ -176,16 +189,16 @@ class ExploreWidget(Container):
         source = SOURCES[self.source.value]
         classifier = self._model_path() if source == "classifier" else None
         if source == "classifier" and classifier is None:
-            show_error("napari-bioimg: choose a classify model file (.pt) for classifier features")
+            notices.pop_up("error", "choose a classify model file (.pt) for classifier features")
             return
         try:
             config = EmbedConfig(time_limit=float(self.seconds.value), reduction=REDUCTIONS[self.reduction.value])
             config.validate()
         except BioimgError as err:
-            show_error(f"napari-bioimg: {err}")
+            notices.pop_up("error", str(err))
             return
-        self._start(embed_job, image, objects, config, classifier=classifier, source=source,
-                    returned=self._on_embedded, what="Embedding")
+        self._start(self.session.embed, image, objects, config, classifier=classifier, source=source,
+                    what="Embedding")
         self.status.value = f"Embedding the objects of {objects.name}…"
 
     def explain(self, value=None) -> None:
@@ -196,25 +209,20 @@ class ExploreWidget(Container):
         image, objects = picked
         model = self._model_path()
         if model is None:
-            show_error("napari-bioimg: choose a classify model file (.pt) to explain")
+            notices.pop_up("error", "choose a classify model file (.pt) to explain")
             return
-        self._start(explain_job, image, objects, model, returned=self._on_explained, what="Explaining")
+        self._start(self.session.explain, image, objects, model, what="Explaining")
         self.status.value = f"Explaining the classification of {objects.name}…"
 
-    def _start(self, job, image, objects, *args, returned, what: str, source: str | None = None, **kwargs) -> None:
-        """Run ``job`` on copies of the layers' data in a worker, with a new Control and run record."""
+    def _start(self, start, image, objects, *args, what: str, source: str | None = None, **kwargs) -> None:
+        """``start`` (a session's job) on copies of the layers' data, with a new Control and run record."""
         from ..core import Control
 
         self._control = Control()
-        self._run = {"objects": L.layer_key(objects), "name": objects.name, "source": source, "stage": None}
-        kwargs.update(axes=self._axes(image), control=self._control, rgb=image.rgb)
-        worker = create_worker(job, L.snapshot(image), L.snapshot(objects), *args, **kwargs, _start_thread=False,
-                               _connect={"yielded": self._on_event, "returned": returned,
-                                         "errored": self._on_error, "finished": self._on_finished})
-        self._worker = worker
-        self._set_running(True)
+        self._run = Exploring(L.layer_key(objects), source)
+        start(L.snapshot(image), L.snapshot(objects), *args, axes=self._axes(image), control=self._control,
+              rgb=image.rgb, **kwargs)
         self.progress.begin(what)
-        worker.start()
 
     def stop(self, value=None) -> None:
         """Embedding: end training now (the model so far embeds the objects); otherwise cancel."""
@@ -227,55 +235,54 @@ class ExploreWidget(Container):
         self.explain_btn.enabled = not running
         self.stop_btn.enabled = running
 
-    def _on_event(self, ev) -> None:
-        from ..core import events as E
+    def _on_event(self, run, ev) -> None:
+        if not self.closed and not self._run.done:
+            self._handlers(ev)
 
-        if self.closed or self._run.get("done"):
-            return
-        if isinstance(ev, E.StepDone):
-            stage, fraction = "Training the autoencoder", ev.fraction
-            text = f"{stage}: step {ev.step}, loss {ev.loss:.4f}"
-        elif isinstance(ev, E.PredictProgress):
-            stage, fraction = ("Embedding" if self._run.get("source") else "Explaining"), ev.done / max(ev.total, 1)
-            text = f"{stage}: {ev.done}/{ev.total} {ev.stage}"
-        else:
-            if isinstance(ev, E.Notice):
-                (show_warning if ev.level == "warning" else show_info)(f"napari-bioimg: {ev.message}")
-            return
+    def _on_step(self, ev: E.StepDone) -> None:
+        stage = "Training the autoencoder"
+        self._show(stage, ev.fraction, f"{stage}: step {ev.step}, loss {ev.loss:.4f}")
+
+    def _on_progress(self, ev: E.PredictProgress) -> None:
+        stage = "Embedding" if self._run.source else "Explaining"
+        self._show(stage, ev.done / max(ev.total, 1), f"{stage}: {ev.done}/{ev.total} {ev.stage}")
+
+    def _show(self, stage: str, fraction: float, text: str) -> None:
         self._stage(stage)  # starting a stage lets Qt run queued slots: the result may be in now
-        if not self.closed and not self._run.get("done"):
+        if not self.closed and not self._run.done:
             self.progress.set_fraction(fraction)
             self.status.value = text
 
     def _stage(self, name: str) -> None:
-        if self._run.get("stage") != name:
-            self._run["stage"] = name
+        if self._run.stage != name:
+            self._run.stage = name
             self.progress.begin(name)
 
-    def _on_error(self, err) -> None:
-        from ..core import BioimgError
+    def _on_error(self, run, message: str) -> None:
+        """A job failed (the session's words: the engine's message, or an internal error to report)."""
+        self.status.value = notices.on_status_line("error", message)
+        notices.pop_up("error", message)
 
-        msg = str(err) if isinstance(err, BioimgError) else f"{type(err).__name__}: {err}"
-        self.status.value = f"Error: {msg}"
-        show_error(f"napari-bioimg: {msg}")
-
-    def _on_finished(self) -> None:
-        self._worker = None
-        self._control = None
+    def _on_changed(self) -> None:
+        """A job started or ended."""
+        running = self.session.busy
+        if not running:
+            self._control = None
         if self.closed:
             return
-        self.progress.end()
-        self._set_running(False)
+        if not running:
+            self.progress.end()
+        self._set_running(running)
 
     # ---------------------------------------------------------------- results (main thread)
     def _on_embedded(self, emb) -> None:
-        self._run["done"] = True
+        self._run.done = True
         if self.closed:
             return
         if emb is None:
             self.status.value = "Embedding cancelled."
             return
-        objects = L.find_layer(self.viewer, self._run["objects"])
+        objects = L.find_layer(self.viewer, self._run.objects)
         if objects is None:
             self.status.value = "The objects layer was removed before the embedding finished."
             return
@@ -293,13 +300,13 @@ class ExploreWidget(Container):
                              "Click a point or an object; lasso points to mark a class.")
 
     def _on_explained(self, result) -> None:
-        self._run["done"] = True
+        self._run.done = True
         if self.closed:
             return
         if result is None:
             self.status.value = "Explanation cancelled."
             return
-        objects = L.find_layer(self.viewer, self._run["objects"])
+        objects = L.find_layer(self.viewer, self._run.objects)
         if objects is None:
             self.status.value = "The objects layer was removed before the explanation finished."
             return
@@ -370,7 +377,7 @@ class ExploreWidget(Container):
         if layer is None or not len(ids):
             return
         if not name:
-            show_error("napari-bioimg: type a class name first")
+            notices.pop_up("error", "type a class name first")
             return
         layer.features = OF.set_class(layer.features, ids, name)
         self.plot.set_classes(OF.classes_of(layer.features, self.plot.ids))
@@ -385,9 +392,8 @@ class ExploreWidget(Container):
         self.closed = True
         if self._control is not None:
             self._control.stop()
-        if self._worker is not None:
-            detach(self._worker)
-            self._worker = None
+        self.session.shutdown()  # its workers end now (aborted) and never call back
+        self._control = None
         self.progress.close_activity()
         try:
             self._detach()

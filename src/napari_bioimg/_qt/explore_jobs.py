@@ -1,10 +1,10 @@
-"""The Explore objects widget's parts: the jobs its workers run, the explanation layer, the click that
-selects an object."""
+"""The Explore objects widget's parts: the record of a run, the explanation layer, the click that selects an
+object, showing an object. (The jobs its workers run are in :mod:`.jobs`, started by its
+:class:`~.session.Session`.)"""
 
 from __future__ import annotations
 
-from collections.abc import Generator
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -14,18 +14,18 @@ from . import object_features as OF
 EXPLANATION = "explanation"
 
 
-def embed_job(image, labels, config, **kwargs) -> Generator[Any, None, Any]:
-    """:func:`~.core.analysis.embed_objects` on layer data read here, in the worker."""
-    from ..core.analysis import embed_objects
+@dataclass
+class Exploring:
+    """One embedding or explanation: the objects layer it is for, and how far it got."""
 
-    return (yield from embed_objects(np.asarray(image), np.asarray(labels), config, **kwargs))
-
-
-def explain_job(image, labels, model, **kwargs) -> Generator[Any, None, Any]:
-    """:func:`~.core.analysis.explain_objects` on layer data read here, in the worker."""
-    from ..core.analysis import explain_objects
-
-    return (yield from explain_objects(model, np.asarray(image), np.asarray(labels), **kwargs))
+    objects: int
+    """The objects layer's key (results go into its features)."""
+    source: str | None
+    """An embedding's features (``"autoencoder"`` or ``"classifier"``); ``None``: an explanation."""
+    stage: str | None = None
+    """What the progress bar shows now."""
+    done: bool = False
+    """Its result is in (events still queued are not shown)."""
 
 
 def preload() -> None:

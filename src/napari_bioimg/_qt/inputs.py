@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from . import classes as C
 from . import layers as L
-from .session import Run, Sample
+from .session import Job, Run, Sample
 
 
 def _error(message: str):
@@ -72,7 +72,7 @@ def training_run(form, viewer, model=None, fine_tune: bool = False, listed=None)
         here = L.data_index(image, viewer)[: len(axes.replace("C", ""))]
         preview = L.batch_index(axes, spatial_dims, here)
     sample = _sample(image, annotations, classes, extra, reference)
-    run = Run(job="train", task=task.name, model=config.model, label=task.result_label or config.model,
+    run = Run(job=Job.TRAIN, task=task.name, model=config.model, label=task.result_label or config.model,
               output_kind=task.output_kind, axes=axes, spatial_dims=spatial_dims, samples=[sample],
               objects=annotations if "objects" in inputs else None, fine_tune=fine_tune, preview_index=preview,
               select=L.layer_key(ann_layer) if ann_layer is not None else None)
@@ -92,7 +92,7 @@ def _listed_run(form, listed, task, card, fine_tune: bool):
     spatial_dims = card.spatial_dims if card is not None else (config.spatial_dims or (3 if "Z" in axes else 2))
     config.spatial_dims = spatial_dims
     config.preview_every = 0.0  # the images are predicted one by one when training ends
-    run = Run(job="train", task=task.name, model=config.model, label=task.result_label or config.model,
+    run = Run(job=Job.TRAIN, task=task.name, model=config.model, label=task.result_label or config.model,
               output_kind=task.output_kind, axes=axes, spatial_dims=spatial_dims, samples=samples,
               fine_tune=fine_tune)
     return run, config
@@ -121,10 +121,10 @@ def prediction_runs(form, viewer, model, layers) -> tuple[Run, dict]:
         axes = L.axes_choices(image)[0]
         if card.spatial_dims == 2 and "Z" in axes and image.ndim == 3 and not image.rgb:
             axes = "ZYX"
-        parts.append(Run(job="predict", task=task.name, model=card.model, label=task.result_label or card.model,
+        parts.append(Run(job=Job.PREDICT, task=task.name, model=card.model, label=task.result_label or card.model,
                          output_kind=task.output_kind, axes=axes, spatial_dims=card.spatial_dims,
                          samples=[_sample(image)]))
-    run = Run(job="predict", task=task.name, model=card.model, label=parts[0].label, output_kind=task.output_kind,
+    run = Run(job=Job.PREDICT, task=task.name, model=card.model, label=parts[0].label, output_kind=task.output_kind,
               axes=parts[0].axes, spatial_dims=card.spatial_dims, samples=[p.sample for p in parts], parts=parts)
     return run, {"device": form.device.value}
 
@@ -154,7 +154,7 @@ def prediction_run(form, viewer, model, after=None) -> tuple[Run, dict]:
         axes = "ZYX"
     sample = _sample(image, reference=reference)
     label = task.result_label or card.model
-    run = Run(job="predict", task=task.name, model=card.model, label=label, output_kind=task.output_kind,
+    run = Run(job=Job.PREDICT, task=task.name, model=card.model, label=label, output_kind=task.output_kind,
               axes=axes, spatial_dims=card.spatial_dims, samples=[sample], objects=objects,
               select=after.select if after is not None else None)
     options = {"device": form.device.value}

@@ -260,6 +260,32 @@ def predict_job(model, sample, *, axes: str, control, abort: threading.Event | N
             return None
 
 
+def embed_job(image, labels, config, *, abort: threading.Event | None = None, **kwargs
+              ) -> Generator[Any, None, Any]:
+    """:func:`~napari_bioimg.core.analysis.embed_objects` on layer data read here, in the worker (*Explore
+    objects*); returns the embedding, or ``None`` when stopped or aborted."""
+    from ..core.analysis import embed_objects
+
+    with abortable(abort):
+        try:
+            return (yield from embed_objects(_read(image), _read(labels), config, **kwargs))
+        except Aborted:
+            return None
+
+
+def explain_job(image, labels, model, *, abort: threading.Event | None = None, **kwargs
+                ) -> Generator[Any, None, Any]:
+    """:func:`~napari_bioimg.core.analysis.explain_objects` on layer data read here, in the worker (*Explore
+    objects*); returns the explanation, or ``None`` when stopped or aborted."""
+    from ..core.analysis import explain_objects
+
+    with abortable(abort):
+        try:
+            return (yield from explain_objects(model, _read(image), _read(labels), **kwargs))
+        except Aborted:
+            return None
+
+
 def export_job(checkpoint, fmt: str, path, *, sample=None, sample_axes=None, abort=None):
     """:func:`~napari_bioimg.core.formats.export.export_model` (a plain function: no progress)."""
     from ..core.formats.export import export_model

@@ -327,29 +327,31 @@ class LivePanel:
         self.next_btn.enabled = run.objects is None
         self.source = ""
 
-    def on_event(self, run, ev) -> bool:
-        """Handle live events; ``True`` when ``ev`` was one."""
+    def handlers(self) -> dict:
+        """Live events -> their handlers (each takes ``(run, ev)``): rows of the widget's handler table."""
         from ..core import events as E
 
-        if ev is None:  # a heartbeat while waiting for annotations
-            return True
-        if isinstance(ev, E.LivePreview):
-            self.link.show(run, ev)
-            self.source = ev.source
-            return True
-        if isinstance(ev, E.LiveWaiting):
-            self.status.info(f"Live: waiting for annotations you can train on: {ev.reason}. Paint on; training "
-                             "starts by itself.")  # the status line, not a pop-up: nothing is wrong
-            return True
-        if isinstance(ev, E.LivePaused):
-            self.status.info(f"Live: paused after {ev.idle / 60:.0f} min without an edit; the model so far is kept. "
-                             "Paint a stroke to go on, or Stop to finish.")
-            return True
-        return False
+        return {type(None): self._heartbeat, E.LivePreview: self._preview, E.LiveWaiting: self._waiting,
+                E.LivePaused: self._paused}
+
+    def _heartbeat(self, run, ev) -> None:
+        """``None``: a heartbeat while waiting for annotations."""
+
+    def _preview(self, run, ev) -> None:
+        self.link.show(run, ev)
+        self.source = ev.source
+
+    def _waiting(self, run, ev) -> None:
+        self.status.info(f"Live: waiting for annotations you can train on: {ev.reason}. Paint on; training "
+                         "starts by itself.")  # the status line, not a pop-up: nothing is wrong
+
+    def _paused(self, run, ev) -> None:
+        self.status.info(f"Live: paused after {ev.idle / 60:.0f} min without an edit; the model so far is kept. "
+                         "Paint a stroke to go on, or Stop to finish.")
 
     def clock(self, ev) -> str:
         """The live part of the status line: the time trained, what predicts the previews, until Stop."""
-        from .progress import fmt_time, part
+        from .prose import fmt_time, part
 
         shown = f" · preview: {self.source}" if self.source else ""
         return part("live", fmt_time(ev.elapsed), "trained") + shown + " · until Stop"

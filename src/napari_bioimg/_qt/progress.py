@@ -13,109 +13,13 @@ from __future__ import annotations
 import gc
 
 from magicgui.widgets import Label
-from napari.utils.notifications import show_error, show_info, show_warning
 from psygnal import Signal
 from qtpy.QtCore import QRectF, Qt
 from qtpy.QtGui import QColor, QPainter
 from qtpy.QtWidgets import QSizePolicy, QWidget
 
-NBSP = "\u00a0"
-
-SMALL_VALIDATION = {"pixels": 50_000, "objects": 30, "frames": 10}
-"""Below these validation-set sizes the scores get a caveat: a handful of objects makes any score noisy."""
-
-
-SELF_SUPERVISED = ("denoise", "reconstruct", "restore")
-"""Tasks that learn from the image itself (or a target image): nothing to annotate."""
-
-
-def fmt_time(seconds: float | None) -> str:
-    if seconds is None:
-        return "--:--"
-    s = int(round(seconds))
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
-
-
-def part(*words) -> str:
-    """One part of a status line: its words never wrap apart (only the " · " between parts does)."""
-    return NBSP.join(str(w) for w in words if w != "")
-
-
-def line(*parts: str) -> str:
-    return " · ".join(p for p in parts if p)
-
-
-def fmt_count(n: int) -> str:
-    return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.1f}k" if n >= 1e4 else f"{n:,}"
-
-
-def validation_size(run) -> tuple[int, str] | None:
-    """How many pixels / objects / frames the run's validation scores rest on.
-
-    Uses the validation event's own ``size`` (and ``unit``) when the engine gives them; else the
-    classification report's ``n``; else the held-apart pixels announced when training started.
-    """
-    val, started = run.val, run.started
-    n = getattr(val, "size", None)
-    unit = getattr(val, "unit", None) if n is not None else None
-    if n is None and val is not None and val.report:
-        n, unit = val.report.get("n"), getattr(started, "unit", None)
-    if n is None and started is not None:
-        n, unit = started.n_val_pixels, getattr(started, "unit", None)
-    unit = unit or "pixels"
-    return (int(n), unit) if n is not None else None
-
-
-def validation_note(run) -> tuple[str, str | None]:
-    """``("validated on 9.8k pixels", caveat or None)`` for the run's validation set."""
-    size = validation_size(run)
-    if size is None:
-        return "", None
-    n, unit = size
-    annotated = getattr(run, "task", None) not in SELF_SUPERVISED
-    if n == 0:
-        held = "no annotations were" if annotated else "nothing was"
-        return "no validation set", f"{held} held apart: the scores say nothing; raise Validation %"
-    text = f"on {fmt_count(n)} {unit if n != 1 else unit.rstrip('s')}"
-    small = n < SMALL_VALIDATION.get(unit, 0)
-    more = "annotate more, or raise Validation %" if annotated else "raise Validation %, or use a bigger image"
-    caveat = f"too small a validation set to trust the scores: check the result by eye ({more})" if small else None
-    return text, caveat
-
-
-def training_line(run, clock: str | None = None) -> str:
-    """The status line while training: the latest score (and on how much), step, loss, speed, ETA (or the
-    live session's ``clock``), preview."""
-    ev, val = run.last, run.val
-    parts = [part(k.replace("_", " "), f"{v:.3g}") for k, v in list(val.metrics.items())[:1]] if val else []
-    size, caveat = validation_note(run)
-    if parts and size:
-        parts[-1] += NBSP + part(f"({size}{', few' if caveat else ''})")
-    parts += [part("step", ev.step), part("loss", f"{ev.loss:.3g}"),
-              part(f"{ev.steps_per_second:.1f}", "it/s"), clock or part("ETA", fmt_time(ev.eta))]
-    text = line(*parts)
-    return text + "\n" + preview_note(run) if run.preview is not None else text
-
-
-def trained_summary(run, result) -> str:
-    """What a training came to: steps, time, scores, on how much they rest and how far to trust them."""
-    metrics = ", ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in result.metrics.items() if k != "best_score")
-    how = "stopped" if result.stopped_early else "finished"
-    size, caveat = validation_note(run)
-    text = f"Training {how}: {result.steps} steps in {result.seconds:.0f} s. {metrics}"
-    if metrics and size:
-        text += f" (validated {size})"
-    return text + (f". Caution: {caveat}." if caveat and metrics else ".")
-
-
-def preview_note(run) -> str:
-    """What the preview layer shows: the model at a step of training (early ones look rough)."""
-    ev, last = run.preview, run.last
-    at = last.elapsed if last is not None and last.step == ev.step else None
-    when = f"step {ev.step}" + (f", {fmt_time(at)} of training" if at is not None else "")
-    early = ": an early model, it sharpens as training goes on" if last is None or \
-        (last.fraction or 0) < 0.5 else ""
-    return f"Preview: the model at {when}{early} (the final result replaces it)."
+from . import notices
+from .prose import fmt_time
 
 
 class StatusLine:
@@ -141,18 +45,19 @@ class StatusLine:
         self.label.value = text
         self.changed.emit(text)
 
+    def tell(self, level: str, message: str, notify: bool | None = None) -> None:
+        """Show ``message`` as :data:`.notices.POLICY` says for ``level`` (``notify`` overrides the pop-up)."""
+        self.value = notices.on_status_line(level, message)
+        notices.pop_up(level, message, notify)
+
     def error(self, message: str) -> None:
-        self.value = f"Error: {message}"
-        show_error(f"napari-bioimg: {message}")
+        self.tell("error", message)
 
     def warn(self, message: str) -> None:
-        self.value = message
-        show_warning(f"napari-bioimg: {message}")
+        self.tell("warning", message)
 
     def info(self, message: str, notify: bool = False) -> None:
-        self.value = message
-        if notify:
-            show_info(f"napari-bioimg: {message}")
+        self.tell("info", message, notify)
 
 TRACK = QColor("#3b3f46")
 BAR = QColor("#5a8fd8")

@@ -18,6 +18,7 @@ import numpy as np
 
 from . import classes as C
 from . import layers as L
+from .session import Job
 
 
 def _fits_in(data: np.ndarray, dtype) -> bool:
@@ -64,7 +65,7 @@ class ResultLayers:
         run.result_key = key
         if run.placeholder == key:  # the layer added at the start holds a result now: it stays
             run.placeholder = None
-        if run.job == "train" and layer.editable:
+        if run.job is Job.TRAIN and layer.editable:
             layer.editable = False  # napari makes a Labels layer editable again when its data is replaced
         return layer
 

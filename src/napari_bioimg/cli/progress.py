@@ -26,29 +26,38 @@ class Progress:
     def __call__(self, ev) -> None:
         from ..core import events as E
 
-        if isinstance(ev, E.Notice):
+        if isinstance(ev, E.Notice):  # said even when quiet
             self.write(f"{ev.level}: {ev.message}")
             return
         if self.quiet:
             return
         if self.bar is None:
             self._start()
-        if isinstance(ev, E.TrainingStarted):
-            self.write(f"training {ev.model} for {ev.task} on {ev.device}: {ev.n_parameters:,} parameters, "
-                       f"patch {ev.patch_size}, {ev.n_train_pixels:,} training / {ev.n_val_pixels:,} validation "
-                       f"{ev.unit}")
-        elif isinstance(ev, E.StepDone):
-            self.bar.n = round(100 * ev.fraction, 1)
-            self.bar.set_postfix_str(f"step {ev.step} loss {ev.loss:.4f} {ev.steps_per_second:.1f} it/s{self.val}", refresh=False)
-            self.bar.refresh()
-        elif isinstance(ev, E.ValidationDone):
-            self.val = " " + " ".join(f"{k} {v:.3f}" for k, v in ev.metrics.items())
-            if ev.size is not None:
-                self.val += f" (n={ev.size:,} {ev.unit})"
-        elif isinstance(ev, E.PredictProgress):
-            self.bar.n = round(100 * ev.done / max(ev.total, 1), 1)
-            self.bar.set_postfix_str(f"{ev.done}/{ev.total} {ev.stage}", refresh=False)
-            self.bar.refresh()
+        handler = {E.TrainingStarted: self._started, E.StepDone: self._step, E.ValidationDone: self._validated,
+                   E.PredictProgress: self._predicting}.get(type(ev))
+        if handler is not None:  # other events (previews) only start the bar
+            handler(ev)
+
+    def _started(self, ev) -> None:
+        self.write(f"training {ev.model} for {ev.task} on {ev.device}: {ev.n_parameters:,} parameters, "
+                   f"patch {ev.patch_size}, {ev.n_train_pixels:,} training / {ev.n_val_pixels:,} validation "
+                   f"{ev.unit}")
+
+    def _step(self, ev) -> None:
+        self.bar.n = round(100 * ev.fraction, 1)
+        self.bar.set_postfix_str(f"step {ev.step} loss {ev.loss:.4f} {ev.steps_per_second:.1f} it/s{self.val}",
+                                 refresh=False)
+        self.bar.refresh()
+
+    def _validated(self, ev) -> None:
+        self.val = " " + " ".join(f"{k} {v:.3f}" for k, v in ev.metrics.items())
+        if ev.size is not None:
+            self.val += f" (n={ev.size:,} {ev.unit})"
+
+    def _predicting(self, ev) -> None:
+        self.bar.n = round(100 * ev.done / max(ev.total, 1), 1)
+        self.bar.set_postfix_str(f"{ev.done}/{ev.total} {ev.stage}", refresh=False)
+        self.bar.refresh()
 
     def write(self, msg: str) -> None:
         if self.bar is not None:
