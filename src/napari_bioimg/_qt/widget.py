@@ -59,10 +59,10 @@ class BioimgWidget(EngineDock):
         self.start()
 
     def build(self):
-        """Make the parts and wire them (GUI thread, once the engine is imported), a piece per ``yield``."""
+        """Make the parts and wire them (GUI thread, once the engine is imported), then show them a piece per
+        ``yield``: a part that exists is wired, whatever the layout's progress."""
         viewer = self.viewer
         self.form = TrainForm(viewer)
-        yield
         self.data = TrainingData(viewer, self.form)
         self.marker = ClassMarker(viewer)
         self.session = Session(alive=lambda: not sip.isdeleted(self.progress))
@@ -95,11 +95,10 @@ class BioimgWidget(EngineDock):
         self.display = RunDisplay(self.plot, self.progress, self.status, self.results, self.live)
         self.actions = RunActions(viewer, self.form, self.data, self.session, self.display, self.legend,
                                   self.confusion, self.start_from, self.train_btn, self._update_buttons)
-        yield
-        yield from self._layout()
         self._wire()
         self._on_form_changed()
         yield
+        yield from self._layout()
         self.progress.warm_up()
 
     # ---------------------------------------------------------------- composition
