@@ -29,7 +29,7 @@ DEFAULTS = {
     "percentiles (1, 99.8)": ({(1, 99.8), (1.0, 99.8)}, {"percentiles"}),
     "validation share 0.15": ({0.15}, {"val_fraction"}),
     "tile overlap 0.25": ({0.25}, {"overlap"}),
-    "time limit 120 s": ({120, 120.0}, {"time_limit", "seconds"}),
+    "time limit 120 s": ({120}, {"time_limit", "seconds"}),
     "batch size": (None, {"batch_size", "batch"}),
     "patch size": (None, {"patch_size", "patch"}),
     "tile size": (None, {"tile", "tile_size"}),
