@@ -97,7 +97,6 @@ class BioimgWidget(EngineDock):
                                   self.confusion, self.start_from, self.train_btn, self._update_buttons)
         self._wire()
         self._on_form_changed()
-        yield
         yield from self._layout()
         self.progress.warm_up()
 
@@ -119,7 +118,8 @@ class BioimgWidget(EngineDock):
         self.scroll.setWidgetResizable(True)
         self.scroll.setFrameShape(QFrame.Shape.NoFrame)
         self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.show_content(self.scroll)
+        self.show_content(self.scroll)  # "Loading…" gives way, napari's dock title fits
+        yield
         for part in (self.form.main.native, self.start_from.row.native, self.marker.row.native, self.form.collapsible,
                      self.data, self.buttons.native,
                      self.several_btn.native, self.live.row.native, self.live.suggestions.native,
