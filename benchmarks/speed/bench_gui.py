@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -185,9 +186,66 @@ def run(seconds: float = 30, device: str = "cpu") -> list[dict]:
     return rows
 
 
+def _tree_cmd(tree: Path, seconds: float, device: str, move: bool) -> tuple[list[str], dict, Path]:
+    """The child command of another checkout (this layout, or the flat ``benchmarks/bench_gui.py`` of older ones)."""
+    args = ["child", str(seconds), device, "move" if move else "still"]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tree / "src"), str(tree)]))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed: compiled modules, not sources compiled at each start
+    if (tree / "benchmarks" / "speed" / "bench_gui.py").exists():
+        return [sys.executable, "-m", "benchmarks.speed.bench_gui", *args], env, tree
+    return [sys.executable, "bench_gui.py", *args], env, tree / "benchmarks"
+
+
+def pair(base: Path, runs: int, seconds: float, move: bool, out: Path | None) -> dict:
+    """This checkout and ``base`` alternated (base, this, base, this, ...) in the same minutes; each run's figures."""
+    import platform
+
+    trees = {"base": Path(base).resolve(), "this": ROOT}
+    commits = {k: subprocess.run(["git", "-C", str(t), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                 text=True).stdout.strip() for k, t in trees.items()}
+    result = {"what": f"GUI stall probe through the Plugins menu path: a {INTERVAL_MS} ms QTimer on the GUI thread"
+                      + (", camera panning/zooming every 100 ms" if move else "")
+                      + f", {seconds:g} s of training on the 512x512 nuclei with previews, under Xvfb",
+              "command": f"python -m benchmarks.speed.bench_gui pair BASE --runs {runs} --seconds {seconds:g}"
+                         + ("" if move else " --still"),
+              "date": time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()),
+              "machine": f"{platform.platform()}, {os.cpu_count()} cores, software OpenGL",
+              "load_average_before": os.getloadavg(), "trees": commits,
+              "order": "base, this, base, this, ... (alternated)", "runs": {"base": [], "this": []}}
+    for _ in range(runs):
+        for name, tree in trees.items():
+            cmd, env, cwd = _tree_cmd(tree, seconds, "cpu", move)
+            if not os.environ.get("DISPLAY"):
+                cmd = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", *cmd]
+            res = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=env)
+            if res.returncode != 0:
+                raise SystemExit(f"{name} child failed:\n{res.stderr[-3000:]}")
+            result["runs"][name].append(json.loads(res.stdout.strip().splitlines()[-1]))
+    result["load_average_after"] = os.getloadavg()
+    result["summary"] = {name: {key: [round(r[key]["worst_ms"] if isinstance(r.get(key), dict) else r.get(key) or 0, 1)
+                                      for r in rs]
+                                for key in ("training", "steady", "click_ms", "open_ms", "loading_worst_gap_ms",
+                                            "steps")}
+                         for name, rs in result["runs"].items()}
+    if out is not None:
+        out.write_text(json.dumps(result, indent=1))
+    return result
+
+
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "child":
         print(json.dumps(child(float(sys.argv[2]), sys.argv[3], sys.argv[4] == "move")))
+    elif len(sys.argv) > 1 and sys.argv[1] == "pair":
+        import argparse
+
+        ap = argparse.ArgumentParser(prog="bench_gui pair", description="this checkout against BASE, alternated")
+        ap.add_argument("base", type=Path, help="another checkout (e.g. a git worktree of the commit before)")
+        ap.add_argument("--runs", type=int, default=2)
+        ap.add_argument("--seconds", type=float, default=20)
+        ap.add_argument("--still", action="store_true", help="no camera movement")
+        ap.add_argument("--out", type=Path, help="write the results file here")
+        a = ap.parse_args(sys.argv[2:])
+        print(json.dumps(pair(a.base, a.runs, a.seconds, not a.still, a.out)["summary"], indent=1))
     else:
         for r in run(*(sys.argv[1:2] and [float(sys.argv[1])])):
             print(r)

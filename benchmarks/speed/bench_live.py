@@ -54,6 +54,10 @@ def dsb():
     return image, truth
 
 
+MOUSE_MS = 10
+"""A mouse reports a move about every 10 ms (100 Hz) while the brush paints."""
+
+
 class App:
     """A real viewer with the widget opened from the plugin menu, scribbles task, Live on."""
 
@@ -89,13 +93,16 @@ class App:
             time.sleep(0.005)
         return False
 
-    def stroke(self, label: int, points) -> None:
-        """One brush stroke: napari's painting at each point, one paint event (one edit) per call."""
+    def stroke(self, label: int, points, every_ms: float = MOUSE_MS) -> None:
+        """One brush stroke as a mouse paints it: napari's painting at one point per mouse move, the event loop
+        running between moves (a stroke painted in one call would be a stall of this script's own making)."""
         self.scribbles.brush_size = 5
         self.scribbles.selected_label = label
         for p in points:
+            t = time.perf_counter()
             self.scribbles.paint(tuple(int(v) for v in p), label)
             self.sent += 1
+            self.wait(lambda t=t: time.perf_counter() - t >= every_ms / 1000, 1.0)
 
     def train(self) -> None:
         self.widget.train_btn.native.click()

@@ -45,6 +45,7 @@ def test_denoise_improves_psnr_on_real_nuclei(noisy_nuclei):
     assert abs(float(out.mean()) - float(clean.mean())) < 0.1 * float(clean.max() - clean.min())
     assert res.checkpoint["model"]["config"]["top_skip"] is False  # N2V2 defaults
     assert res.checkpoint["model"]["config"]["pool"] == "blur"
+    assert res.checkpoint["model"]["config"]["upsample"] == "resize"  # no faint grid (tests/core/test_models.py)
 
 
 def test_denoise_with_reference_scores_psnr(noisy_nuclei):

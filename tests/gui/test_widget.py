@@ -74,6 +74,40 @@ def test_stop_mid_training_keeps_model_and_result(viewer, widget, qtbot):
     assert "object" in widget.status.value and result.name in widget.status.value
 
 
+def _thread_niceness() -> dict[int, int]:
+    """Each thread of this process and its niceness (Linux: /proc/self/task/TID/stat, field 19)."""
+    from pathlib import Path
+
+    out = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        out[int(task.name)] = int(fields[16])  # fields after "(comm)" start at field 3
+    return out
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="reads /proc")
+def test_training_runs_behind_the_viewer(viewer, widget, qtbot):
+    """The training threads run at a lower CPU priority than the viewer's: where the viewer draws with the
+    CPU (no GPU), training no longer takes the cores from it while the user pans and zooms."""
+    import os
+    import threading
+
+    viewer.open_sample("napari-bioimg", "nuclei")
+    fast_settings(widget, seconds=600)
+    before = _thread_niceness()  # (some libraries' own threads already run at the lowest priority)
+    widget.train_btn.native.click()
+    qtbot.waitUntil(lambda: len(widget.plot.losses) >= 2, timeout=60_000)
+    nice = _thread_niceness()
+    gui = nice[threading.get_native_id()]
+    behind = [tid for tid, n in nice.items() if n >= gui + 10 and before.get(tid, gui) < gui + 10]
+    widget.stop_btn.native.click()
+    wait_idle(qtbot, widget)
+    assert gui == os.getpriority(os.PRIO_PROCESS, 0) and behind, nice  # the worker and torch's threads
+
+
 def test_predict_keeps_its_result_layer(viewer, widget, qtbot, tmp_path, blob_field, blob_model, monkeypatch):
     """Load… a saved model, Predict on another image: the new result layer stays, with the image's scale."""
     from napari_bioimg.core.formats.checkpoint import save_checkpoint

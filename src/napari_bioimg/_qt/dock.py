@@ -1,10 +1,14 @@
 """The dock around the widget: the engine loads off the GUI thread; napari's dock title fits.
 
-Importing the engine (PyTorch, the tasks and models) takes 2 s or more, which froze the
-whole window each time the dock opened from the Plugins menu. Now it is imported by one
-background thread per process (:func:`load_engine`), which then warms torch up; the dock
-shows "Loading…" meanwhile and builds its parts on the GUI thread once the import is done
-(a few tens of milliseconds). Code that asks for a part sooner waits for the import.
+Importing the engine (PyTorch, the tasks and models, scipy and scikit-image behind them)
+takes 2 s or more, which froze the whole window each time the dock opened from the Plugins
+menu. Now every module the widget and its runs use is imported by one background thread per
+process (:func:`load_engine`), which then warms torch up; the dock shows "Loading…"
+meanwhile. Once the import is done the dock builds its parts on the GUI thread *in small
+pieces*: :meth:`EngineDock.build` is a generator, and each piece (a part made, a part added
+to the shown dock, which napari's style sheet then polishes) runs in its own turn of the
+event loop, so the window keeps drawing between them. Code that asks for a part sooner
+waits for the import and finishes the build at once.
 """
 
 from __future__ import annotations
@@ -19,11 +23,26 @@ _lock = threading.Lock()
 _thread: threading.Thread | None = None
 
 
+ENGINE_MODULES = (
+    "napari_bioimg.core.config", "napari_bioimg.core.runtime.device", "napari_bioimg.core.tasks",
+    "napari_bioimg.core.models", "napari_bioimg.core.metrics", "napari_bioimg.core.data.dataset",
+    "napari_bioimg.core.data.annotations", "napari_bioimg.core.data.collect", "napari_bioimg.core.training.loop",
+    "napari_bioimg.core.live", "napari_bioimg.core.inference.predict", "napari_bioimg.core.formats.checkpoint",
+    "napari_bioimg.core.formats.loading",
+)
+"""What the widget's parts and its first run import: the tasks pull in scipy and scikit-image (over a
+second on 2 cores), training and prediction the rest. Imported here, none of it lands on the GUI thread."""
+
+
 def _load() -> None:
+    import importlib
+
+    from ..core.runtime.preload import preload_torch
+
     try:
-        import napari_bioimg.core  # noqa: F401 (torch, tasks, models: what the form lists)
-        import napari_bioimg.core.config  # noqa: F401
-        import napari_bioimg.core.runtime.device  # noqa: F401
+        preload_torch()  # torch's native libraries, with the GIL released (the window keeps drawing)
+        for name in ENGINE_MODULES:
+            importlib.import_module(name)
     except Exception:  # noqa: BLE001 (the GUI thread imports again and shows the error)
         pass
     finally:
@@ -69,6 +88,7 @@ class EngineDock(QWidget):
         self.ready = False
         """Whether the parts are built."""
         self._building = self._closed = False
+        self._steps = None  # the build under way, piece by piece
         self._content = None
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
@@ -80,13 +100,14 @@ class EngineDock(QWidget):
         self._engine = load_engine()
         self._poll = QTimer(self)
         self._poll.setInterval(25)
-        self._poll.timeout.connect(lambda: self._engine.is_set() and self._build())
+        self._poll.timeout.connect(lambda: self._engine.is_set() and self._build(stepwise=True))
+        self._step = QTimer(self)  # the next piece of a stepwise build, after the events already queued
+        self._step.setSingleShot(True)
+        self._step.setInterval(0)
+        self._step.timeout.connect(lambda: self._build(stepwise=True))
 
     def start(self) -> None:
-        if self._engine.is_set():
-            self._build()
-        else:
-            self._poll.start()
+        self._poll.start()
 
     PARTS: tuple[str, ...] = ()
     """The attributes :meth:`build` makes (asking for one of them first waits for the engine and builds)."""
@@ -99,18 +120,26 @@ class EngineDock(QWidget):
         self._build()
         return getattr(self, name)
 
-    def _build(self) -> None:
+    def _build(self, stepwise: bool = False) -> None:
+        """Run the build: one piece (``stepwise``, then the next is scheduled) or all that is left."""
         if self.ready or self._building or self._closed:
             return
         self._building = True
         self._poll.stop()
+        self._step.stop()
         try:
-            self.build()
+            if self._steps is None:
+                self._steps = self.build()
+            for _ in self._steps:
+                if stepwise:
+                    self._step.start()
+                    return
             self.ready = True
         finally:
             self._building = False
 
-    def build(self) -> None:
+    def build(self):
+        """Make the parts, as a generator: each ``yield`` hands the event loop a turn."""
         raise NotImplementedError
 
     def show_content(self, content: QWidget) -> None:

@@ -32,7 +32,7 @@ from .actions import RunActions
 from .command import CommandExport
 from .datalist import TrainingData
 from .display import RunDisplay
-from .dock import EngineDock
+from .dock import EngineDock, fit_dock_title
 from .files import FileActions
 from .form import TrainForm
 from .guidance import next_step
@@ -58,8 +58,9 @@ class BioimgWidget(EngineDock):
         self._close_watch = CloseWatch(self, self._on_close)
         self.start()
 
-    def build(self) -> None:
-        """Make the parts and wire them (GUI thread, once the engine is imported)."""
+    def build(self):
+        """Make the parts and wire them (GUI thread, once the engine is imported), then show them a piece per
+        ``yield``: a part that exists is wired, whatever the layout's progress."""
         viewer = self.viewer
         self.form = TrainForm(viewer)
         self.data = TrainingData(viewer, self.form)
@@ -94,20 +95,31 @@ class BioimgWidget(EngineDock):
         self.display = RunDisplay(self.plot, self.progress, self.status, self.results, self.live)
         self.actions = RunActions(viewer, self.form, self.data, self.session, self.display, self.legend,
                                   self.confusion, self.start_from, self.train_btn, self._update_buttons)
-        self._layout()
         self._wire()
         self._on_form_changed()
+        yield from self._layout()
         self.progress.warm_up()
 
     # ---------------------------------------------------------------- composition
-    def _layout(self) -> None:
-        """Everything in a scroll area: the dock never needs more height than the screen has."""
+    def _layout(self):
+        """Everything in a scroll area: the dock never needs more height than the screen has.
+
+        The scroll area is shown first; the parts are added one per turn of the event loop
+        (napari's style sheet polishes each as it is shown, tens of milliseconds for the larger ones).
+        """
         content = QWidget()
         box = QVBoxLayout(content)
         box.setContentsMargins(6, 4, 6, 4)
         for row in (self.form.main, self.marker.row, self.buttons, self.live.row, self.files.row):
             row.native.layout().setContentsMargins(0, 0, 0, 0)
         self.start_from.row.native.layout().setContentsMargins(0, 0, 0, 0)
+        self.scroll = QScrollArea()
+        self.scroll.setWidget(content)
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.show_content(self.scroll)  # "Loading…" gives way, napari's dock title fits
+        yield
         for part in (self.form.main.native, self.start_from.row.native, self.marker.row.native, self.form.collapsible,
                      self.data, self.buttons.native,
                      self.several_btn.native, self.live.row.native, self.live.suggestions.native,
@@ -115,15 +127,11 @@ class BioimgWidget(EngineDock):
                      self.files.save_result_btn.native, self.progress, self.status.label.native, self.plot,
                      self.legend, self.confusion):
             box.addWidget(part)
+            yield
         box.addStretch(1)
-        self.scroll = QScrollArea()
-        self.scroll.setWidget(content)
-        self.scroll.setWidgetResizable(True)
-        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
-        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         bar = self.scroll.verticalScrollBar().sizeHint().width()
         self.scroll.setMinimumWidth(content.minimumSizeHint().width() + bar)
-        self.show_content(self.scroll)
+        fit_dock_title(self, self.scroll.minimumWidth())
 
     def _wire(self) -> None:
         a = self.actions

@@ -84,7 +84,7 @@ class UNetGRU(nn.Module):
         ``frames * channels_per_frame``; the frame count must be odd (``2k + 1``).
     out_channels
         Output channels (classes, or image channels) of the centre frame.
-    depth, base_channels, norm, pool, top_skip, dropout
+    depth, base_channels, norm, pool, top_skip, upsample, dropout
         As for the ``unet`` family.
     residual
         Add the centre frame's input to the output (needs ``out_channels ==
@@ -109,6 +109,7 @@ class UNetGRU(nn.Module):
         norm: str = "batch",
         pool: str = "max",
         top_skip: bool = True,
+        upsample: str = "deconv",
         residual: bool = False,
         dropout: float = 0.0,
         channels_per_frame: int = 1,
@@ -143,7 +144,8 @@ class UNetGRU(nn.Module):
         self.fused_levels = used
         self.fusions = nn.ModuleDict({str(i): TemporalFusion(spatial_dims, widths[i]) for i in used})
         self.ups = nn.ModuleList(
-            Up(spatial_dims, widths[i + 1], widths[i] if (i > 0 or top_skip) else 0, widths[i], norm)
+            Up(spatial_dims, widths[i + 1], widths[i] if (i > 0 or top_skip) else 0, widths[i], norm,
+               upsample=upsample)
             for i in reversed(range(depth))
         )
         self.head = conv(spatial_dims, widths[0], out_channels, 1)

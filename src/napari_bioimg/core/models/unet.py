@@ -34,11 +34,17 @@ class Down(nn.Module):
 
 
 class Up(nn.Module):
-    def __init__(self, spatial_dims: int, cin: int, cskip: int, cout: int, norm_kind: str, pool_z: bool = True):
+    def __init__(self, spatial_dims: int, cin: int, cskip: int, cout: int, norm_kind: str, pool_z: bool = True,
+                 upsample: str = "deconv"):
         super().__init__()
-        deconv = nn.ConvTranspose2d if spatial_dims == 2 else nn.ConvTranspose3d
         factor = _factor(spatial_dims, pool_z)
-        self.up = deconv(cin, cout, kernel_size=factor, stride=factor)
+        if upsample == "resize":  # interpolate, then mix channels: no checkerboard (each output pixel sees alike)
+            mode = "bilinear" if spatial_dims == 2 else "trilinear"
+            self.up: nn.Module = nn.Sequential(nn.Upsample(scale_factor=factor, mode=mode, align_corners=False),
+                                               conv(spatial_dims, cin, cout, 1))
+        else:  # a transposed convolution: learns the upsampling, can leave a faint grid of period 2**level
+            deconv = nn.ConvTranspose2d if spatial_dims == 2 else nn.ConvTranspose3d
+            self.up = deconv(cin, cout, kernel_size=factor, stride=factor)
         self.block = ConvBlock(spatial_dims, cout + cskip, cout, norm_kind)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor | None) -> torch.Tensor:
@@ -80,6 +86,9 @@ class UNet(nn.Module):
         ``"max"`` or ``"blur"`` (anti-aliased, used by N2V2 denoising).
     top_skip
         Keep the skip connection at full resolution (N2V2 removes it).
+    upsample
+        ``"deconv"`` (a learnt transposed convolution) or ``"resize"`` (bilinear interpolation and a 1x1
+        convolution: no checkerboard, which an image-to-image output would show as a faint grid).
     residual
         Add the input to the output (for image-to-image tasks with
         ``in_channels == out_channels``).
@@ -101,6 +110,7 @@ class UNet(nn.Module):
         norm: str = "batch",
         pool: str = "max",
         top_skip: bool = True,
+        upsample: str = "deconv",
         residual: bool = False,
         dropout: float = 0.0,
         pool_z_levels: int | None = None,
@@ -112,6 +122,8 @@ class UNet(nn.Module):
             raise ValueError(f"depth must be between 1 and 6, got {depth}")
         if residual and in_channels != out_channels:
             raise ValueError("residual=True needs in_channels == out_channels")
+        if upsample not in ("deconv", "resize"):
+            raise ValueError(f"upsample must be 'deconv' or 'resize', got {upsample!r}")
         if pool_z_levels is not None and not 0 <= pool_z_levels <= depth:
             raise ValueError(f"pool_z_levels must be between 0 and depth ({depth}), got {pool_z_levels}")
         self.spatial_dims, self.depth, self.residual = spatial_dims, depth, residual
@@ -125,7 +137,8 @@ class UNet(nn.Module):
             for i in range(depth)
         )
         self.ups = nn.ModuleList(
-            Up(spatial_dims, widths[i + 1], widths[i] if (i > 0 or top_skip) else 0, widths[i], norm, pool_z[i])
+            Up(spatial_dims, widths[i + 1], widths[i] if (i > 0 or top_skip) else 0, widths[i], norm, pool_z[i],
+               upsample)
             for i in reversed(range(depth))
         )
         self.head = conv(spatial_dims, widths[0], out_channels, 1)

@@ -180,8 +180,8 @@ class DenoiseTask(ImageTask):
         width = network_width(device_type)
         if model == "autoencoder":
             return {"depth": 2, "base_channels": width, "latent_channels": 64, "pool": "blur"}
-        if model in (None, "unet", "unet-gru"):
-            return {"depth": 2, "base_channels": width, "pool": "blur", "top_skip": False}
+        if model in (None, "unet", "unet-gru"):  # N2V2, and resize upsampling: no faint grid in the result
+            return {"depth": 2, "base_channels": width, "pool": "blur", "top_skip": False, "upsample": "resize"}
         return {}
 
     def make_problem(self, inputs, annotations, config, rng, divisor, extra=None):
