@@ -69,3 +69,30 @@ def test_equivalent_diameter_of_discs():
     yy, xx = np.mgrid[:100, :100]
     labels = ((yy - 30) ** 2 + (xx - 30) ** 2 < 100).astype(np.uint8)
     assert equivalent_diameter(labels) == pytest.approx(20, rel=0.05)
+
+
+def test_the_builtin_denoiser_leaves_no_grid_and_denoises_real_nuclei():
+    """builtin:denoise-2d on slices of the bundled real nuclei with added noise, no training: no checkerboard in
+    the result (the spectrum at periods 2 and 4 px as flat as the clean image's: a transposed-convolution build
+    left it 4x higher) and a clear gain over the noisy input."""
+    from scipy.ndimage import median_filter
+
+    from napari_bioimg._sample_data import add_poisson_gaussian, load_nuclei_3d
+    from napari_bioimg.core.metrics import psnr
+
+    def grid(img):
+        f = np.abs(np.fft.fft2(img - img.mean()))
+        ratio = f / (median_filter(f, 9, mode="wrap") + 1e-9)
+        h, w = f.shape
+        return float(max(ratio[p] for p in [(0, w // 2), (h // 2, 0), (h // 2, w // 2), (0, w // 4), (h // 4, 0)]))
+
+    model = load_model("builtin:denoise-2d")
+    assert model.card.model_config["upsample"] == "resize"
+    stack, _ = load_nuclei_3d()
+    clean = stack[20].astype(np.float32)
+    noisy = add_poisson_gaussian(clean, seed=1)
+    out = np.asarray(predict_sync(model, noisy), np.float32)
+    span = float(clean.max() - clean.min())
+    # measured: grid 2.3 (the clean slice's own 2.3; the earlier build 9.9), gain 9.6 dB over 6 slices and noises
+    assert grid(out) < 4.0, grid(out)
+    assert psnr(out, clean, data_range=span) - psnr(noisy, clean, data_range=span) > 7.0
