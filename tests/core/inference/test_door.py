@@ -71,6 +71,7 @@ def _inputs(tmp_path, image):
         "zarr folder": (tmp_path / "image.zarr", {}, Runner.BLOCKS, Kind.FILE),
         "file path, in memory asked for": (str(tmp_path / "image.npy"), {"lazy": False}, Runner.MEMORY, Kind.FILE),
         "a source with axes": (PredictSource(image, "YX"), {}, Runner.MEMORY, Kind.ARRAY),
+        "a source of multiscale data": (PredictSource([image, image[::2, ::2]]), {}, Runner.MEMORY, Kind.ARRAY),
     }
 
 

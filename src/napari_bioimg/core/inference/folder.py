@@ -18,7 +18,7 @@ from ..data.zarrio import is_zarr_path
 from ..errors import BioimgError, InputError
 from ..events import Notice, PredictProgress
 from ..settings.predict import PredictConfig
-from .distributed import worker_threads, dask_client, worker_model
+from .distributed import dask_client, worker_model, worker_threads
 from .runner import reports_time
 from .source import PredictSource
 

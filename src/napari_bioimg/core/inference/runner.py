@@ -22,7 +22,6 @@ from ..control import ActiveClock, run_clocked
 from ..data.axes import Layout, make_layout
 from ..data.normalize import count_nonfinite
 from ..data.temporal import check_context, stack_context
-from ..data.zarrio import first_level
 from ..errors import InputError
 from ..events import Notice, PredictProgress
 from ..formats.checkpoint import LoadedModel
@@ -81,7 +80,7 @@ def prepare(loaded: LoadedModel, image: PredictSource | Any, config: PredictConf
     """
     image = PredictSource.of(image)
     config = config or PredictConfig()
-    source = first_level(image.data)
+    source = image.data
     if read:
         source = np.asarray(source)
     axes = image.axes

@@ -74,13 +74,17 @@ class PredictSource:
     scale: list[float] | None = None
     """Pixel sizes per axis, when an OME-Zarr path gave them (set by :meth:`opened`)."""
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.data, (str, os.PathLike)):
+            object.__setattr__(self, "data", first_level(self.data))  # napari's multiscale list: the finest level
+
     @classmethod
     def of(cls, image: Any, axes: str | None = None, **about: Any) -> PredictSource:
         """``image`` as a source (a source given stays as it is, with ``axes`` and ``about`` filled in)."""
         if isinstance(image, PredictSource):
             given = {k: v for k, v in dict(axes=axes, **about).items() if v is not None}
             return replace(image, **given) if given else image
-        return cls(image if isinstance(image, (str, os.PathLike)) else first_level(image), axes, **about)
+        return cls(image, axes, **about)
 
     @classmethod
     def read(cls, path: str | os.PathLike, axes: str | None = None, **about: Any) -> PredictSource:
