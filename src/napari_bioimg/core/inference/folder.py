@@ -71,7 +71,7 @@ def predict_file(model_path: str, image_path: str, out_path: str, config: Predic
         if is_zarr_path(image_path) or is_zarr_path(out_path):
             result = drain(predict(loaded, PredictSource(image_path, axes), config, out=out_path))
         else:
-            result = drain(predict(loaded, PredictSource.read(image_path, axes), config))
+            result = drain(predict(loaded, PredictSource(image_path, axes).read(), config))
             write_image(out_path, np.asarray(result))
     except BioimgError as err:
         return {"image": image_path, "error": str(err)}

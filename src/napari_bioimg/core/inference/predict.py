@@ -101,12 +101,14 @@ def predict(
     """
     config = (config or PredictConfig()).validate()
     source = PredictSource.of(image)
-    if client is not None:
+    loaded = None
+    if client is None:  # a cluster's workers load the model themselves
+        loaded = model if isinstance(model, LoadedModel) else load_model(model, device)
+    runner = choose_runner(loaded, source, out=out, lazy=lazy, client=client)
+    if runner is Runner.DISTRIBUTED:
         from .distributed import run_distributed
 
         return (yield from run_distributed(model, source, config, out=out, client=client, device=device))
-    loaded = model if isinstance(model, LoadedModel) else load_model(model, device)
-    runner = choose_runner(loaded, source, out=out, lazy=lazy)
     if runner is Runner.ITEMS:
         return (yield from run_items(loaded, source, config, control=control, class_image=class_image))
     if source.labels is not None:
@@ -121,11 +123,11 @@ def predict(
     return (yield from run_in_memory(loaded, source, config, control=control))
 
 
-def choose_runner(loaded: LoadedModel, source: PredictSource, *, out: Any = None, lazy: bool | None = None,
+def choose_runner(loaded: LoadedModel | None, source: PredictSource, *, out: Any = None, lazy: bool | None = None,
                   client: Any = None) -> Runner:
     """The runner for ``source``: decided here, once.
 
-    A cluster (``client``) runs blocks on it. Tasks that run their model on their own
+    A cluster (``client``) runs blocks on it (``loaded`` is then not needed). Tasks that run their model on their own
     items go to :attr:`Runner.ITEMS`. Otherwise ``lazy`` decides when given; else a
     zarr ``out``, a path, a lazy array (opened lazily on purpose: its result is lazy
     too) or an array whose working set exceeds :data:`LAZY_BYTES` goes block by block.
@@ -146,9 +148,7 @@ def choose_runner(loaded: LoadedModel, source: PredictSource, *, out: Any = None
 def run_items(loaded: LoadedModel, source: PredictSource, config: PredictConfig, *, control: Control | None = None,
               class_image: bool = False):
     """The task predicts its own items (object classification: ``source.labels`` are the objects)."""
-    if source.kind is Kind.FILE:
-        source = PredictSource.read(source.data, source.axes, rgb=source.rgb, labels=source.labels,
-                                    hint=source.hint)
+    source = source.read()
     inp = prepare(loaded, source, config)
     yield from inp.notices
     return (yield from loaded.task.predict_direct(loaded, inp, labels=source.labels, batch_size=config.batch_size,

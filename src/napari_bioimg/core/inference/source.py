@@ -86,11 +86,6 @@ class PredictSource:
             return replace(image, **given) if given else image
         return cls(image, axes, **about)
 
-    @classmethod
-    def read(cls, path: str | os.PathLike, axes: str | None = None, **about: Any) -> PredictSource:
-        """The image file at ``path`` read whole into memory (with the axes its reader recorded as the hint)."""
-        image, hint = read_image(path)
-        return cls(image, axes, **{**about, "hint": about.get("hint") or hint})
 
     @property
     def kind(self) -> Kind:
@@ -117,6 +112,13 @@ class PredictSource:
         with opened_image(path) as (array, hint, meta):
             yield replace(self, data=array, hint=self.hint or hint, scale=meta.get("scale"))
 
+    def read(self) -> PredictSource:
+        """This source with a path read whole into memory (the axes its reader recorded become the hint)."""
+        if self.path is None:
+            return self
+        image, hint = read_image(self.path)
+        return replace(self, data=image, hint=self.hint or hint)
+
     def in_memory(self, fits: Any) -> PredictSource:
         """This source as a numpy array (``data`` as given, first level), reading a path whole.
 
@@ -131,5 +133,4 @@ class PredictSource:
                 fits(tuple(array.shape))
                 if is_zarr_path(path):
                     return replace(self, data=np.asarray(array[...]), hint=self.hint or hint)
-        return PredictSource.read(path, self.axes, rgb=self.rgb, diameter=self.diameter, labels=self.labels,
-                                  hint=self.hint)
+        return self.read()
