@@ -68,11 +68,11 @@ def child(model: str, image: str, out: str, device: str) -> dict:
     import torch  # noqa: F401  (counted in the baseline, as in any real session)
 
     from napari_bioimg.core.control import drain
-    from napari_bioimg.core.inference.blocks import predict_lazy
+    from napari_bioimg.core.inference.predict import predict
 
     base = peak_rss_gib()
     t = time.perf_counter()
-    result = drain(predict_lazy(model, image, out=out, device=device))
+    result = drain(predict(model, image, out=out, device=device))  # a zarr out: block by block
     seconds = time.perf_counter() - t
     peak = peak_rss_gib()
     return {"peak_rss_gib": peak, "rss_after_imports_gib": base, "seconds": seconds,

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from napari_bioimg.core import TrainConfig, get_model, predict_sync, train_sync
+from napari_bioimg.core import PredictConfig, TrainConfig, get_model, predict_sync, train_sync
 from napari_bioimg.core.control import drain
-from napari_bioimg.core.inference.blocks import predict_lazy
+from napari_bioimg.core.inference.predict import predict
 from napari_bioimg.core.inference.tiling import tiled_apply
 from napari_bioimg.core.runtime.device import amp_dtype
 
@@ -47,5 +47,5 @@ def test_train_and_predict_with_amp_match_cpu(blob_model, blob_field, tmp_path):
     gpu = predict_sync(blob_model, image, device="cuda", tile=64, amp=True)
     assert np.mean((cpu > 0) == (gpu > 0)) > 0.99
     assert abs(int(cpu.max()) - int(gpu.max())) <= max(1, int(0.05 * cpu.max()))
-    lazy = drain(predict_lazy(blob_model, image, out=tmp_path / "g.zarr", device="cuda", tile=64, block=64))[...]
+    lazy = drain(predict(blob_model, image, PredictConfig(tile=64, block=64), out=tmp_path / "g.zarr", device="cuda"))[...]
     assert np.mean((lazy > 0) == (cpu > 0)) > 0.99

@@ -193,14 +193,15 @@ def test_temporal_context_masks_only_the_frame_itself(noisy_nuclei):
 
 
 def test_block_by_block_prediction_matches_in_memory(noisy_nuclei, tmp_path):
+    from napari_bioimg.core import PredictConfig
     from napari_bioimg.core.control import drain
-    from napari_bioimg.core.inference.blocks import predict_lazy
+    from napari_bioimg.core.inference.predict import predict
 
     noisy, _ = noisy_nuclei
     img16 = np.clip(noisy, 0, 65535).astype(np.uint16)
     res = train_sync(img16, None, TrainConfig(task="denoise", **TINY))
     mem = predict_sync(res.checkpoint, img16, tile=64)
-    lazy = drain(predict_lazy(res.checkpoint, img16, out=tmp_path / "d.zarr", tile=64, block=64))
+    lazy = drain(predict(res.checkpoint, img16, PredictConfig(tile=64, block=64), out=tmp_path / "d.zarr"))
     assert lazy.shape == mem.shape == img16.shape  # the image's shape and intensities, not normalised values
     np.testing.assert_allclose(lazy[...], mem, rtol=1e-5, atol=1e-2)
     assert float(mem.max()) <= 65535

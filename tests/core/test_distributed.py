@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tifffile
 
+from napari_bioimg.core import PredictConfig, PredictSource, predict, predict_sync
 from napari_bioimg.core import events as E
-from napari_bioimg.core import predict_sync
 from napari_bioimg.core.control import drain
 from napari_bioimg.core.formats.checkpoint import save_checkpoint
 
@@ -22,7 +22,7 @@ def client():
 
 
 def test_folder_on_a_local_cluster(client, blob_model, blob_field, tmp_path):
-    from napari_bioimg.core.inference.distributed import predict_folder
+    from napari_bioimg.core.inference.folder import predict_folder
 
     image, _ = blob_field
     model = save_checkpoint(blob_model, tmp_path / "model.pt")  # workers load the model by path
@@ -33,7 +33,7 @@ def test_folder_on_a_local_cluster(client, blob_model, blob_field, tmp_path):
         tifffile.imwrite(folder / name, im)
     (folder / "broken.tif").write_bytes(b"not a tiff")
     events = []
-    results = drain(predict_folder(model, folder, tmp_path / "out", client, tile=64), events.append)
+    results = drain(predict_folder(model, folder, tmp_path / "out", client, PredictConfig(tile=64)), events.append)
     assert [r["image"].rsplit("/", 1)[-1] for r in results] == ["a.tif", "b.tif", "broken.tif"]
     assert "error" in results[2] and any(isinstance(e, E.Notice) and "broken.tif" in e.message for e in events)
     for name, im in frames.items():
@@ -41,14 +41,14 @@ def test_folder_on_a_local_cluster(client, blob_model, blob_field, tmp_path):
     assert [e.done for e in events if isinstance(e, E.PredictProgress)] == [1, 2, 3]
 
 
-def test_blocks_of_one_image_on_a_local_cluster(client, blob_model, blob_field, tmp_path):
-    from napari_bioimg.core.inference.blocks import predict_lazy
-    from napari_bioimg.core.inference.distributed import predict_image_distributed
+def test_blocks_of_one_image_on_a_local_cluster(client, blob_model, blob_field, tmp_path, monkeypatch):
+    from napari_bioimg.core.inference import distributed as dist
 
+    monkeypatch.setattr(dist, "BLOCKS_PER_TASK", 3)
     image, _ = blob_field
+    config = PredictConfig(tile=64, block=64)
     model = save_checkpoint(blob_model, tmp_path / "model.pt")
     tifffile.imwrite(tmp_path / "img.tif", image, tile=(64, 64))
-    out = drain(predict_image_distributed(model, tmp_path / "img.tif", tmp_path / "pred.zarr", client, tile=64,
-                                          block=64, blocks_per_task=3))
-    local = drain(predict_lazy(blob_model, image, out=tmp_path / "local.zarr", tile=64, block=64))
+    out = drain(predict(model, PredictSource(tmp_path / "img.tif"), config, out=tmp_path / "pred.zarr", client=client))
+    local = drain(predict(blob_model, image, config, out=tmp_path / "local.zarr"))
     np.testing.assert_array_equal(out[...], local[...])  # same blocks, same ids, wherever they ran

@@ -8,11 +8,10 @@ import tifffile
 import torch
 import zarr
 
-from napari_bioimg.core import Control, get_model, predict_sync
+from napari_bioimg.core import Control, PredictConfig, get_model, predict_sync
 from napari_bioimg.core import events as E
 from napari_bioimg.core.control import drain
 from napari_bioimg.core.data.zarrio import create_output, open_image, opened_image
-from napari_bioimg.core.inference.blocks import predict_lazy
 from napari_bioimg.core.inference.predict import predict
 from napari_bioimg.core.inference.tiling import TileCache, TileGrid, blend_tiles, tiled_apply
 
@@ -100,7 +99,7 @@ def test_lazy_instances_equal_in_memory_across_block_borders(blob_model, blob_fi
     image, _ = blob_field
     mem = predict_sync(blob_model, image, tile=64)
     events = []
-    out = drain(predict_lazy(blob_model, image, out=tmp_path / "pred.zarr", tile=64, block=64), events.append)
+    out = drain(predict(blob_model, image, PredictConfig(tile=64, block=64), out=tmp_path / "pred.zarr"), events.append)
     lazy = out[...]
     assert isinstance(out, zarr.Array) and out.chunks == (64, 64) and lazy.shape == image.shape
     assert not [e for e in events if isinstance(e, E.Notice)]  # no object larger than the margin
@@ -118,8 +117,8 @@ def test_zarr_round_trip_ome_and_stop(blob_model, blob_field, tmp_path):
     src[...] = stack
     lazy_src, hint, meta = open_image(tmp_path / "in.ome.zarr")
     assert hint == "TYX" and meta["scale"] == [1.0, 0.5, 0.5] and isinstance(lazy_src, zarr.Array)
-    out = drain(predict(blob_model, str(tmp_path / "in.ome.zarr"), out=tmp_path / "out.ome.zarr", tile=64,
-                        block=128))
+    out = drain(predict(blob_model, str(tmp_path / "in.ome.zarr"), PredictConfig(tile=64, block=128),
+                        out=tmp_path / "out.ome.zarr"))
     mem = predict_sync(blob_model, stack, "TYX", tile=64)
     assert out.shape == stack.shape and same_partition(mem, out[...])
     ms = zarr.open_group(str(tmp_path / "out.ome.zarr"), mode="r").attrs["multiscales"][0]
@@ -128,8 +127,8 @@ def test_zarr_round_trip_ome_and_stop(blob_model, blob_field, tmp_path):
 
     before = sorted(p.name for p in tmp_path.iterdir())
     control = Control()
-    gen = predict(blob_model, str(tmp_path / "in.ome.zarr"), out=tmp_path / "out.ome.zarr", tile=32, block=64,
-                  control=control)
+    gen = predict(blob_model, str(tmp_path / "in.ome.zarr"), PredictConfig(tile=32, block=64),
+                  out=tmp_path / "out.ome.zarr", control=control)
     for ev in gen:
         if isinstance(ev, E.PredictProgress):
             control.stop()
@@ -144,17 +143,17 @@ def test_tiff_and_dask_inputs_are_read_lazily(blob_model, blob_field, tmp_path):
     with opened_image(tmp_path / "big.tif") as (arr, hint, _):
         assert isinstance(arr, zarr.Array) and hint == "YX"
     mem = predict_sync(blob_model, image, tile=64)
-    from_tif = drain(predict(blob_model, str(tmp_path / "big.tif"), tile=64, block=128))
-    from_dask = drain(predict(blob_model, da.from_array(image, chunks=64), tile=64, lazy=True, block=64))
+    from_tif = drain(predict(blob_model, str(tmp_path / "big.tif"), PredictConfig(tile=64, block=128)))
+    from_dask = drain(predict(blob_model, da.from_array(image, chunks=64), PredictConfig(tile=64, block=64), lazy=True))
     assert same_partition(mem, from_tif[...]) and same_partition(mem, from_dask[...])
 
 
 def test_size_picks_the_path(blob_model, blob_field, monkeypatch):
     image, _ = blob_field
-    small = drain(predict(blob_model, image, tile=64))
+    small = drain(predict(blob_model, image, PredictConfig(tile=64)))
     assert isinstance(small, np.ndarray)
     predict_mod = importlib.import_module("napari_bioimg.core.inference.predict")  # the module, not the function
     monkeypatch.setattr(predict_mod, "LAZY_BYTES", 1000)
-    big = drain(predict(blob_model, image, tile=64))
+    big = drain(predict(blob_model, image, PredictConfig(tile=64)))
     assert isinstance(big, zarr.Array) and same_partition(small, big[...])
     assert image.dtype == np.float32 and image.flags.writeable  # the user's array is untouched

@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from napari_bioimg.core import TrainConfig, predict_sync, train_sync
+from napari_bioimg.core import PredictConfig, PredictSource, TrainConfig, predict_sync, train_sync
 from napari_bioimg.core import events as E
 from napari_bioimg.core.control import Control, drain
 from napari_bioimg.core.errors import ConfigError, InputError
@@ -15,8 +15,6 @@ from napari_bioimg.core.formats.checkpoint import save_checkpoint
 from napari_bioimg.core.formats.export import sample_input
 from napari_bioimg.core.formats.loading import load_model
 from napari_bioimg.core.inference import blocks
-from napari_bioimg.core.inference.blocks import predict_lazy
-from napari_bioimg.core.inference.distributed import predict_image_distributed
 from napari_bioimg.core.inference.predict import predict
 from tests.conftest import make_objects2d
 
@@ -53,11 +51,11 @@ def test_the_same_bad_input_gets_the_same_message_on_every_path(blob_model, clas
     np.save(tmp_path / "rgb.npy", rgb)
     model = save_checkpoint(blob_model, tmp_path / "m.pt")
     messages = {
-        "in memory": _message(predict(blob_model, rgb, "YXC")),
-        "blocks": _message(predict_lazy(blob_model, rgb, "YXC", out=tmp_path / "p.zarr")),
-        "distributed": _message(predict_image_distributed(model, tmp_path / "rgb.npy", tmp_path / "d.zarr",
-                                                          PlanCatcher(), axes="YXC")),
-        "classify": _message(predict(classifier[0], rgb, "YXC", labels=classifier[1][:64, :64])),
+        "in memory": _message(predict(blob_model, PredictSource(rgb, "YXC"))),
+        "blocks": _message(predict(blob_model, PredictSource(rgb, "YXC"), out=tmp_path / "p.zarr")),
+        "distributed": _message(predict(model, PredictSource(tmp_path / "rgb.npy", "YXC"), out=tmp_path / "d.zarr",
+                                        client=PlanCatcher())),
+        "classify": _message(predict(classifier[0], PredictSource(rgb, "YXC", labels=classifier[1][:64, :64]))),
     }
     with pytest.raises(InputError) as info:
         sample_input(load_model(blob_model, "cpu"), rgb, "YXC")
@@ -69,7 +67,8 @@ def test_the_same_bad_input_gets_the_same_message_on_every_path(blob_model, clas
 
 def test_a_bad_option_is_refused_the_same_way_and_named(blob_model, tmp_path):
     image = np.zeros((64, 64), np.float32)
-    for gen in (predict(blob_model, image, overlap=1.5), predict_lazy(blob_model, image, overlap=1.5)):
+    bad = PredictConfig(overlap=1.5)
+    for gen in (predict(blob_model, image, bad), predict(blob_model, image, bad, lazy=True)):
         with pytest.raises(ConfigError) as info:  # PredictConfig's declaration, on every path
             drain(gen)
         assert info.value.field == "overlap" and str(info.value).startswith("overlap must be less than 1")
@@ -82,7 +81,7 @@ def test_the_tile_default_is_the_same_on_every_tiled_path(blob_model, blob_field
     loaded.protocol = replace(loaded.protocol, preferred_tile=(32, 32))  # as an imported package declares one
     totals = {}
     for name, gen in (("in memory", predict(loaded, image, lazy=False)),
-                      ("blocks", predict_lazy(loaded, image, out=tmp_path / "p.zarr", block=512))):
+                      ("blocks", predict(loaded, image, PredictConfig(block=512), out=tmp_path / "p.zarr"))):
         events = []
         drain(gen, events.append)
         totals[name] = max(e.total for e in events if isinstance(e, E.PredictProgress) and e.stage == "tiles")
@@ -91,7 +90,7 @@ def test_the_tile_default_is_the_same_on_every_tiled_path(blob_model, blob_field
     model_path = tmp_path / "m.pt"
     save_checkpoint(blob_model, model_path)
     with pytest.raises(Planned) as planned:
-        drain(predict_image_distributed(model_path, tmp_path / "img.npy", tmp_path / "d.zarr", PlanCatcher()))
+        drain(predict(model_path, tmp_path / "img.npy", out=tmp_path / "d.zarr", client=PlanCatcher()))
     assert planned.value.args[0].tile == (256, 256)  # the U-Net has no preferred tile: the general default
     assert not (tmp_path / "d.zarr").exists()
 
@@ -109,15 +108,15 @@ def test_progress_carries_elapsed_seconds_and_an_eta(blob_model, blob_field):
 def test_a_stopped_prediction_to_a_temporary_folder_leaves_nothing(blob_model, blob_field, tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     control = Control()
-    gen = predict_lazy(blob_model, blob_field[0], tile=32, block=64, control=control)
+    gen = predict(blob_model, blob_field[0], PredictConfig(tile=32, block=64), lazy=True, control=control)
     assert drain(gen, lambda ev: isinstance(ev, E.PredictProgress) and control.stop()) is None
     assert list(tmp_path.iterdir()) == []
     with monkeypatch.context() as m:  # a failure while the store is being written
         m.setattr(blocks, "finish_block", lambda *a: (_ for _ in ()).throw(MemoryError("full")))
         with pytest.raises(MemoryError):
-            drain(predict_lazy(blob_model, blob_field[0], tile=64))
+            drain(predict(blob_model, blob_field[0], PredictConfig(tile=64), lazy=True))
     assert list(tmp_path.iterdir()) == []
-    done = drain(predict_lazy(blob_model, blob_field[0], tile=64))
+    done = drain(predict(blob_model, blob_field[0], PredictConfig(tile=64), lazy=True))
     folders = list(tmp_path.iterdir())
     assert len(folders) == 1 and folders[0].name.startswith("napari-bioimg-") and done.shape == blob_field[0].shape
 

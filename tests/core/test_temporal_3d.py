@@ -4,12 +4,20 @@ import numpy as np
 import pytest
 import torch
 
-from napari_bioimg.core import InputError, TrainConfig, get_model, predict_sync, train_sync
+from napari_bioimg.core import (
+    InputError,
+    PredictConfig,
+    PredictSource,
+    TrainConfig,
+    get_model,
+    predict_sync,
+    train_sync,
+)
 from napari_bioimg.core.config import auto_z_levels
 from napari_bioimg.core.control import drain
 from napari_bioimg.core.data.axes import make_layout
 from napari_bioimg.core.data.temporal import context_frames, stack_context
-from napari_bioimg.core.inference.blocks import predict_lazy
+from napari_bioimg.core.inference.predict import predict
 
 TINY = dict(model_config={"depth": 1, "base_channels": 8}, batch_size=2, patch_size=32, steps_per_epoch=4,
             epochs=1, time_limit=None, val_fraction=0, preview_every=0, learning_rate=5e-3)
@@ -38,7 +46,7 @@ def test_temporal_context_train_and_predict(blobs2d, tmp_path):
     ck = res.checkpoint
     assert ck["data"]["in_channels"] == 3 and ck["data"]["temporal_context"] == 1
     mem = predict_sync(ck, movie, "TYX", tile=64)
-    lazy = drain(predict_lazy(ck, movie, "TYX", out=tmp_path / "p.zarr", tile=64, block=64))
+    lazy = drain(predict(ck, PredictSource(movie, "TYX"), PredictConfig(tile=64, block=64), out=tmp_path / "p.zarr"))
     assert mem.shape == movie.shape
     np.testing.assert_array_equal(mem, lazy[...])  # frames t-1, t, t+1 are stacked the same way block by block
     with pytest.raises(InputError, match="time axis"):

@@ -207,6 +207,7 @@ def predict_many_job(model, samples: list, axes: list, *, control, abort: thread
     """
     from ..core.events import PredictProgress
     from ..core.inference.predict import predict
+    from ..core.inference.source import PredictSource
 
     n = len(samples)
     with abortable(abort):
@@ -215,7 +216,7 @@ def predict_many_job(model, samples: list, axes: list, *, control, abort: thread
             for k, (sample, image_axes) in enumerate(zip(samples, axes)):
                 if control.stop_requested:
                     break
-                gen = predict(model, sample.image, image_axes, control=control, rgb=sample.rgb, **kwargs)
+                gen = predict(model, PredictSource(sample.image, image_axes, rgb=sample.rgb), control=control, **kwargs)
                 while True:
                     try:
                         ev = next(gen)
@@ -237,18 +238,22 @@ def predict_many_job(model, samples: list, axes: list, *, control, abort: thread
 
 
 def predict_job(model, sample, *, axes: str, control, abort: threading.Event | None = None,
-                reference=None, **kwargs) -> Generator[Any, None, Any]:
+                reference=None, labels=None, diameter=None, **kwargs) -> Generator[Any, None, Any]:
     """:func:`~napari_bioimg.core.predict` on one sample; also scores an image result against a clean ``reference``.
 
+    ``labels`` (the objects to classify) and ``diameter`` (of the objects, in pixels) go with the image; the
+    other keywords to ``predict`` (``device``, ``class_image``).
     Returns ``(result, scores)``: ``scores`` holds PSNR/SSIM of the result and of the input
     against the reference (``None`` without a reference or when stopped); ``None`` when aborted.
     """
     from ..core.inference.predict import predict
+    from ..core.inference.source import PredictSource
     from ..core.metrics import image_scores
 
     with abortable(abort):
         try:
-            result = yield from predict(model, sample.image, axes, control=control, rgb=sample.rgb, **kwargs)
+            image = PredictSource(sample.image, axes, rgb=sample.rgb, diameter=diameter, labels=labels)
+            result = yield from predict(model, image, control=control, **kwargs)
             if result is None or reference is None:
                 return result, None
             reference = _read(reference)

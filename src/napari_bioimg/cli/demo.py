@@ -28,6 +28,7 @@ def run_demo(out: Path, time_limit: float = TIME_LIMIT, gui: bool = True, device
     from ..core.data.io import write_image
     from ..core.formats.checkpoint import save_checkpoint
     from ..core.inference.predict import predict
+    from ..core.inference.source import PredictSource
     from ..core.metrics import matching_stack
     from ..core.training.loop import train
     from .progress import Progress
@@ -48,7 +49,7 @@ def run_demo(out: Path, time_limit: float = TIME_LIMIT, gui: bool = True, device
     t0 = time.perf_counter()
     progress = Progress(False, "predict")
     try:
-        pred = drain(predict(result.checkpoint, image[TEST], "TYX", device=device), progress)
+        pred = drain(predict(result.checkpoint, PredictSource(image[TEST], "TYX"), device=device), progress)
     finally:
         progress.close()
     t_pred = time.perf_counter() - t0

@@ -95,3 +95,22 @@ def add_setting(parser, flag: str, config: Any, name: str, *, help: str | None =
     options.update(kwargs)
     FLAGS.setdefault(name, flag)
     return parser.add_argument(flag, help=text.replace("%", "%%"), **options)
+
+
+def config_from(args: argparse.Namespace, config: Any) -> Any:
+    """The configuration (an instance of the class ``config``) the flags given ask for.
+
+    Every declared setting that has a flag (added with :func:`add_setting`) and was
+    given is set; the others keep their declared defaults. A per-axis setting given as
+    one value is that value, as several a tuple (``--tile 32 128 128``). Not checked
+    here: the engine checks a configuration once, where it is used.
+    """
+    given = {}
+    for name, setting in declared(config).items():
+        value = getattr(args, name, None)
+        if value is None:
+            continue
+        if setting.per_axis and isinstance(value, list):
+            value = value[0] if len(value) == 1 else tuple(value)
+        given[name] = value
+    return config(**given)

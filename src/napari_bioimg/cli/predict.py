@@ -1,8 +1,9 @@
 """``napari-bioimg predict``: one image (in memory, or block by block into zarr), a folder, or a cluster.
 
-The engine decides how an image is predicted; the command picks the entry point
-from the paths given (a folder, ``--scheduler``, a zarr ``--out``) and writes the
-result.
+The flags given make one :class:`~..core.settings.predict.PredictConfig`; the engine's
+``predict`` picks the runner. The command says what the paths ask for (a folder of
+images, ``--scheduler``: a cluster, a zarr ``--out``: block by block, else an
+in-memory result) and writes the result.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from .parser import sizes
+from .flags import config_from
 from .progress import Progress
 
 EXIT_FAILED_IMAGES = 2
@@ -36,16 +37,16 @@ def cmd_predict(args) -> int:
     from ..core.errors import InputError
     from ..core.formats.loading import load_model, read_card
     from ..core.inference.predict import predict
+    from ..core.inference.source import PredictSource
+    from ..core.settings.predict import PredictConfig
 
     set_threads(args.threads)
     image_path, out = Path(args.image), Path(args.out)
-    opts = {k: v for k, v in {"tile": sizes(args.tile), "overlap": args.overlap, "batch_size": args.batch_size,
-                              "block": sizes(args.block), "label_margin": args.label_margin}.items() if v is not None}
-    opts.update(compile=args.compile, tta=args.tta)
+    config = config_from(args, PredictConfig)
     folder = image_path.is_dir() and not is_zarr_path(image_path)
     if folder or args.scheduler:
         if folder:
-            from ..core.inference.distributed import list_images
+            from ..core.inference.folder import list_images
 
             list_images(image_path)  # no images, or two that would write one result: said before a cluster starts
         read_card(args.model)  # a bad model file or package fails here, before a cluster starts
@@ -55,22 +56,23 @@ def cmd_predict(args) -> int:
     else:
         loaded = load_model(args.model, args.device)
         if loaded.task.predicts_items:
-            return _predict_classes(args, loaded)
+            return _predict_classes(args, loaded, config)
     progress = Progress(args.quiet, "predict")
     try:
         if folder:
-            return _predict_folder(args, image_path, out, opts, progress)
+            return _predict_folder(args, image_path, out, config, progress)
+        image = PredictSource(str(image_path), args.axes)
         if args.scheduler:
-            from ..core.inference.distributed import dask_client, predict_image_distributed
+            from ..core.inference.distributed import dask_client
 
             with dask_client(args.scheduler) as client:
-                result = drain(predict_image_distributed(args.model, image_path, out, client, axes=args.axes,
-                                                         device=args.device, **opts), progress)
+                result = drain(predict(args.model, image, config, out=out, client=client, device=args.device),
+                               progress)
         elif is_zarr_path(out):
-            result = drain(predict(loaded, str(image_path), args.axes, out=out, **opts), progress)
+            result = drain(predict(loaded, image, config, out=out), progress)
         else:
-            result = drain(predict(loaded, str(image_path), args.axes, lazy=False, diameter=args.diameter, **opts),
-                           progress)
+            image = PredictSource(str(image_path), args.axes, diameter=args.diameter)
+            result = drain(predict(loaded, image, config, lazy=False), progress)
             write_image(out, result)
     finally:
         progress.close()
@@ -78,20 +80,21 @@ def cmd_predict(args) -> int:
     return 0
 
 
-def _predict_classes(args, loaded) -> int:
+def _predict_classes(args, loaded, config) -> int:
     """Classification: a CSV (id, class, probability) or a label image of classes."""
     import numpy as np
 
     from ..core.control import drain
     from ..core.data.io import read_image, write_image, write_table
     from ..core.inference.predict import predict
+    from ..core.inference.source import PredictSource
 
     labels = read_image(args.labels)[0] if args.labels else None
     as_table = Path(args.out).suffix.lower() == ".csv"
     progress = Progress(args.quiet, "predict")
     try:
-        result = drain(predict(loaded, str(args.image), args.axes, labels=labels, batch_size=args.batch_size,
-                               class_image=not as_table, tta=args.tta), progress)
+        result = drain(predict(loaded, PredictSource(str(args.image), args.axes, labels=labels), config,
+                               class_image=not as_table), progress)
     finally:
         progress.close()
     if as_table:
@@ -104,13 +107,14 @@ def _predict_classes(args, loaded) -> int:
     return 0
 
 
-def _predict_folder(args, folder: Path, out_dir: Path, opts: dict, progress) -> int:
+def _predict_folder(args, folder: Path, out_dir: Path, config, progress) -> int:
     from ..core.control import drain
-    from ..core.inference.distributed import dask_client, predict_folder
+    from ..core.inference.distributed import dask_client
+    from ..core.inference.folder import predict_folder
 
-    with dask_client(args.scheduler, args.workers) as client:
-        results = drain(predict_folder(args.model, folder, out_dir, client, axes=args.axes, device=args.device,
-                                       **opts), progress)
+    with dask_client(args.scheduler, config.workers) as client:
+        results = drain(predict_folder(args.model, folder, out_dir, client, config, axes=args.axes,
+                                       device=args.device), progress)
     failed = [r for r in results if "error" in r]
     print(json.dumps({"images": len(results), "written": len(results) - len(failed), "out": str(out_dir),
                       "failed": failed}), file=sys.stderr)

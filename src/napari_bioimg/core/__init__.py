@@ -17,15 +17,15 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS = {
     "BioimgError": ".errors", "CheckpointError": ".errors", "ConfigError": ".errors", "InputError": ".errors",
     "Control": ".control", "DataSet": ".data.dataset", "make_sample": ".data.dataset", "collect": ".data.collect",
-    "PredictConfig": ".settings.predict", "TrainConfig": ".settings.train",
+    "PredictConfig": ".settings.predict", "PredictSource": ".inference.source", "TrainConfig": ".settings.train",
     "get_model": ".models", "list_models": ".models", "get_task": ".tasks", "list_tasks": ".tasks",
     "predict": ".inference.predict", "predict_sync": ".inference.predict",
     "train": ".training.loop", "train_sync": ".training.loop",
 }
 __all__ = [
     "BioimgError", "CheckpointError", "ConfigError", "Control", "DataSet", "InputError", "PredictConfig",
-    "TrainConfig", "collect", "get_model", "get_task", "list_models", "list_tasks", "make_sample", "predict",
-    "predict_sync", "train", "train_sync",
+    "PredictSource", "TrainConfig", "collect", "get_model", "get_task", "list_models", "list_tasks", "make_sample",
+    "predict", "predict_sync", "train", "train_sync",
 ]
 
 if TYPE_CHECKING:  # for type checkers and editors only
@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # for type checkers and editors only
     from .data.dataset import DataSet, make_sample
     from .errors import BioimgError, CheckpointError, ConfigError, InputError
     from .inference.predict import predict, predict_sync
+    from .inference.source import PredictSource
     from .models import get_model, list_models
     from .settings.predict import PredictConfig
     from .settings.train import TrainConfig

@@ -45,8 +45,9 @@ def sample_input(loaded: LoadedModel, image: np.ndarray | None = None, axes: str
         stack = load_nuclei_3d()[0]
         image, axes = (stack[SLICE_2D], "YX") if loaded.spatial_dims == 2 else (stack, "ZYX")
     from ..inference.runner import prepare
+    from ..inference.source import PredictSource
 
-    x = prepare(loaded, image, axes).raw
+    x = prepare(loaded, PredictSource.of(image, axes)).raw
     x = x[x.shape[0] // 2]
     div = loaded.size_divisor
     limits = (max_size or 256,) * 2 if loaded.spatial_dims == 2 else (min(max_size or 32, 32), *(max_size or 128,) * 2)

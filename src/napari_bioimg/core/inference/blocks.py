@@ -39,13 +39,13 @@ import numpy as np
 
 from ..control import Control
 from ..data.axes import Layout
-from ..data.zarrio import create_output, is_lazy_array, open_output
+from ..data.zarrio import create_output, open_output
 from ..events import Notice, PredictProgress
 from ..formats.checkpoint import LoadedModel
-from ..formats.loading import load_model
-from ..settings.defaults import OVERLAP
+from ..settings.predict import PredictConfig
 from .plan import Block, LazyPlan, _index, make_plan, read_input, write_region
-from .runner import model_fn, opened_source, prepare, reports_time
+from .runner import model_fn, prepare
+from .source import PredictSource
 from .tiling import TileCache, blend_tiles
 
 #: Cap on tiles kept for later blocks: about one row of border tiles of a 16k-wide image (3 classes);
@@ -220,57 +220,28 @@ def cut_notice(plan: LazyPlan, cut: int) -> Notice:
                   "at block borders; predict again with a larger label margin")
 
 
-@reports_time
-def predict_lazy(
-    model: LoadedModel | str | os.PathLike | dict,
-    image: Any,
-    axes: str | None = None,
-    *,
-    out: str | os.PathLike | None = None,
-    tile: int | tuple[int, ...] | None = None,
-    overlap: float = OVERLAP,
-    batch_size: int | None = None,
-    device: str = "auto",
-    control: Control | None = None,
-    rgb: bool = False,
-    axes_hint: str | None = None,
-    amp: bool = True,
-    block: int | tuple[int, ...] | None = None,
-    label_margin: int | None = None,
-    compile: bool = False,
-    scale: list[float] | None = None,
-    tta: bool = False,
-) -> Generator[PredictProgress | Notice, None, Any]:
+def run_blocks(loaded: LoadedModel, source: PredictSource, config: PredictConfig, *, out: str | os.PathLike | None = None,
+               control: Control | None = None) -> Generator[PredictProgress | Notice, None, Any]:
     """Predict an image of any size with bounded memory; return the result as a zarr array.
 
-    Parameters
-    ----------
-    image
-        A zarr / dask / memory-mapped / numpy array, a napari multiscale list
-        (its finest level), or a path (``.zarr``, ``.ome.zarr``, ``.tif``, ``.npy``).
-    out
-        Where to write the result (``.zarr`` or ``.ome.zarr``); a temporary
-        folder when ``None``.
-    block
-        Spatial block size (rounded to the output chunks); memory grows with it.
-    label_margin
-        Instance tasks: context around each block for labelling objects that
-        cross its border (default: about two object diameters).
+    ``source`` is opened lazily (a path: zarr, OME-Zarr, TIFF, NPY); the result goes
+    to ``out`` (``.zarr`` or ``.ome.zarr``), or a temporary folder when ``None``. Of
+    ``config``, ``block`` is the spatial block size (rounded to the output chunks;
+    memory grows with it) and ``label_margin`` the context around each block for
+    labelling objects that cross its border (default: about two object diameters).
 
-    Yields :class:`PredictProgress` (tiles, then blocks relabelled; with elapsed
-    seconds and an ETA) and :class:`Notice`; returns the output zarr array
-    (opened read-only), or ``None`` when stopped.
+    Yields :class:`PredictProgress` (tiles, then blocks relabelled) and
+    :class:`Notice`; returns the output zarr array (opened read-only), or ``None``
+    when stopped.
     """
-    loaded = model if isinstance(model, LoadedModel) else load_model(model, device)
-    with opened_source(image) as (source, hint, path_scale):
-        inp = prepare(loaded, source if is_lazy_array(source) else np.asarray(source), axes, rgb=rgb,
-                      axes_hint=axes_hint or hint, tile=tile, overlap=overlap, batch_size=batch_size, read=False)
+    with source.opened() as opened:
+        inp = prepare(loaded, opened, config, read=False)
         yield from inp.notices
-        plan = make_plan(loaded, inp, overlap=overlap, block=block, label_margin=label_margin)
+        plan = make_plan(loaded, inp, config)
         stop = (lambda: control.stop_requested) if control is not None else None
         with ResultStore(out) as store:
-            result = store.create(plan, scale or path_scale)
-            fn = model_fn(loaded, amp, tta, compile=compile)
+            result = store.create(plan, inp.scale)
+            fn = model_fn(loaded, config.amp, config.tta, compile=config.compile)
             done = yield from _run_blocks(plan, loaded, inp.source, result, fn, stop)
             if done is None:
                 return None

@@ -191,15 +191,15 @@ def default_margin(loaded: LoadedModel) -> int:
     return int(min(512, max(16, math.ceil(2 * diameter))))
 
 
-def make_plan(loaded: LoadedModel, inp: ModelInput, *, overlap: float, block: int | tuple[int, ...] | None = None,
-              label_margin: int | None = None) -> LazyPlan:
-    """Lay out the blocks, the output's shape and chunks and the normalisation of a prepared lazy image."""
+def make_plan(loaded: LoadedModel, inp: ModelInput, config: PredictConfig) -> LazyPlan:
+    """Lay out the blocks, the output's shape and chunks and the normalisation of a prepared lazy image
+    (``config``'s overlap, block size and label margin, checked by the caller)."""
     task, layout, source = loaded.task, inp.layout, inp.source
     if task.output_kind not in ("labels", "image"):
         raise InputError(f"task {task.name!r} gives per-object results and cannot be predicted block by block")
     nd = layout.spatial_dims
     sp = layout.spatial_shape
-    PredictConfig.of(block=block, label_margin=label_margin)  # the declared bounds: ConfigError(field)
+    block, label_margin = config.block, config.label_margin
     req = BLOCK[nd] if block is None else ((block,) * nd if isinstance(block, int) else tuple(block))
     if len(req) != nd or min(int(b) for b in req) < 1:
         raise InputError(f"must be {nd} positive value(s) for this {nd}D model, got {block}", field="block")
@@ -233,6 +233,6 @@ def make_plan(loaded: LoadedModel, inp: ModelInput, *, overlap: float, block: in
     norm.mode = "fixed"
     tile = inp.tile
     return LazyPlan(layout.axes, layout.shape, nd, oaxes, out_shape, out_chunks, dtype.str, channels, k,
-                    tuple(tile) if not isinstance(tile, int) else (tile,) * nd, float(overlap),
+                    tuple(tile) if not isinstance(tile, int) else (tile,) * nd, float(config.overlap),
                     loaded.size_divisors, int(inp.batch_size), norm.to_dict(), inp.context, (margin,) * nd, instance,
                     blocks, np.dtype(source.dtype).str if hasattr(source, "dtype") else "")

@@ -1,165 +1,187 @@
 """Prediction as a generator: tiled, stoppable, for 2D/3D with leading T/Z and C axes.
 
-:func:`predict` is the one entry point: it decides whether an image is predicted in
-memory or block by block into a zarr store (:mod:`.blocks`), and hands tasks that
-run their model on their own items (object classification) to the task.
+:func:`predict` is the one entry point, the door: it takes the image as a
+:class:`~.source.PredictSource` (an array, a lazy array, a path or layer data, with
+what is known about it) and the options as one :class:`~..settings.predict.PredictConfig`,
+checks the options once, and picks one runner (:func:`choose_runner`):
+
+* **in memory** (:func:`run_in_memory`, here): small arrays, tile by tile, a numpy result;
+* **blocks** (:func:`.blocks.run_blocks`): lazy arrays, files, big images, zarr outputs, block by block;
+* **distributed** (:func:`.distributed.run_distributed`): the blocks of one image on a dask cluster;
+* **items** (:func:`run_items`): tasks that run their model on their own items (object classification).
+
+Each runner takes the loaded model, the source and the configuration, and prepares
+its own model input (:func:`.runner.prepare`).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Generator
-from pathlib import Path
+from dataclasses import fields, replace
+from enum import Enum
 from typing import Any
 
 import numpy as np
 
 from ..control import Control, drain
-from ..data.io import read_image
-from ..data.zarrio import first_level, is_zarr_path
 from ..errors import InputError
 from ..events import Notice, PredictProgress
 from ..formats.checkpoint import LoadedModel
 from ..formats.loading import load_model
-from ..settings.defaults import OVERLAP
+from ..settings.declare import declared
 from ..settings.predict import PredictConfig
-from .runner import ModelInput, model_fn, opened_source, prepare, reports_time, working_bytes
+from .runner import ModelInput, model_fn, prepare, reports_time, working_bytes
 from .scale import adapt_input
+from .source import Kind, PredictSource
 from .tiling import tiled_apply
 
 #: Above this estimated working set (input + outputs as float32), prediction goes block by block.
 LAZY_BYTES = 1 << 30
-#: Files whose size is known before reading them (opened lazily first).
-LAZY_SUFFIXES = (".tif", ".tiff", ".npy")
+
+
+class Runner(Enum):
+    """Where a prediction runs (see the module)."""
+
+    MEMORY = "in memory"
+    BLOCKS = "blocks"
+    DISTRIBUTED = "distributed"
+    ITEMS = "items"
 
 
 @reports_time
 def predict(
     model: LoadedModel | str | os.PathLike | dict,
-    image: Any,
-    axes: str | None = None,
+    image: PredictSource | Any,
+    config: PredictConfig | None = None,
     *,
-    tile: int | tuple[int, ...] | None = None,
-    overlap: float = OVERLAP,
-    batch_size: int | None = None,
-    device: str = "auto",
-    control: Control | None = None,
-    rgb: bool = False,
-    axes_hint: str | None = None,
-    amp: bool = True,
     out: str | os.PathLike | None = None,
     lazy: bool | None = None,
-    block: int | tuple[int, ...] | None = None,
-    label_margin: int | None = None,
-    compile: bool = False,
-    tta: bool = False,
-    labels: Any = None,
     class_image: bool = False,
-    diameter: float | str | None = None,
+    control: Control | None = None,
+    device: str = "auto",
+    client: Any = None,
 ) -> Generator[PredictProgress | Notice, None, Any]:
     """Predict ``image`` with a trained model.
 
-    Yields :class:`PredictProgress` (tiles done / total, elapsed seconds, ETA) and
+    Parameters
+    ----------
+    model
+        A loaded model, a model file, a built-in (``builtin:NAME``), a checkpoint dict
+        or a bioimage.io package (loaded on ``device``).
+    image
+        A numpy, zarr or dask array, a napari multiscale list, a path (``.tif``,
+        ``.png``, ``.npy``, ``.zarr``), or a :class:`~.source.PredictSource` saying
+        also its axes, RGB, the object diameter or the objects to classify.
+    config
+        How it is predicted (tile, overlap, batch, block, label margin, AMP, compile,
+        TTA); the declared defaults when ``None``. A refused value raises a
+        :class:`~..errors.ConfigError` naming the setting, before anything is read.
+    out
+        Where a block-by-block result is written (``.zarr`` / ``.ome.zarr``): giving it
+        asks for that runner; a temporary folder when ``None``.
+    lazy
+        ``True`` asks for a block-by-block result, ``False`` for an in-memory one (a
+        path is then read whole, unless it would not fit: an :class:`InputError` about
+        ``out``); ``None`` lets the engine decide (:func:`choose_runner`).
+    class_image
+        Classification: a label image of predicted classes as well.
+    control
+        Stops the prediction between two batches (the result is then ``None``).
+    client
+        A ``distributed.Client``: the image's blocks run on its cluster (``model``
+        and ``image`` must then be paths the workers can read).
+
+    Yields :class:`PredictProgress` (done / total, elapsed seconds, ETA) and
     :class:`Notice`; returns the result in the image's layout, or ``None`` if
-    stopped: labels without the channel axis for segmentation tasks; for image
-    tasks (denoise, restore, ...) float32 of the image's shape (channel axis
-    kept), in its intensity range, NaN where the image was NaN/inf.
-
-    The options (``tile``, ``overlap``, ``batch_size``, ``block``, ``label_margin``, ``amp``, ``compile``,
-    ``tta``) are declared in :class:`~..settings.predict.PredictConfig`, which checks them (a refused value
-    raises a :class:`~..errors.ConfigError` naming the option).
-
-    ``batch_size`` is the number of tiles (or items) per forward pass: ``None`` lets
-    the engine choose (:data:`.runner.TILE_BATCH` tiles; for items, the task).
-
-    Tasks that run their model on their own items (``Task.predicts_items``, e.g.
-    object classification) delegate here to ``Task.predict_direct`` and return its
-    result (for classification an :class:`~.tasks.classify.ClassPrediction`):
-    ``labels`` gives the objects to classify and ``class_image`` asks for a label
-    image of predicted classes as well.
-
-    The engine decides where the work happens. Small in-memory images are
-    predicted in memory and give a numpy array. Lazy (dask, zarr) images, images
-    that do not fit comfortably (estimated working set above :data:`LAZY_BYTES`),
-    paths, or any call with a zarr ``out`` path or ``lazy=True``, go block by block
-    through :func:`.blocks.predict_lazy` with bounded memory, and the result is a
-    zarr array (written to ``out``, or to a temporary folder). ``lazy=False`` asks
-    for an in-memory result: a path is then read whole, unless it would not fit,
-    which raises an :class:`InputError` about ``out`` (write a zarr store instead).
-    ``image`` may be a numpy, zarr or dask array, a napari multiscale list, or a
-    path (``.tif``, ``.png``, ``.npy``, ``.zarr``).
-
-    ``diameter`` (pixels, or ``"auto"`` to estimate it from the image) is the size of
-    the objects in the image: an in-memory image is zoomed to the model's object size
-    and the result zoomed back (:mod:`.scale`); an RGB image given to a one-channel
-    model is converted to grey, with a notice.
+    stopped: in memory a numpy array (labels without the channel axis for
+    segmentation; for image tasks float32 of the image's shape, in its intensity
+    range, NaN where the image was NaN/inf), block by block a zarr array, for
+    classification a :class:`~.tasks.classify.ClassPrediction`.
     """
-    PredictConfig.of(tile=tile, overlap=overlap, batch_size=batch_size, block=block, label_margin=label_margin)
-    loaded = model if isinstance(model, LoadedModel) else load_model(model, device)
-    path = isinstance(image, (str, os.PathLike))
-    if loaded.task.predicts_items:
-        if path:
-            image, hint = read_image(image)
-            axes_hint = axes_hint or hint
-        inp = prepare(loaded, image, axes, rgb=rgb, axes_hint=axes_hint)
-        yield from inp.notices
-        return (yield from loaded.task.predict_direct(loaded, inp, labels=labels, batch_size=batch_size,
-                                                      control=control, amp=amp, class_image=class_image, tta=tta))
-    if labels is not None:
-        raise InputError(f"task {loaded.task.name!r} predicts from the image alone; do not pass labels")
-    if lazy is None:
-        # image tasks map their output to each image's intensity range, which the block path does not
-        # know yet: they go block by block only when asked to (a zarr ``out`` or ``lazy=True``).
-        # A lazy input (dask, zarr) was opened lazily on purpose: its labels are computed lazily too.
-        lazy = out is not None or path or (_big(first_level(image), loaded) and loaded.task.output_kind != "image")
-    if lazy:
-        from .blocks import predict_lazy
+    config = (config or PredictConfig()).validate()
+    source = PredictSource.of(image)
+    loaded = None
+    if client is None:  # a cluster's workers load the model themselves
+        loaded = model if isinstance(model, LoadedModel) else load_model(model, device)
+    runner = choose_runner(loaded, source, out=out, lazy=lazy, client=client)
+    if runner is Runner.DISTRIBUTED:
+        from .distributed import run_distributed
 
-        if diameter is not None:
+        return (yield from run_distributed(model, source, config, out=out, client=client, device=device))
+    if runner is Runner.ITEMS:
+        return (yield from run_items(loaded, source, config, control=control, class_image=class_image))
+    if source.labels is not None:
+        raise InputError(f"task {loaded.task.name!r} predicts from the image alone; do not pass labels")
+    if runner is Runner.BLOCKS:
+        from .blocks import run_blocks
+
+        if source.diameter is not None:
             yield Notice("the object diameter applies to images predicted in memory; this one is predicted block "
                          "by block at the model's own scale", "warning")
-        return (yield from predict_lazy(loaded, image, axes, out=out, tile=tile, overlap=overlap,
-                                        batch_size=batch_size, control=control, rgb=rgb, axes_hint=axes_hint,
-                                        amp=amp, block=block, label_margin=label_margin, compile=compile,
-                                        tta=tta))
-    if path:
-        image, hint = _read_whole(Path(image), loaded)
-        axes_hint = axes_hint or hint
-    image, axes, rgb, rescaled, notices = adapt_input(loaded, first_level(image), axes, diameter=diameter, rgb=rgb,
-                                                      axes_hint=axes_hint)
-    yield from notices
-    inp = prepare(loaded, image, axes, rgb=rgb, axes_hint=axes_hint, tile=tile, overlap=overlap,
-                  batch_size=batch_size)
+        return (yield from run_blocks(loaded, source, config, out=out, control=control))
+    return (yield from run_in_memory(loaded, source, config, control=control))
+
+
+def choose_runner(loaded: LoadedModel | None, source: PredictSource, *, out: Any = None, lazy: bool | None = None,
+                  client: Any = None) -> Runner:
+    """The runner for ``source``: decided here, once.
+
+    A cluster (``client``) runs blocks on it (``loaded`` is then not needed). Tasks that run their model on their own
+    items go to :attr:`Runner.ITEMS`. Otherwise ``lazy`` decides when given; else a
+    zarr ``out``, a path, a lazy array (opened lazily on purpose: its result is lazy
+    too) or an array whose working set exceeds :data:`LAZY_BYTES` goes block by block.
+    Image tasks map their output to each image's intensity range, which the block
+    runner does not know for an in-memory array: theirs go block by block only when
+    asked to (a zarr ``out``, a path, ``lazy=True``).
+    """
+    if client is not None:
+        return Runner.DISTRIBUTED
+    if loaded.task.predicts_items:
+        return Runner.ITEMS
+    if lazy is None:
+        big = source.kind is not Kind.ARRAY or working_bytes(tuple(source.data.shape), loaded) > LAZY_BYTES
+        lazy = out is not None or source.kind is Kind.FILE or (big and loaded.task.output_kind != "image")
+    return Runner.BLOCKS if lazy else Runner.MEMORY
+
+
+def run_items(loaded: LoadedModel, source: PredictSource, config: PredictConfig, *, control: Control | None = None,
+              class_image: bool = False):
+    """The task predicts its own items (object classification: ``source.labels`` are the objects)."""
+    source = source.read()
+    inp = prepare(loaded, source, config)
     yield from inp.notices
-    result = yield from _predict_in_memory(loaded, inp, overlap=overlap, control=control, amp=amp, compile=compile,
-                                           tta=tta)
+    return (yield from loaded.task.predict_direct(loaded, inp, labels=source.labels, batch_size=config.batch_size,
+                                                  control=control, amp=config.amp, class_image=class_image,
+                                                  tta=config.tta))
+
+
+def run_in_memory(loaded: LoadedModel, source: PredictSource, config: PredictConfig, *,
+                  control: Control | None = None):
+    """An image in memory (a path read whole), zoomed to the model's object size when a diameter is given."""
+    source = source.in_memory(lambda shape: _fits(shape, loaded, source))
+    image, axes, rgb, rescaled, notices = adapt_input(loaded, source.data, source.axes, diameter=source.diameter,
+                                                      rgb=source.rgb, axes_hint=source.hint)
+    yield from notices
+    inp = prepare(loaded, replace(source, data=image, axes=axes, rgb=rgb), config)
+    yield from inp.notices
+    result = yield from _predict_in_memory(loaded, inp, config, control)
     return rescaled.back(result) if rescaled is not None else result
 
 
-def _big(image: Any, loaded: LoadedModel) -> bool:
-    """Whether an array is lazy (dask, zarr: opened lazily on purpose) or too big to predict in memory."""
-    return not isinstance(image, np.ndarray) or working_bytes(tuple(image.shape), loaded) > LAZY_BYTES
+def _fits(shape: tuple[int, ...], loaded: LoadedModel, source: PredictSource) -> None:
+    """Refuse to read a file whole for an in-memory result when it would not fit."""
+    need = working_bytes(shape, loaded)
+    if need > LAZY_BYTES:
+        raise InputError(f"must be a zarr folder (e.g. result.zarr) for {source.path.name}: predicting it in "
+                         f"memory would need about {need / 2**30:.1f} GiB, a zarr result is written block "
+                         "by block", field="out")
 
 
-def _read_whole(path: Path, loaded: LoadedModel) -> tuple[np.ndarray, str | None]:
-    """Read an image file into memory for an in-memory result, refusing one that would not fit."""
-    if is_zarr_path(path) or path.suffix.lower() in LAZY_SUFFIXES:
-        with opened_source(path) as (source, hint, _):
-            need = working_bytes(tuple(source.shape), loaded)
-            if need > LAZY_BYTES:
-                raise InputError(f"must be a zarr folder (e.g. result.zarr) for {path.name}: predicting it in "
-                                 f"memory would need about {need / 2**30:.1f} GiB, a zarr result is written block "
-                                 "by block", field="out")
-            if is_zarr_path(path):
-                return np.asarray(source[...]), hint
-    return read_image(path)
-
-
-def _predict_in_memory(loaded: LoadedModel, inp: ModelInput, *, overlap: float, control: Control | None,
-                       amp: bool, compile: bool, tta: bool):
+def _predict_in_memory(loaded: LoadedModel, inp: ModelInput, config: PredictConfig, control: Control | None):
     """Every sample (frame, slice) of an in-memory image tile by tile; the result in the image's layout."""
     task = loaded.task
-    fn = model_fn(loaded, amp, tta, compile=compile)
+    fn = model_fn(loaded, config.amp, config.tta, compile=config.compile)
     stop = (lambda: control.stop_requested) if control is not None else None
     results = []
     n = inp.x.shape[0]
@@ -167,7 +189,7 @@ def _predict_in_memory(loaded: LoadedModel, inp: ModelInput, *, overlap: float, 
     link = links_slices(loaded, inp.layout) and n > 1
     for i in range(n):
         out = yield from _progress_offset(
-            tiled_apply(fn, inp.x[i], loaded.out_channels, inp.tile, overlap, loaded.size_divisors, inp.batch_size,
+            tiled_apply(fn, inp.x[i], loaded.out_channels, inp.tile, config.overlap, loaded.size_divisors, inp.batch_size,
                         loaded.device, stop),
             i, n,
         )
@@ -212,6 +234,18 @@ def _progress_offset(gen, index: int, n: int):
         yield PredictProgress(index * ev.total + ev.done, n * ev.total, "tiles")
 
 
-def predict_sync(model, image, axes: str | None = None, callback=None, **kwargs) -> np.ndarray | None:
-    """Run :func:`predict` to the end (for scripts and tests); ``callback`` sees each event."""
-    return drain(predict(model, image, axes, **kwargs), callback)
+def predict_sync(model, image, axes: str | None = None, callback=None, config: PredictConfig | None = None,
+                 **options) -> Any:
+    """Run :func:`predict` to the end (for scripts and tests); ``callback`` sees each event.
+
+    For short scripts, the keywords may be spelt out: those naming a setting
+    (``tile=64``, ``tta=True``) change ``config``, those naming what a
+    :class:`~.source.PredictSource` knows (``rgb``, ``diameter``, ``labels``) go with
+    the image and its ``axes``; the rest go to :func:`predict` (``out``, ``lazy``,
+    ``class_image``, ``control``, ``device``).
+    """
+    settings = {k: options.pop(k) for k in list(options) if k in declared(PredictConfig)}
+    about = {k: options.pop(k) for k in list(options) if k in {f.name for f in fields(PredictSource)}}
+    if settings:
+        config = replace(config or PredictConfig(), **{k: v for k, v in settings.items() if v is not None})
+    return drain(predict(model, PredictSource.of(image, axes, **about), config, **options), callback)

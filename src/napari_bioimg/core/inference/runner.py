@@ -1,4 +1,4 @@
-"""What every prediction path shares: the image made ready for the model, the model as a batch function,
+"""What every prediction runner shares: the image made ready for the model, the model as a batch function,
 tile defaults, memory estimates and the progress clock.
 
 Used by in-memory prediction (:mod:`.predict`), block-by-block prediction
@@ -10,10 +10,8 @@ export's sample crop (:func:`~..formats.export.sample_input`).
 from __future__ import annotations
 
 import functools
-import os
 import warnings
-from collections.abc import Callable, Generator, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -24,7 +22,6 @@ from ..control import ActiveClock, run_clocked
 from ..data.axes import Layout, make_layout
 from ..data.normalize import count_nonfinite
 from ..data.temporal import check_context, stack_context
-from ..data.zarrio import first_level, opened_image
 from ..errors import InputError
 from ..events import Notice, PredictProgress
 from ..formats.checkpoint import LoadedModel
@@ -32,6 +29,7 @@ from ..runtime.device import autocast
 from ..runtime.fast import inference_model, memory_format
 from ..settings.defaults import TILE, TILE_BATCH
 from ..settings.predict import PredictConfig
+from .source import PredictSource
 
 DEFAULT_TILE = TILE
 FLIPS = ((), (-1,), (-2,), (-2, -1))
@@ -63,42 +61,32 @@ class ModelInput:
     """NaN/inf pixels of an in-memory image (read as its low value)."""
 
 
-@contextmanager
-def opened_source(image: Any) -> Iterator[tuple[Any, str | None, list[float] | None]]:
-    """``(array, axes hint, pixel sizes)`` for a ``with`` block: a path opened lazily (zarr, TIFF, NPY) and
-    closed after the block, or an array (the finest level of a multiscale list)."""
-    if isinstance(image, (str, os.PathLike)):
-        with opened_image(image) as (array, hint, meta):
-            yield array, hint, meta.get("scale")
-    else:
-        yield first_level(image), None, None
-
-
-def prepare(loaded: LoadedModel, image: Any, axes: str | None = None, *, rgb: bool = False,
-            axes_hint: str | None = None, tile: int | tuple[int, ...] | None = None, overlap: float | None = None,
-            batch_size: int | None = None, read: bool = True) -> ModelInput:
+def prepare(loaded: LoadedModel, image: PredictSource | Any, config: PredictConfig | None = None, *,
+            read: bool = True) -> ModelInput:
     """The image -> model input preamble every prediction path shares.
 
-    Lays out the axes (the training image's when they fit and none are given),
+    Lays out the axes of ``image`` (a :class:`~.source.PredictSource`, or an array
+    with guessed axes; the training image's axes when they fit and none are given),
     checks the channel count and temporal context against the model, picks the
-    tile and batch sizes and, with ``read``, reads the image into memory, counts its NaN/inf
-    pixels and normalises it (keeping the intensity range for image tasks).
-    Lazy images (``read=False``) are normalised block by block (:mod:`.plan`).
+    tile and batch sizes of ``config`` (checked by the caller) and, with ``read``, reads
+    the image into memory, counts its NaN/inf pixels and normalises it (keeping the
+    intensity range for image tasks). Lazy images (``read=False``) are normalised
+    block by block (:mod:`.plan`).
 
     Raises
     ------
     InputError
         With one message per problem, the same on every path.
-    ConfigError
-        For an option outside its declaration (:class:`~..settings.predict.PredictConfig`), naming it.
     """
-    PredictConfig.of(tile=tile, overlap=overlap, batch_size=batch_size)  # the declared bounds: ConfigError(field)
-    source = first_level(image)
+    image = PredictSource.of(image)
+    config = config or PredictConfig()
+    source = image.data
     if read:
         source = np.asarray(source)
+    axes = image.axes
     if axes is None and source.ndim == len(loaded.axes) and (loaded.spatial_dims == 3 or "Z" not in loaded.axes):
         axes = loaded.axes  # the training image's layout
-    layout = make_layout(tuple(source.shape), axes, loaded.spatial_dims, rgb=rgb, hint=axes_hint)
+    layout = make_layout(tuple(source.shape), axes, loaded.spatial_dims, rgb=image.rgb, hint=image.hint)
     notices = []
     if loaded.spatial_dims == 2 and "Z" in layout.axes:
         linked = (loaded.task.instance_labels and layout.batch_axes == "Z" and loaded.meta.get("link_slices", True))
@@ -108,8 +96,9 @@ def prepare(loaded: LoadedModel, image: Any, axes: str | None = None, *, rgb: bo
     if layout.n_channels != loaded.image_channels:
         raise InputError(f"the model expects {loaded.image_channels} channel(s) but the image has {layout.n_channels} "
                          f"(axes {layout.axes}); check the axes or pick another image")
-    tile = tile or loaded.protocol.preferred_tile or DEFAULT_TILE[loaded.spatial_dims]
-    inp = ModelInput(source, layout, context, tile, batch_size or TILE_BATCH, notices, meta=dict(loaded.meta))
+    tile = config.tile or loaded.protocol.preferred_tile or DEFAULT_TILE[loaded.spatial_dims]
+    inp = ModelInput(source, layout, context, tile, config.batch_size or TILE_BATCH, notices, scale=image.scale,
+                     meta=dict(loaded.meta))
     if read:
         _read(loaded, inp)
     return inp

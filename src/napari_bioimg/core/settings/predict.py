@@ -1,9 +1,9 @@
 """:class:`PredictConfig`: the options of a prediction, declared once (type, default, bounds, help).
 
-:func:`~..inference.predict.predict` and its block-by-block and distributed runners take
-these as keywords; a keyword left ``None`` takes the declaration's default (or, where
-the default is ``None``, what :attr:`~.declare.Setting.unset` says: the engine decides).
-:meth:`PredictConfig.validate` is the one check of every prediction option.
+:func:`~..inference.predict.predict` takes one :class:`PredictConfig` and hands it to the
+runner it picks (in memory, blocks, distributed, items); a field left ``None`` means what
+:attr:`~.declare.Setting.unset` says (the engine decides). :meth:`PredictConfig.validate`,
+called once by ``predict``, is the one check of every prediction option.
 """
 
 from __future__ import annotations
