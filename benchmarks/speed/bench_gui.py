@@ -187,7 +187,7 @@ def run(seconds: float = 30, device: str = "cpu") -> list[dict]:
 
 
 def _tree_cmd(tree: Path, seconds: float, device: str, move: bool) -> tuple[list[str], dict, Path]:
-    """The child command of another checkout (this layout, or the flat ``benchmarks/bench_gui.py`` of older ones)."""
+    """The child command of another checkout (this layout, or the flat one of older checkouts: no speed/ folder)."""
     args = ["child", str(seconds), device, "move" if move else "still"]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tree / "src"), str(tree)]))
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed: compiled modules, not sources compiled at each start
