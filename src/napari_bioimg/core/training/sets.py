@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections import Counter
 
 import numpy as np
-import torch
 
 from ..config import TrainConfig, resolve
 from ..data.dataset import DataSet
@@ -49,10 +48,6 @@ def set_up_dataset(ds: DataSet, config: TrainConfig, start: Start, task: Task) -
     device = resolve_device(config.device)
     rng = np.random.default_rng(config.seed)
     data_rng = np.random.default_rng(None if config.seed is None else [config.seed, DATA_STREAM])
-    if config.seed is not None:
-        torch.manual_seed(config.seed)
-    if config.num_threads:
-        torch.set_num_threads(config.num_threads)
     largest = tuple(max(lay.spatial_shape[d] for lay in ds.layouts) for d in range(ds.spatial_dims))
     requested = config
     config = resolve(config, spatial_shape=largest, device=device.type,

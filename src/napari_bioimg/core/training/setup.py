@@ -19,7 +19,6 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
-import torch
 
 from ..config import TrainConfig, resolve, resume_config
 from ..data.axes import Layout, make_layout
@@ -112,10 +111,6 @@ def _set_up_image(image: Any, annotations: Any, config: TrainConfig, start: Star
     card = start.card
     device = resolve_device(config.device)
     rng = np.random.default_rng(config.seed)
-    if config.seed is not None:
-        torch.manual_seed(config.seed)
-    if config.num_threads:
-        torch.set_num_threads(config.num_threads)
     notices: list[tuple[str, str]] = []
 
     image = np.asarray(image)
