@@ -88,12 +88,12 @@ def train_live(image: Any, annotations: Any = None, config: TrainConfig | None =
 
 
 def _live(image, annotations, config, **kwargs) -> Generator[Any, None, TrainResult]:
-    with torch_random(run_seed(config)):  # as a run's: the process's streams are put back at the end
-        return (yield from _session(image, annotations, config, **kwargs))
+    with torch_random(run_seed(config)) as reseed:  # as a run's: the process's streams are put back at the end
+        return (yield from _session(image, annotations, config, reseed=reseed, **kwargs))
 
 
 def _session(image, annotations, config, *, inbox, control: Control, clock: ActiveClock, preview_index, extra,
-             **set_up_args) -> Generator[Any, None, TrainResult]:
+             reseed, **set_up_args) -> Generator[Any, None, TrainResult]:
     labels = None if annotations is None else np.array(annotations, copy=True)  # the worker's own copy
     extra = dict(extra or {})
     pending: list = []
@@ -101,6 +101,7 @@ def _session(image, annotations, config, *, inbox, control: Control, clock: Acti
     view, received = None, 0
     while True:
         try:
+            reseed()  # each try starts from the seed, so the network is the one the first good strokes get
             setup = set_up(image, labels, config, extra=extra or None, **set_up_args)
             break
         except InputError as err:  # not enough annotation yet: wait for the user's next strokes

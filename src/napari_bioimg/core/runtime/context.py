@@ -18,7 +18,7 @@ rebuilds the thread pool under its feet. So the engine never sets the threads:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,13 +31,20 @@ def _cuda_devices() -> list[int]:
 
 
 @contextlib.contextmanager
-def torch_random(seed: int | None) -> Iterator[None]:
+def torch_random(seed: int | None) -> Iterator[Callable[[], None]]:
     """Within the block torch's global random streams start from ``seed`` (unchanged when ``None``); after it,
-    they are what they were before (CPU, and CUDA devices already in use)."""
-    with torch.random.fork_rng(devices=_cuda_devices()):
+    they are what they were before (CPU, and CUDA devices already in use).
+
+    Yields a function that starts the streams from ``seed`` again (a run set up
+    anew, e.g. live training once the first strokes are enough).
+    """
+    def reseed() -> None:
         if seed is not None:
             torch.manual_seed(seed)
-        yield
+
+    with torch.random.fork_rng(devices=_cuda_devices()):
+        reseed()
+        yield reseed
 
 
 @dataclass

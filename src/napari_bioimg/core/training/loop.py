@@ -68,7 +68,7 @@ def train(
         or a :class:`~..data.dataset.DataSet` (images of different sizes, their
         annotations, targets, splits and weights: :func:`~..data.collect.collect`,
         :func:`~..data.dataset.make_sample`), read patch by patch. One image is the
-        one-sample case (:meth:`DataSet.single`).
+        one-sample case: a data set of one (:func:`.setup.as_dataset`).
     annotations
         Labels in the image's layout without its channel axis (``None`` for
         self-supervised tasks, and for a data set, which carries its own).
