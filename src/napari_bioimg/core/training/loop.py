@@ -361,13 +361,16 @@ class Trainer:
 
     # ---------------------------------------------------------------- the end
 
-    def held_out(self, stop) -> HeldOut:
-        """What calibration reads: the task's regions, as many as the time left allows when ``stop`` is set."""
+    def calibration(self, weights: dict) -> dict[str, Any]:
+        """Post-processing settings chosen with ``weights`` on the task's held-out regions: as many as the time
+        left allows in a timed run (the validation regions first)."""
         s = self.s
+        stop = self.reserve.stop(self.clock.elapsed)
         regions = s.task.calibration_regions(s.problem)
-        if stop is not None:  # a timed run: the validation regions first
+        if stop is not None:
             regions = self.reserve.fit(regions, len(s.problem.val_regions), self.clock.elapsed())
-        return HeldOut(s.problem, regions, s.inputs, self.margin)
+        return calibrate(s.model, s.task, HeldOut(s.problem, regions, s.inputs, self.margin), self.config, weights,
+                         device=s.device, stop=stop)
 
     def finish(self, first_step: int, early_stopped: bool) -> Generator[Any, None, TrainResult]:
         """Validate a last time and build the model file from the chosen weights."""
@@ -397,9 +400,7 @@ class Trainer:
                 metrics, s.problem.meta["validation_report"] = dict(best_val[0]), best_val[2]
         if run.best_step is not None:
             metrics["best_score"] = run.best_score
-        stop = self.reserve.stop(self.clock.elapsed)
-        s.problem.meta.update(calibrate(s.model, s.task, self.held_out(stop), config, chosen, device=s.device,
-                                        stop=stop))  # post-processing settings
+        s.problem.meta.update(self.calibration(chosen))  # post-processing settings
         seconds = self.clock.elapsed()
         extra: dict[str, Any] = {
             "resume": training_state(run, s.optimizer, s.scaler, s.rng, s.device, seconds, not stopped_early,
