@@ -34,7 +34,7 @@ import numpy as np
 
 from ..config import TrainConfig, resolve, resume_config
 from ..data.axes import Layout, make_layout
-from ..data.dataset import DataSet, make_sample
+from ..data.dataset import DataSet
 from ..data.normalize import Normalizer, count_nonfinite
 from ..data.sampling import Prefetch
 from ..data.stacking import stack_images
@@ -96,8 +96,7 @@ def as_dataset(data: Any, annotations: Any, extra: dict | None, *, dims: int | N
     target = extra.pop("target", None)
     if target is not None:
         check_image_like("target", target, tuple(np.shape(data)))
-    sample = make_sample(data, annotations, target=target, axes=layout.axes, name="image")
-    return DataSet([sample], spatial_dims=layout.spatial_dims), extra
+    return DataSet.single(data, annotations, axes=layout.axes, spatial_dims=layout.spatial_dims, target=target), extra
 
 
 def check_image_like(name: str, arr: Any, shape: tuple[int, ...]) -> None:
