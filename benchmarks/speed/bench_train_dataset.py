@@ -45,7 +45,7 @@ def child_run(work: str, n: int, steps: int, prefetch: bool, threads: int) -> di
     from napari_bioimg.core import TrainConfig, train
     from napari_bioimg.core import events as E
     from napari_bioimg.core.data.collect import collect
-    from napari_bioimg.core.training import sets
+    from napari_bioimg.core.training import setup as sets
 
     torch.set_num_threads(threads)
     sets.PREFETCH = prefetch

@@ -9,7 +9,6 @@ engine validates it (the form shows its messages, it never checks values itself)
 from __future__ import annotations
 
 import inspect
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -261,7 +260,6 @@ class TrainForm:
             "time_limit": float(self.time_limit.value) if not self.epochs.value else None,
             "epochs": self.epochs.value or None, "device": self.device.value,
             "temporal_context": self.temporal.value, "preview_every": s.preview_every if self.preview.value else 0.0,
-            "num_threads": max(1, (os.cpu_count() or 2) - 1),  # one core stays free for the viewer
         }
         for key, field, value in (("batch", "batch_size", self.batch.value), ("lr", "learning_rate", self.lr.value),
                                   ("optimizer", "optimizer", self.optimizer.value),

@@ -156,13 +156,19 @@ def prepare(args):
 
 
 def fit(args, start, config, data, extra, control, callback):
-    """Train (the engine's generator to its end); ``callback`` sees each event."""
+    """Train (the engine's generator to its end); ``callback`` sees each event.
+
+    The command line owns its process: ``--threads`` sets torch's threads for the run
+    (:class:`~..core.runtime.context.RuntimeContext`, put back afterwards).
+    """
     from ..core.control import drain
+    from ..core.runtime.context import RuntimeContext
     from ..core.training.loop import train
 
-    return drain(train(data, None, config, preview_index=None, control=control,
-                       init_checkpoint=start if args.init else None, resume=start if args.resume else None,
-                       extra=extra), callback)
+    with RuntimeContext.for_config(config):
+        return drain(train(data, None, config, preview_index=None, control=control,
+                           init_checkpoint=start if args.init else None, resume=start if args.resume else None,
+                           extra=extra), callback)
 
 
 def report(args, result, data) -> int:

@@ -244,13 +244,21 @@ def _inference_encoder(net: torch.nn.Module) -> torch.nn.Module:
 
 def _train_autoencoder(xn, lbl, table, size, zoom, config: EmbedConfig, control: Control, device, clock
                        ) -> Generator[Any, None, tuple[torch.nn.Module, dict]]:
-    """Train an autoencoder on (a random subset of) the objects' crops; returns it in eval mode and a summary."""
+    """Train an autoencoder on (a random subset of) the objects' crops; returns it in eval mode and a summary.
+
+    The weights start from the seed; the process's random streams are left as they were."""
+    from ..runtime.context import torch_random
+
+    with torch_random(config.seed):
+        return (yield from _fit_autoencoder(xn, lbl, table, size, zoom, config, control, device, clock))
+
+
+def _fit_autoencoder(xn, lbl, table, size, zoom, config: EmbedConfig, control: Control, device, clock
+                     ) -> Generator[Any, None, tuple[torch.nn.Module, dict]]:
     from ..models import get_model
 
     rng = np.random.default_rng(config.seed)
     gen = torch.Generator().manual_seed(0 if config.seed is None else int(config.seed))
-    if config.seed is not None:
-        torch.manual_seed(config.seed)
     n = len(table)
     rows = np.sort(rng.choice(n, config.max_train_objects, replace=False)) if n > config.max_train_objects \
         else np.arange(n)

@@ -227,14 +227,16 @@ def randomized_copy(model: nn.Module, seed: int = 0, last: int | None = None) ->
     nearest the output (the *cascading* variant: 1 = the head). Batch-norm layers get
     fresh statistics too.
     """
-    torch.manual_seed(seed)
+    from ..runtime.context import torch_random
+
     out = copy.deepcopy(model)
     layers = [m for m in out.modules() if hasattr(m, "reset_parameters") and any(True for _ in m.parameters(False))]
     chosen = layers if last is None else layers[len(layers) - last:]
-    for m in chosen:
-        m.reset_parameters()
-        if hasattr(m, "reset_running_stats"):
-            m.reset_running_stats()
+    with torch_random(seed):  # the process's random streams are left as they were
+        for m in chosen:
+            m.reset_parameters()
+            if hasattr(m, "reset_running_stats"):
+                m.reset_running_stats()
     return out.eval()
 
 

@@ -105,14 +105,18 @@ class Layout:
         arr = np.transpose(np.asarray(image), order) if not hasattr(image, "chunks") else image.transpose(order)
         return arr.reshape((self.n_samples, self.n_channels) + self.spatial_shape)
 
+    def check_labels_shape(self, shape: tuple[int, ...]) -> None:
+        """Annotations of ``shape`` cover the image's pixels (its shape without C), else a message saying so."""
+        if tuple(shape) != self.output_shape:
+            raise InputError(
+                f"annotation shape {tuple(shape)} does not match the image's {self.output_shape} "
+                f"(axes {self.output_axes}); they must cover the same pixels"
+            )
+
     def labels_to_canonical(self, labels: np.ndarray) -> np.ndarray:
         """Annotations in the image's layout without C -> ``(N, *spatial)``."""
         out_axes = self.output_axes
-        if tuple(labels.shape) != self.output_shape:
-            raise InputError(
-                f"annotation shape {tuple(labels.shape)} does not match the image's {self.output_shape} "
-                f"(axes {out_axes}); they must cover the same pixels"
-            )
+        self.check_labels_shape(tuple(labels.shape))
         order = [out_axes.index(a) for a in self.batch_axes] + [out_axes.index(a) for a in self.spatial_axes]
         return np.transpose(np.asarray(labels), order).reshape((self.n_samples,) + self.spatial_shape)
 

@@ -240,6 +240,12 @@ class ObjectSampler:
         y = torch.from_numpy(self.targets[rows]).to(device, non_blocking=True)
         return x, y
 
+    def rng_state(self) -> None:
+        return None  # it draws from the loop's stream (a :class:`~.patches.Sampler`)
+
+    def close(self) -> None:
+        pass
+
     def _augment(self, x: np.ndarray) -> np.ndarray:
         """Flips, 90-degree turns in YX (square crops), intensity gain/offset."""
         for axis in range(1, x.ndim):

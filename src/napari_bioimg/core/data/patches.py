@@ -9,6 +9,7 @@ loss must ignore them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -18,6 +19,29 @@ from ..errors import InputError
 from ..settings.defaults import PATCH_2D, PATCH_3D
 
 IGNORE = -1
+
+
+@runtime_checkable
+class Sampler(Protocol):
+    """What the training loop draws its batches from, however the data is held.
+
+    One image in memory (:class:`PatchSampler`), a data set read patch by patch
+    (:class:`~.sampling.DataSetSampler`, maybe behind :class:`~.sampling.Prefetch`)
+    and a task's items (:class:`~.objects.ObjectSampler`) all answer it.
+    """
+
+    patch: tuple[int, ...]
+    """The spatial size of a training input."""
+
+    def sample(self, batch_size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """One batch ``(x, y)`` on ``device``."""
+
+    def rng_state(self) -> dict | None:
+        """The state of a random stream of the sampler's own as of the batches returned (stored with the model
+        to resume), or ``None`` when it draws from the loop's stream."""
+
+    def close(self) -> None:
+        """Stop whatever the sampler runs in the background (reader threads, a batch prepared ahead)."""
 
 
 @dataclass(frozen=True)
@@ -177,6 +201,12 @@ class PatchSampler:
         if self.augment:
             x, y = self._augment(x, y)
         return x, y
+
+    def rng_state(self) -> None:
+        return None  # it draws from the loop's stream
+
+    def close(self) -> None:
+        pass  # nothing runs in the background
 
     def _resize(self, x: torch.Tensor, y: torch.Tensor):
         return resize_pair(x, y, self.patch, self.target_is_index)

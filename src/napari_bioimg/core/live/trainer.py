@@ -43,8 +43,9 @@ from ..config import TrainConfig
 from ..control import ActiveClock, Control, run_clocked
 from ..errors import InputError
 from ..events import LivePaused, LivePreview, LiveWaiting, Notice, StepDone, TrainResult
+from ..runtime.context import torch_random
 from ..settings.defaults import LIVE_PREVIEW_EVERY
-from ..training.loop import Trainer
+from ..training.loop import Trainer, run_seed
 from ..training.setup import set_up
 from .average import WeightAverage
 from .edits import AnnotationEdit, ClassesChanged, EditHistory, ViewChanged, sample_boxes
@@ -86,8 +87,13 @@ def train_live(image: Any, annotations: Any = None, config: TrainConfig | None =
               extra=extra, axes=axes, rgb=rgb, axes_hint=axes_hint), clock))
 
 
-def _live(image, annotations, config, *, inbox, control: Control, clock: ActiveClock, preview_index, extra,
-          **set_up_args) -> Generator[Any, None, TrainResult]:
+def _live(image, annotations, config, **kwargs) -> Generator[Any, None, TrainResult]:
+    with torch_random(run_seed(config)) as reseed:  # as a run's: the process's streams are put back at the end
+        return (yield from _session(image, annotations, config, reseed=reseed, **kwargs))
+
+
+def _session(image, annotations, config, *, inbox, control: Control, clock: ActiveClock, preview_index, extra,
+             reseed, **set_up_args) -> Generator[Any, None, TrainResult]:
     labels = None if annotations is None else np.array(annotations, copy=True)  # the worker's own copy
     extra = dict(extra or {})
     pending: list = []
@@ -95,6 +101,7 @@ def _live(image, annotations, config, *, inbox, control: Control, clock: ActiveC
     view, received = None, 0
     while True:
         try:
+            reseed()  # each try starts from the seed, so the network is the one the first good strokes get
             setup = set_up(image, labels, config, extra=extra or None, **set_up_args)
             break
         except InputError as err:  # not enough annotation yet: wait for the user's next strokes

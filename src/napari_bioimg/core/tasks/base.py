@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from ..data.patches import PatchSampler, ValRegion
+from ..data.patches import Sampler, ValRegion
 from ..errors import ConfigError, InputError
 
 if TYPE_CHECKING:
@@ -129,8 +129,9 @@ class Problem:
     task: Task
     inputs: np.ndarray | None
     """The normalised image ``(N, C, *spatial)``; ``None`` for a data set (read patch by patch)."""
-    sampler: PatchSampler | Any
-    """A :class:`~..data.patches.PatchSampler`, a data set's sampler, or a task's own (``sample(batch, device)``)."""
+    sampler: Sampler
+    """Where batches come from (:class:`~..data.patches.Sampler`): one image's patches, a data set's, or a task's
+    items."""
     out_channels: int
     meta: dict[str, Any]
     val_regions: list[ValRegion] = field(default_factory=list)

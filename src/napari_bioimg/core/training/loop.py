@@ -23,10 +23,11 @@ from ..errors import ConfigError, InputError
 from ..events import Notice, PreviewReady, StepDone, TrainingStarted, TrainResult, ValidationDone
 from ..formats.checkpoint import build_checkpoint
 from ..inference.tiling import tiled_apply
+from ..runtime.context import torch_random
 from ..runtime.device import autocast, describe
 from ..runtime.fast import inference_model, memory_format
 from ..settings.defaults import OVERLAP
-from .calibrate import calibrate
+from .calibrate import HeldOut, calibrate
 from .optim import set_learning_rate
 from .pacing import SLOW_CHECK, preview_wait, slow_notice
 from .pretrain import pretrain
@@ -67,7 +68,7 @@ def train(
         or a :class:`~..data.dataset.DataSet` (images of different sizes, their
         annotations, targets, splits and weights: :func:`~..data.collect.collect`,
         :func:`~..data.dataset.make_sample`), read patch by patch. One image is the
-        one-sample case (:meth:`DataSet.single`).
+        one-sample case: a data set of one (:func:`.setup.as_dataset`).
     annotations
         Labels in the image's layout without its channel axis (``None`` for
         self-supervised tasks, and for a data set, which carries its own).
@@ -111,18 +112,24 @@ def train(
 
 def _train(data, annotations, config, *, control: Control, preview_index, clock: ActiveClock,
            **set_up_args) -> Generator[Any, None, TrainResult]:
-    setup = set_up(data, annotations, config, **set_up_args)
-    try:
-        for message, level in setup.notices:
-            yield Notice(message, level)
-        if setup.config.pretrain or setup.config.pretrain_steps:
-            if setup.resumed:
-                yield Notice("pretraining is skipped: the resumed run continues from trained weights", "info")
-            else:
-                yield from pretrain(setup, control)
-        return (yield from Trainer(setup, control, clock, preview_index).run())
-    finally:
-        setup.close()
+    with torch_random(run_seed(config)):  # the run's own seed; the process's streams are put back at the end
+        setup = set_up(data, annotations, config, **set_up_args)
+        try:
+            for message, level in setup.notices:
+                yield Notice(message, level)
+            if setup.config.pretrain or setup.config.pretrain_steps:
+                if setup.resumed:
+                    yield Notice("pretraining is skipped: the resumed run continues from trained weights", "info")
+                else:
+                    yield from pretrain(setup, control)
+            return (yield from Trainer(setup, control, clock, preview_index).run())
+        finally:
+            setup.close()
+
+
+def run_seed(config: TrainConfig | None) -> int | None:
+    """The seed of torch's streams for a run (a resumed run restores its own afterwards)."""
+    return (config or TrainConfig()).seed
 
 
 def train_sync(data, annotations=None, config: TrainConfig | None = None, callback=None, **kwargs) -> TrainResult:
@@ -354,6 +361,17 @@ class Trainer:
 
     # ---------------------------------------------------------------- the end
 
+    def calibration(self, weights: dict) -> dict[str, Any]:
+        """Post-processing settings chosen with ``weights`` on the task's held-out regions: as many as the time
+        left allows in a timed run (the validation regions first)."""
+        s = self.s
+        stop = self.reserve.stop(self.clock.elapsed)
+        regions = s.task.calibration_regions(s.problem)
+        if stop is not None:
+            regions = self.reserve.fit(regions, len(s.problem.val_regions), self.clock.elapsed())
+        held = HeldOut(s.problem, regions, s.inputs, self.margin, s.divisor)
+        return calibrate(s.model, s.task, held, self.config, weights, device=s.device, stop=stop)
+
     def finish(self, first_step: int, early_stopped: bool) -> Generator[Any, None, TrainResult]:
         """Validate a last time and build the model file from the chosen weights."""
         s, config, run = self.s, self.config, self.run_state
@@ -382,7 +400,7 @@ class Trainer:
                 metrics, s.problem.meta["validation_report"] = dict(best_val[0]), best_val[2]
         if run.best_step is not None:
             metrics["best_score"] = run.best_score
-        s.problem.meta.update(calibrate(self, chosen, stop=self.reserve.stop(self.clock.elapsed)))  # settings
+        s.problem.meta.update(self.calibration(chosen))  # post-processing settings
         seconds = self.clock.elapsed()
         extra: dict[str, Any] = {
             "resume": training_state(run, s.optimizer, s.scaler, s.rng, s.device, seconds, not stopped_early,

@@ -1,7 +1,7 @@
 """The parts of a training run, whatever it trains on (one image in memory, or a data set).
 
-:class:`TrainingSetup` holds what the step loop (:mod:`.loop`) drives; :mod:`.setup`
-makes it for one image and :mod:`.sets` for a data set. A run starts from scratch,
+:class:`TrainingSetup` holds what the step loop (:mod:`.loop`) drives; :func:`.setup.set_up`
+makes it, whether the data is held in memory or read patch by patch. A run starts from scratch,
 from a model's weights (fine-tuning) or where a stopped run ended (:class:`Start`);
 :func:`continue_from` loads what the start carries.
 """
@@ -99,14 +99,12 @@ class TrainingSetup:
         """The data stream's state as of the batches trained on (``None`` without a data set)."""
         if self.data_rng is None:
             return None
-        sampler = self.problem.sampler
-        return sampler.rng_state() if hasattr(sampler, "rng_state") else self.data_rng.bit_generator.state
+        state = self.problem.sampler.rng_state()
+        return self.data_rng.bit_generator.state if state is None else state
 
     def close(self) -> None:
         """Stop the sampler's threads (reading patches, preparing batches ahead)."""
-        close = getattr(self.problem.sampler, "close", None)
-        if close is not None:
-            close()
+        self.problem.sampler.close()
 
 
 def continue_from(start: Start, setup: TrainingSetup, requested: TrainConfig, spatial_shape: tuple[int, ...]) -> None:
