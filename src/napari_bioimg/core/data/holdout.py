@@ -23,7 +23,7 @@ from .patches import split_validation
 from .sources import full_box
 
 if TYPE_CHECKING:
-    from .dataset import DataSet
+    from .imageset import ImageSet
 
 MIN_WHOLE = 4
 """With this many annotated images (or planes) whole ones are held out for validation, as
@@ -79,7 +79,7 @@ class Split:
         return f"validation on {len(self.held)} {what} of {len({h.sample for h in self.held})} image(s)"
 
 
-def split_dataset(ds: DataSet, val_fraction: float = VAL_FRACTION, *, needs: str = "labels",
+def split_dataset(ds: ImageSet, val_fraction: float = VAL_FRACTION, *, needs: str = "labels",
                   max_region_pixels: int | None = None, whole: bool = True,
                   max_regions: int | None = None) -> Split:
     """Hold out whole images when there are enough, else whole planes, else regions.
@@ -131,7 +131,7 @@ def split_dataset(ds: DataSet, val_fraction: float = VAL_FRACTION, *, needs: str
     return Split("regions" if held else "none", held)
 
 
-def _usable(ds: DataSet, i: int, needs: str) -> bool:
+def _usable(ds: ImageSet, i: int, needs: str) -> bool:
     s = ds.samples[i]
     if needs == "labels":
         return ds.annotated_pixels(i) > 0
@@ -140,14 +140,14 @@ def _usable(ds: DataSet, i: int, needs: str) -> bool:
     return True
 
 
-def _plane_usable(ds: DataSet, i: int, p: int, needs: str) -> bool:
+def _plane_usable(ds: ImageSet, i: int, p: int, needs: str) -> bool:
     if needs != "labels":
         return True
     stats = ds.label_stats(i)
     return stats is not None and bool(stats.grid[p].any())
 
 
-def _slab(ds: DataSet, i: int, plane: int, fraction: float) -> tuple[slice, ...] | None:
+def _slab(ds: ImageSet, i: int, plane: int, fraction: float) -> tuple[slice, ...] | None:
     """The far end of the longest axis, holding about ``fraction`` of the plane's annotations.
 
     Planes up to :data:`EXACT_SLAB_PIXELS` are cut exactly as

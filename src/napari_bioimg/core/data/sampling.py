@@ -29,7 +29,7 @@ from .holdout import Split
 from .patches import augment_pair, resize_pair
 
 if TYPE_CHECKING:
-    from .dataset import DataSet
+    from .imageset import ImageSet
     from .targets import Targets
 
 BALANCES = ("content", "images")
@@ -88,7 +88,7 @@ class DataSetSampler:
         depend on it (all random draws happen first, in the calling thread).
     """
 
-    def __init__(self, dataset: DataSet, patch: tuple[int, ...], targets: Targets, rng: np.random.Generator, *,
+    def __init__(self, dataset: ImageSet, patch: tuple[int, ...], targets: Targets, rng: np.random.Generator, *,
                  split: Split | None = None, augment: bool = True, focus: float = 0.9, rescale: bool = True,
                  intensity: bool = True, balance: str = "content", workers: int = 4):
         if len(patch) != dataset.spatial_dims:

@@ -18,8 +18,8 @@ from ..data.patches import Sampler, ValRegion
 from ..errors import ConfigError, InputError
 
 if TYPE_CHECKING:
-    from ..config import TrainConfig
     from ..data.dataset import DataSet
+    from ..settings.train import TrainConfig
 
 
 class Task:

@@ -24,9 +24,9 @@ from ..data.sampling import DataSetSampler
 from ..errors import InputError
 
 if TYPE_CHECKING:
-    from ..config import TrainConfig
     from ..data.dataset import DataSet
     from ..data.targets import Targets
+    from ..settings.train import TrainConfig
 
 VAL_PIXELS = {2: 1 << 20, 3: 1 << 21}
 """Most pixels (per channel) scored by one validation across all held-out crops (2D, 3D)."""
