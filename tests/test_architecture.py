@@ -167,9 +167,6 @@ def test_the_command_line_reaches_the_gui_only_for_the_demo_screenshot(module):
 TASKS_HOME = f"{PACKAGE}/core/tasks/"
 #: Where a task *name* (a string field ``.task``) is still compared with a literal: path -> why. Each is a debt.
 NAME_SWITCHES: dict[str, str] = {
-    f"{PACKAGE}/_qt/outcome.py": "Run.task is a name (a typed Run is issue 22's widget side)",
-    f"{PACKAGE}/cli/evaluate.py": "--task picks a family of scores, not a trained task",
-    f"{PACKAGE}/zoo/build.py": "a built-in recipe's task, in the script that makes the built-ins",
 }
 
 

@@ -14,7 +14,6 @@ SMALL_VALIDATION = {"pixels": 50_000, "objects": 30, "frames": 10}
 """Below these validation-set sizes the scores get a caveat: a handful of objects makes any score noisy."""
 
 
-SELF_SUPERVISED = ("denoise", "reconstruct", "restore")
 """Tasks that learn from the image itself (or a target image): nothing to annotate."""
 
 
@@ -61,7 +60,7 @@ def validation_note(run) -> tuple[str, str | None]:
     if size is None:
         return "", None
     n, unit = size
-    annotated = getattr(run, "task", None) not in SELF_SUPERVISED
+    annotated = _output_kind(run) != "image"  # an image-to-image run learns from the image itself
     if n == 0:
         held = "no annotations were" if annotated else "nothing was"
         return "no validation set", f"{held} held apart: the scores say nothing; raise Validation %"
@@ -181,3 +180,14 @@ def predict_tooltip(model, busy: bool, image) -> str:
             "Busy: wait for the current run, or Stop it" if busy else
             "Pick an image to predict" if image is None else
             f"Predict '{image.name}' with the current model: {model_words(model.card)}")
+
+
+def _output_kind(run) -> str | None:
+    """What the run's task makes (``"labels"``, ``"image"``): its task's, or the run's own for a foreign model."""
+    from ..core import ConfigError, get_task
+
+    try:
+        return get_task(run.task).output_kind
+    except (ConfigError, AttributeError, TypeError):
+        return getattr(run, "output_kind", None)
+

@@ -12,15 +12,17 @@ def cmd_evaluate(args) -> int:
     from ..core.data.io import read_image
     from ..core.errors import InputError
     from ..core.metrics import image_scores, matching, matching_stack, semantic_scores
+    from ..core.tasks import get_task
 
-    if args.task in ("classify", "classify-image"):
+    task = get_task(args.task)  # the scores follow what the task makes
+    if task.predicts_items:
         print(json.dumps(_evaluate_classes(args), indent=2))
         return 0
     pred, _ = read_image(args.pred)
     truth, _ = read_image(args.truth)
     if pred.shape != truth.shape:
         raise InputError(f"prediction shape {pred.shape} differs from ground truth {truth.shape}")
-    if args.task == "instance":
+    if task.instance_labels:
         axes = (args.axes or "").upper()
         if axes and axes[0] in "TS" and pred.ndim >= 3:
             m = matching_stack(list(truth), list(pred))
@@ -31,9 +33,9 @@ def cmd_evaluate(args) -> int:
                   "precision": at["precision"], "recall": at["recall"],
                   "mean_ap": float(np.mean([v["ap"] for v in m["thresholds"].values()])),
                   "thresholds": m["thresholds"]}
-    elif args.task == "semantic":
+    elif task.output_kind == "labels":
         report = {"task": "semantic", **semantic_scores(truth, pred, ignore_zero=not args.include_zero)}
-    elif args.task in ("denoise", "restore", "reconstruct"):
+    elif task.output_kind == "image":
         scores = image_scores(pred, truth, args.axes)
         # identical images have an infinite PSNR, which strict JSON cannot hold
         report = {"task": args.task, **{k: (v if np.isfinite(v) else None) for k, v in scores.items()}}

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..core.sim import VERSION, Scene, make_pool
+from ..core.tasks import get_task
 from .recipes import RECIPES, Recipe
 
 #: A chunk shorter than this is not started (the rest of the budget is too small to train).
@@ -60,8 +61,9 @@ def pool_dataset(recipe: Recipe, scenes: list[Scene], prefix: str):
 
     axes = "ZYX" if len(recipe.scene_shape) == 3 else "YX"
     samples = []
+    image_out = get_task(recipe.task).output_kind == "image"  # a denoiser keeps the clean scene as its reference
     for i, s in enumerate(scenes):
-        if recipe.task == "denoise":
+        if image_out:
             samples.append(make_sample(s.image, target=s.clean, axes=axes, name=f"{prefix}{i}"))
         else:
             samples.append(make_sample(s.image, s.labels, axes=axes, name=f"{prefix}{i}"))
@@ -130,7 +132,7 @@ def test_scores(recipe: Recipe, ckpt: dict) -> dict[str, float]:
     loaded = load_model(ckpt, "cpu")
     scenes = make_pool(recipe.test_scenes, recipe.scene_shape, recipe.seed, recipe.settings, first=TEST_STREAM)
     axes = "ZYX" if len(recipe.scene_shape) == 3 else "YX"
-    if recipe.task == "denoise":
+    if get_task(recipe.task).output_kind == "image":
         values, raw = [], []
         for s in scenes:
             lo, hi = np.percentile(s.clean, [0.1, 99.9])
