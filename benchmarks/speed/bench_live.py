@@ -389,7 +389,7 @@ def main() -> int:
     started = time.time()
     import torch
 
-    torch.set_num_threads(1)  # one core for the viewer, as the widget keeps one free
+    torch.set_num_threads(1)  # one torch thread, as in the runs of 2026-12-07 and -08 (the widget itself no longer pins it)
     image, truth = dsb()
     rows = []
     if a.only in (None, "latency"):
