@@ -33,7 +33,7 @@ def show_prediction(run, returned, results, legend, status) -> None:
     status : StatusLine
     """
     from ..core.data.zarrio import store_location
-    from ..core.tasks import ClassPrediction
+    from ..core.tasks import ClassPrediction, find_task
 
     result, scores = returned
     if run.parts:
@@ -60,7 +60,8 @@ def show_prediction(run, returned, results, legend, status) -> None:
         layer = results.show(run, result)
         if layer is not None:
             extra = ""
-            if run.output_kind == "labels" and _objects(run.task):
+            task = find_task(run.task)
+            if run.output_kind == "labels" and task is not None and task.instance_labels:  # counted in objects
                 n = int(result.max()) if result.size else 0
                 extra = f": {n} object{'s' if n != 1 else ''}"
                 if n == 0 or (n == 1 and np.count_nonzero(result) >= 0.9 * result.size):
@@ -72,14 +73,3 @@ def show_prediction(run, returned, results, legend, status) -> None:
                          f"'{run.sample.reference_name}' (input: {scores['input_psnr']:.2f} dB, "
                          f"{scores['input_ssim']:.3f})")
             status.value = f"Prediction in layer '{layer.name}'{extra}."
-
-
-def _objects(task_name: str | None) -> bool:
-    """Whether the run's task labels objects one by one (its result is counted in objects)."""
-    from ..core import ConfigError, get_task
-
-    try:
-        return bool(task_name) and get_task(task_name).instance_labels
-    except ConfigError:  # a foreign model's task
-        return False
-

@@ -60,7 +60,11 @@ def validation_note(run) -> tuple[str, str | None]:
     if size is None:
         return "", None
     n, unit = size
-    annotated = _output_kind(run) != "image"  # an image-to-image run learns from the image itself
+    from ..core.tasks import find_task
+
+    task = find_task(getattr(run, "task", None))  # None: a foreign model's, whose run says what it makes
+    kind = task.output_kind if task is not None else getattr(run, "output_kind", None)
+    annotated = kind != "image"  # an image-to-image run learns from the image itself
     if n == 0:
         held = "no annotations were" if annotated else "nothing was"
         return "no validation set", f"{held} held apart: the scores say nothing; raise Validation %"
@@ -180,14 +184,3 @@ def predict_tooltip(model, busy: bool, image) -> str:
             "Busy: wait for the current run, or Stop it" if busy else
             "Pick an image to predict" if image is None else
             f"Predict '{image.name}' with the current model: {model_words(model.card)}")
-
-
-def _output_kind(run) -> str | None:
-    """What the run's task makes (``"labels"``, ``"image"``): its task's, or the run's own for a foreign model."""
-    from ..core import ConfigError, get_task
-
-    try:
-        return get_task(run.task).output_kind
-    except (ConfigError, AttributeError, TypeError):
-        return getattr(run, "output_kind", None)
-

@@ -21,6 +21,11 @@ def list_tasks() -> list[str]:
     return list(_TASKS)
 
 
+def find_task(name: str | None) -> Task | None:
+    """The registered task called ``name``; ``None`` for another (a foreign model's task) or no name."""
+    return _TASKS.get(name) if name else None
+
+
 def get_task(name: str) -> Task:
     try:
         return _TASKS[name]
@@ -36,4 +41,4 @@ register_task(DenoiseTask())
 register_task(RestoreTask())
 register_task(ReconstructTask())
 
-__all__ = ["ClassPrediction", "Problem", "Task", "get_task", "list_tasks", "register_task"]
+__all__ = ["ClassPrediction", "Problem", "Task", "find_task", "get_task", "list_tasks", "register_task"]
