@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import ROOT, child_env, row
+from benchmarks.common import ROOT, row
 
 INTERVAL_MS = 10
 
@@ -146,16 +146,28 @@ def child(seconds: float, device: str, move: bool) -> dict:
             "loading_worst_gap_ms": max(open_gaps, default=0.0) * 1000}
 
 
-def _child(seconds: float, device: str, move: bool) -> dict:
-    cmd = [sys.executable, "-m", __spec__.name, "child", str(seconds), device, "move" if move else "still"]
-    env = child_env()
+def _tree_cmd(tree: Path, seconds: float, device: str, move: bool) -> tuple[list[str], dict, Path]:
+    """The child command of a checkout (this layout, or the flat one of older checkouts: no speed/ folder)."""
+    args = ["child", str(seconds), device, "move" if move else "still"]
+    path = [str(tree / "src"), str(tree)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(path))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed: compiled modules, not sources compiled at each start
+    if (tree / "benchmarks" / "speed" / "bench_gui.py").exists():
+        return [sys.executable, "-m", "benchmarks.speed.bench_gui", *args], env, tree
+    return [sys.executable, "bench_gui.py", *args], env, tree / "benchmarks"
+
+
+def _child(seconds: float, device: str, move: bool, tree: Path = ROOT) -> dict:
+    """One child run of ``tree`` (this checkout, or another for :func:`pair`): its figures, or ``{}`` without a
+    display and without xvfb-run."""
+    cmd, env, cwd = _tree_cmd(tree, seconds, device, move)
     if not os.environ.get("DISPLAY") and sys.platform.startswith("linux"):
         if not shutil.which("xvfb-run"):
             return {}
-        cmd = ["xvfb-run", "-a", "-s", "-screen 0 1400x1000x24", *cmd]
-    res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
+        cmd = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", *cmd]
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=env)
     if res.returncode != 0:
-        raise SystemExit(f"GUI child failed:\n{res.stderr[-3000:]}")
+        raise SystemExit(f"GUI child of {tree} failed:\n{res.stderr[-3000:]}")
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
@@ -186,16 +198,6 @@ def run(seconds: float = 30, device: str = "cpu") -> list[dict]:
     return rows
 
 
-def _tree_cmd(tree: Path, seconds: float, device: str, move: bool) -> tuple[list[str], dict, Path]:
-    """The child command of another checkout (this layout, or the flat one of older checkouts: no speed/ folder)."""
-    args = ["child", str(seconds), device, "move" if move else "still"]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tree / "src"), str(tree)]))
-    env.pop("PYTHONDONTWRITEBYTECODE", None)  # as installed: compiled modules, not sources compiled at each start
-    if (tree / "benchmarks" / "speed" / "bench_gui.py").exists():
-        return [sys.executable, "-m", "benchmarks.speed.bench_gui", *args], env, tree
-    return [sys.executable, "bench_gui.py", *args], env, tree / "benchmarks"
-
-
 def pair(base: Path, runs: int, seconds: float, move: bool, out: Path | None) -> dict:
     """This checkout and ``base`` alternated (base, this, base, this, ...) in the same minutes; each run's figures."""
     import platform
@@ -214,13 +216,10 @@ def pair(base: Path, runs: int, seconds: float, move: bool, out: Path | None) ->
               "order": "base, this, base, this, ... (alternated)", "runs": {"base": [], "this": []}}
     for _ in range(runs):
         for name, tree in trees.items():
-            cmd, env, cwd = _tree_cmd(tree, seconds, "cpu", move)
-            if not os.environ.get("DISPLAY"):
-                cmd = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", *cmd]
-            res = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=env)
-            if res.returncode != 0:
-                raise SystemExit(f"{name} child failed:\n{res.stderr[-3000:]}")
-            result["runs"][name].append(json.loads(res.stdout.strip().splitlines()[-1]))
+            m = _child(seconds, "cpu", move, tree)
+            if not m:
+                raise SystemExit("no display and no xvfb-run")
+            result["runs"][name].append(m)
     result["load_average_after"] = os.getloadavg()
     result["summary"] = {name: {key: [round(r[key]["worst_ms"] if isinstance(r.get(key), dict) else r.get(key) or 0, 1)
                                       for r in rs]
