@@ -13,22 +13,14 @@ import zarr
 from napari_bioimg.cli import main
 from napari_bioimg.core.formats.checkpoint import load_checkpoint
 
+from .scenes import blobs
+
 SHORT = ["--epochs", "1", "--steps-per-epoch", "3", "--patch-size", "32", "--depth", "2", "--base-channels", "8",
          "--batch-size", "2", "--quiet"]
 
 
 def run(*args):
     return subprocess.run([sys.executable, "-m", "napari_bioimg.cli", *args], capture_output=True, text=True)
-
-
-def blobs(shape, seed):
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[: shape[0], : shape[1]]
-    labels = np.zeros(shape, np.uint16)
-    for k, (cy, cx) in enumerate([(15, 15), (15, 45), (45, 25), (40, 50)], 1):
-        labels[(yy - cy) ** 2 + (xx - cx) ** 2 < 49] = k
-    image = ((labels > 0) * 200 + rng.normal(60, 15, shape)).clip(0, 65535).astype(np.uint16)
-    return image, labels
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import tifffile
 import torch
@@ -21,17 +20,9 @@ import torch
 from napari_bioimg.cli import main
 from napari_bioimg.core.formats.checkpoint import ModelCard, load_checkpoint
 
+from .scenes import blobs
+
 SMALL = ["--patch-size", "32", "--depth", "2", "--base-channels", "8", "--batch-size", "2", "--threads", "1"]
-
-
-def blobs(shape, seed):
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[: shape[0], : shape[1]]
-    labels = np.zeros(shape, np.uint16)
-    for k, (cy, cx) in enumerate([(15, 15), (15, 45), (45, 25), (40, 50)], 1):
-        labels[(yy - cy) ** 2 + (xx - cx) ** 2 < 49] = k
-    image = ((labels > 0) * 200 + rng.normal(60, 15, shape)).clip(0, 65535).astype(np.uint16)
-    return image, labels
 
 
 @pytest.fixture
