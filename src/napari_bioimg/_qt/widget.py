@@ -48,9 +48,9 @@ from .startfrom import StartFrom
 class BioimgWidget(EngineDock):
     """Train a U-Net (and other registered models) on the current image and annotations."""
 
-    PARTS = ("form", "data", "marker", "session", "results", "status", "files", "progress", "plot", "legend", "confusion",
-             "train_btn", "continue_btn", "pause_btn", "stop_btn", "predict_btn", "several_btn", "buttons", "live",
-             "start_from", "display", "actions", "scroll")
+    PARTS = ("form", "data", "marker", "session", "results", "status", "files", "command", "progress", "plot", "legend",
+             "confusion", "train_btn", "continue_btn", "pause_btn", "stop_btn", "predict_btn", "several_btn", "buttons",
+             "live", "start_from", "display", "actions", "scroll")
 
     def __init__(self, viewer: napari.viewer.Viewer):
         super().__init__()
